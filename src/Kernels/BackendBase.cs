@@ -1,0 +1,229 @@
+using static LsKd.Kernels.Validation;
+
+namespace LsKd.Kernels;
+
+/// <summary>Validates every op's arguments (shapes, buffer sizes, backends, hyper-parameters) and then calls the
+/// backend's kernel. Backends implement only the *Core methods.</summary>
+public abstract class BackendBase : IBackend
+{
+    public abstract string Name { get; }
+    public abstract string DeviceDescription { get; }
+    public abstract int Threads { get; }
+    public abstract DeviceBuffer<float> Allocate(int length);
+    public abstract DeviceBuffer<int> AllocateInt(int length);
+    public abstract void Synchronize();
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+
+    public override string ToString() => $"{Name} ({DeviceDescription})";
+
+    public void Fill(DeviceBuffer<float> x, int offset, int count, float value)
+    {
+        NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
+        if (count > 0) FillCore(x, offset, count, value);
+    }
+
+    public void FillInt(DeviceBuffer<int> x, int offset, int count, int value)
+    {
+        NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
+        if (count > 0) FillIntCore(x, offset, count, value);
+    }
+
+    public void Copy(DeviceBuffer<float> source, int sourceOffset, DeviceBuffer<float> destination, int destinationOffset, int count)
+    {
+        NonNegative(sourceOffset, "sourceOffset"); NonNegative(destinationOffset, "destinationOffset"); NonNegative(count, "count");
+        Fits(this, source, (long)sourceOffset + count, "source"); Fits(this, destination, (long)destinationOffset + count, "destination");
+        if (count > 0) CopyCore(source, sourceOffset, destination, destinationOffset, count);
+    }
+
+    public void Transpose(DeviceBuffer<float> x, DeviceBuffer<float> y, int batch, int rows, int cols)
+    {
+        NonNegative(batch, "batch"); NonNegative(rows, "rows"); NonNegative(cols, "cols");
+        long n = (long)batch * rows * cols;
+        Fits(this, x, n, "x"); Fits(this, y, n, "y");
+        if (ReferenceEquals(x, y)) throw new ArgumentException("transpose cannot run in place (x and y are the same buffer)", nameof(y));
+        if (n > 0) TransposeCore(x, y, batch, rows, cols);
+    }
+
+    public void Gemm(in GemmSpec spec, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)
+    {
+        Validation.Gemm(this, spec, a, b, c);
+        if (spec.M == 0 || spec.N == 0) return;
+        GemmCore(spec, a, b, c);
+    }
+
+    public void Unary(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float scalar = 0f)
+    {
+        NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
+        if (count > 0) UnaryCore(op, x, y, count, scalar);
+    }
+
+    public void UnaryBackward(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar = 0f, bool accumulate = false)
+    {
+        NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, dy, count, "dy"); Fits(this, dx, count, "dx");
+        if (count > 0) UnaryBackwardCore(op, x, dy, dx, count, scalar, accumulate);
+    }
+
+    public void Binary(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner = 1)
+    {
+        NonNegative(count, "count"); Positive(bLength, "bLength"); Positive(bInner, "bInner");
+        Fits(this, a, count, "a"); Fits(this, b, bLength, "b"); Fits(this, y, count, "y");
+        if (count > 0 && count % ((long)bLength * bInner) != 0 && !(bLength == count && bInner == 1))
+            throw new ArgumentException($"cannot broadcast b of length {bLength} (inner {bInner}) over a of length {count}: {count} is not a multiple of {(long)bLength * bInner}", nameof(b));
+        if (count > 0) BinaryCore(op, a, b, y, count, bLength, bInner);
+    }
+
+    public void Axpby(float alpha, DeviceBuffer<float> x, float beta, DeviceBuffer<float> y, int count)
+    {
+        NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
+        if (count > 0) AxpbyCore(alpha, x, beta, y, count);
+    }
+
+    public void Reduce(ReduceOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int outer, int axis, int inner, DeviceBuffer<int>? argIndex = null)
+    {
+        NonNegative(outer, "outer"); Positive(axis, "axis"); NonNegative(inner, "inner");
+        Fits(this, x, (long)outer * axis * inner, "x"); Fits(this, y, (long)outer * inner, "y");
+        if (argIndex != null)
+        {
+            if (op != ReduceOp.Max) throw new ArgumentException($"argIndex is only produced by ReduceOp.Max, not {op}", nameof(argIndex));
+            Fits(this, argIndex, (long)outer * inner, "argIndex");
+        }
+        if ((long)outer * inner > 0) ReduceCore(op, x, y, outer, axis, inner, argIndex);
+    }
+
+    public void InitUniform(DeviceBuffer<float> x, int count, ulong seed, float low, float high)
+    {
+        NonNegative(count, "count"); Fits(this, x, count, "x");
+        if (!(high >= low)) throw new ArgumentException($"uniform range is empty: low {low} > high {high}", nameof(high));
+        if (count > 0) InitUniformCore(x, count, seed, low, high);
+    }
+
+    public void InitNormal(DeviceBuffer<float> x, int count, ulong seed, float mean, float std)
+    {
+        NonNegative(count, "count"); Fits(this, x, count, "x");
+        if (!(std >= 0f) || !float.IsFinite(std)) throw new ArgumentOutOfRangeException(nameof(std), std, $"std must be finite and >= 0, got {std}");
+        if (count > 0) InitNormalCore(x, count, seed, mean, std);
+    }
+
+    public void SgdStep(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> velocity, int count, in SgdConfig config)
+    {
+        NonNegative(count, "count"); Fits(this, parameter, count, "parameter"); Fits(this, gradient, count, "gradient"); Fits(this, velocity, count, "velocity");
+        if (!(config.LearningRate >= 0f)) throw new ArgumentOutOfRangeException("learningRate", config.LearningRate, "learning rate must be >= 0");
+        if (!(config.Momentum >= 0f && config.Momentum < 1f)) throw new ArgumentOutOfRangeException("momentum", config.Momentum, "momentum must be in [0, 1)");
+        if (config.Nesterov && config.Momentum == 0f) throw new ArgumentException("Nesterov momentum needs momentum > 0", "nesterov");
+        if (count > 0) SgdStepCore(parameter, gradient, velocity, count, config);
+    }
+
+    public void AdamWStep(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, in AdamWConfig config, int step)
+    {
+        NonNegative(count, "count"); Positive(step, "step");
+        Fits(this, parameter, count, "parameter"); Fits(this, gradient, count, "gradient"); Fits(this, m, count, "m"); Fits(this, v, count, "v");
+        if (!(config.Beta1 >= 0f && config.Beta1 < 1f)) throw new ArgumentOutOfRangeException("beta1", config.Beta1, "beta1 must be in [0, 1)");
+        if (!(config.Beta2 >= 0f && config.Beta2 < 1f)) throw new ArgumentOutOfRangeException("beta2", config.Beta2, "beta2 must be in [0, 1)");
+        if (count > 0) AdamWStepCore(parameter, gradient, m, v, count, config, step);
+    }
+
+    public void Softmax(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log)
+    {
+        RowShape(rows, cols); Temperature(temperature);
+        Fits(this, x, (long)rows * cols, "x"); Fits(this, y, (long)rows * cols, "y");
+        if (rows > 0) SoftmaxCore(x, y, rows, cols, temperature, log);
+    }
+
+    public void SoftmaxBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate)
+    {
+        RowShape(rows, cols); Temperature(temperature);
+        long n = (long)rows * cols;
+        Fits(this, y, n, "y"); Fits(this, dy, n, "dy"); Fits(this, dx, n, "dx");
+        if (rows > 0) SoftmaxBackwardCore(y, dy, dx, rows, cols, temperature, log, accumulate);
+    }
+
+    public void LabelSmoothingCrossEntropy(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
+        int rows, int cols, float alpha, float gradScale)
+    {
+        RowShape(rows, cols); Alpha(alpha);
+        Fits(this, logits, (long)rows * cols, "logits"); Fits(this, loss, rows, "loss");
+        if (grad != null) Fits(this, grad, (long)rows * cols, "grad");
+        CheckLabels(labels, rows, cols);
+        if (rows > 0) LabelSmoothingCrossEntropyCore(logits, labels, loss, grad, rows, cols, alpha, gradScale);
+    }
+
+    public void KdLoss(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
+        int rows, int cols, in KdConfig config, float gradScale)
+    {
+        RowShape(rows, cols); config.Validate();
+        Fits(this, student, (long)rows * cols, "student"); Fits(this, teacher, (long)rows * cols, "teacher"); Fits(this, loss, rows, "loss");
+        if (grad != null) Fits(this, grad, (long)rows * cols, "grad");
+        CheckLabels(labels, rows, cols);
+        if (rows > 0) KdLossCore(student, teacher, labels, loss, grad, rows, cols, config, gradScale);
+    }
+
+    public void Entropy(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature)
+    {
+        RowShape(rows, cols); Temperature(temperature);
+        Fits(this, logits, (long)rows * cols, "logits"); Fits(this, entropy, rows, "entropy");
+        if (rows > 0) EntropyCore(logits, entropy, rows, cols, temperature);
+    }
+
+    public void TopKCorrect(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k)
+    {
+        RowShape(rows, cols);
+        if (k < 1 || k > cols) throw new ArgumentOutOfRangeException(nameof(k), k, $"k must be in [1, {cols}], got {k}");
+        Fits(this, logits, (long)rows * cols, "logits"); Fits(this, correct, rows, "correct");
+        CheckLabels(labels, rows, cols);
+        if (rows > 0) TopKCorrectCore(logits, labels, correct, rows, cols, k);
+    }
+
+    public void ConfusionMatrix(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes)
+    {
+        NonNegative(count, "count"); Positive(classes, "classes");
+        Fits(this, predictions, count, "predictions"); Fits(this, matrix, (long)classes * classes, "matrix");
+        CheckLabels(labels, count, classes);
+        CheckLabels(predictions, count, classes, "predictions");
+        if (count > 0) ConfusionMatrixCore(predictions, labels, matrix, count, classes);
+    }
+
+    static void RowShape(int rows, int cols)
+    {
+        NonNegative(rows, "rows"); Positive(cols, "cols");
+    }
+
+    /// <summary>Labels are device data; reading back rows ints is cheap next to the kernels that use them and
+    /// turns an out-of-range label into a clear error instead of a wild memory access.</summary>
+    void CheckLabels(DeviceBuffer<int> labels, int rows, int cols, string name = "labels")
+    {
+        Fits(this, labels, rows, name);
+        var host = ReadInts(labels, rows);
+        for (int i = 0; i < rows; i++)
+            if ((uint)host[i] >= (uint)cols)
+                throw new ArgumentOutOfRangeException(name, host[i], $"{name}[{i}] = {host[i]} is outside [0, {cols})");
+    }
+
+    protected virtual ReadOnlySpan<int> ReadInts(DeviceBuffer<int> buffer, int count)
+    {
+        var host = new int[count];
+        buffer.Download(host);
+        return host;
+    }
+
+    protected abstract void FillCore(DeviceBuffer<float> x, int offset, int count, float value);
+    protected abstract void FillIntCore(DeviceBuffer<int> x, int offset, int count, int value);
+    protected abstract void CopyCore(DeviceBuffer<float> source, int sourceOffset, DeviceBuffer<float> destination, int destinationOffset, int count);
+    protected abstract void TransposeCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int batch, int rows, int cols);
+    protected abstract void GemmCore(in GemmSpec spec, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c);
+    protected abstract void UnaryCore(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float scalar);
+    protected abstract void UnaryBackwardCore(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar, bool accumulate);
+    protected abstract void BinaryCore(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner);
+    protected abstract void AxpbyCore(float alpha, DeviceBuffer<float> x, float beta, DeviceBuffer<float> y, int count);
+    protected abstract void ReduceCore(ReduceOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int outer, int axis, int inner, DeviceBuffer<int>? argIndex);
+    protected abstract void InitUniformCore(DeviceBuffer<float> x, int count, ulong seed, float low, float high);
+    protected abstract void InitNormalCore(DeviceBuffer<float> x, int count, ulong seed, float mean, float std);
+    protected abstract void SgdStepCore(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> velocity, int count, in SgdConfig config);
+    protected abstract void AdamWStepCore(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, in AdamWConfig config, int step);
+    protected abstract void SoftmaxCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log);
+    protected abstract void SoftmaxBackwardCore(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate);
+    protected abstract void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale);
+    protected abstract void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale);
+    protected abstract void EntropyCore(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature);
+    protected abstract void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k);
+    protected abstract void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes);
+}

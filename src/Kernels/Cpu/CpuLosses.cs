@@ -1,0 +1,273 @@
+namespace LsKd.Kernels.Cpu;
+
+/// <summary>Row kernels: softmax family and the fused losses. Each row (a few KiB) is read from memory once
+/// and then revisited in L1, so the passes below cost one trip through DRAM per input and output.</summary>
+public sealed unsafe partial class CpuBackend
+{
+    [ThreadStatic] static float[]? t_rowScratch;
+
+    static float* RowScratch(int cols, out float[] keepAlive)
+    {
+        var s = t_rowScratch;
+        if (s == null || s.Length < cols) t_rowScratch = s = GC.AllocateArray<float>(Math.Max(cols, 1024), pinned: true);
+        keepAlive = s;
+        return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref s[0]);
+    }
+
+    void Rows(int rows, int cols, Action<int, int> body) => _parallel.For(rows, (long)cols * 8, body);
+
+    protected override void SoftmaxCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log)
+    {
+        float* xp = P(x), yp = P(y);
+        Rows(rows, cols, (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+            {
+                if (_use512) SoftmaxRow<V512>(xp + (long)r * cols, yp + (long)r * cols, cols, 1f / temperature, log);
+                else SoftmaxRow<V256>(xp + (long)r * cols, yp + (long)r * cols, cols, 1f / temperature, log);
+            }
+        });
+    }
+
+    /// <summary>Writes e_k = exp((x_k - max) / T) to y and returns their sum.</summary>
+    static float ExpRow<TV>(float* x, float* y, int n, float invT, float max) where TV : struct, ISimd<TV>
+    {
+        int i = 0, w = TV.Count;
+        var vi = TV.Splat(invT); var vm = TV.Splat(max); var acc = TV.Splat(0f);
+        for (; i <= n - w; i += w)
+        {
+            var e = TV.Exp(TV.Mul(TV.Sub(TV.Load(x + i), vm), vi));
+            if (y != null) TV.Store(e, y + i);
+            acc = TV.Add(acc, e);
+        }
+        float sum = TV.Sum(acc);
+        for (; i < n; i++) { float e = SimdMath.Exp((x[i] - max) * invT); if (y != null) y[i] = e; sum += e; }
+        return sum;
+    }
+
+    static void SoftmaxRow<TV>(float* x, float* y, int n, float invT, bool log) where TV : struct, ISimd<TV>
+    {
+        float max = RowMax<TV>(x, n);
+        int i = 0, w = TV.Count;
+        if (!log)
+        {
+            float inv = 1f / ExpRow<TV>(x, y, n, invT, max);
+            var vinv = TV.Splat(inv);
+            for (; i <= n - w; i += w) TV.Store(TV.Mul(TV.Load(y + i), vinv), y + i);
+            for (; i < n; i++) y[i] *= inv;
+        }
+        else
+        {
+            float logSum = MathF.Log(ExpRow<TV>(x, null, n, invT, max));
+            var vi = TV.Splat(invT); var vm = TV.Splat(max); var vl = TV.Splat(logSum);
+            for (; i <= n - w; i += w) TV.Store(TV.Sub(TV.Mul(TV.Sub(TV.Load(x + i), vm), vi), vl), y + i);
+            for (; i < n; i++) y[i] = (x[i] - max) * invT - logSum;
+        }
+    }
+
+    protected override void SoftmaxBackwardCore(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate)
+    {
+        float* yp = P(y), gp = P(dy), dp = P(dx);
+        float invT = 1f / temperature;
+        Rows(rows, cols, (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+            {
+                float* yr = yp + (long)r * cols, gr = gp + (long)r * cols, dr = dp + (long)r * cols;
+                if (!log)
+                {
+                    // dx = (1/T) y (dy - <dy, y>)
+                    float dot = 0f;
+                    for (int k = 0; k < cols; k++) dot += gr[k] * yr[k];
+                    for (int k = 0; k < cols; k++) { float g = invT * yr[k] * (gr[k] - dot); dr[k] = accumulate ? dr[k] + g : g; }
+                }
+                else
+                {
+                    // dx = (1/T) (dy - softmax * sum(dy)), softmax = exp(log-softmax)
+                    float sum = 0f;
+                    for (int k = 0; k < cols; k++) sum += gr[k];
+                    for (int k = 0; k < cols; k++) { float g = invT * (gr[k] - MathF.Exp(yr[k]) * sum); dr[k] = accumulate ? dr[k] + g : g; }
+                }
+            }
+        });
+    }
+
+    protected override void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale)
+    {
+        float* zp = P(logits), lp = P(loss), gp = grad == null ? null : P(grad);
+        int* yp = P(labels);
+        Rows(rows, cols, (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+            {
+                float* g = gp == null ? null : gp + (long)r * cols;
+                lp[r] = _use512 ? LsRow<V512>(zp + (long)r * cols, yp[r], g, cols, alpha, gradScale)
+                                : LsRow<V256>(zp + (long)r * cols, yp[r], g, cols, alpha, gradScale);
+            }
+        });
+    }
+
+    /// <summary>loss = -((1-a) logp_y + a/K sum_k logp_k); grad = scale (softmax - (1-a) onehot - a/K).</summary>
+    static float LsRow<TV>(float* z, int label, float* grad, int n, float alpha, float scale) where TV : struct, ISimd<TV>
+    {
+        float max = RowMax<TV>(z, n);
+        float sumZ = RowSum<TV>(z, n);
+        float sum = ExpRow<TV>(z, grad, n, 1f, max);
+        float logSum = MathF.Log(sum);
+        float lse = max + logSum;
+        float loss = -((1f - alpha) * (z[label] - lse) + alpha / n * (sumZ - n * lse));
+        if (grad != null)
+        {
+            int i = 0, w = TV.Count;
+            float a = scale / sum, b = scale * alpha / n;
+            var va = TV.Splat(a); var vb = TV.Splat(b);
+            for (; i <= n - w; i += w) TV.Store(TV.Sub(TV.Mul(TV.Load(grad + i), va), vb), grad + i);
+            for (; i < n; i++) grad[i] = grad[i] * a - b;
+            grad[label] -= scale * (1f - alpha);
+        }
+        return loss;
+    }
+
+    protected override void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale)
+    {
+        float* sp = P(student), tp = P(teacher), lp = P(loss), gp = grad == null ? null : P(grad);
+        int* yp = P(labels);
+        var cfg = config;
+        Rows(rows, cols, (s, e) =>
+        {
+            float* scratch = RowScratch(cols, out var keep);
+            for (int r = s; r < e; r++)
+            {
+                long o = (long)r * cols;
+                float* g = gp == null ? null : gp + o;
+                lp[r] = _use512 ? KdRow<V512>(sp + o, tp + o, yp[r], g, scratch, cols, cfg, gradScale)
+                                : KdRow<V256>(sp + o, tp + o, yp[r], g, scratch, cols, cfg, gradScale);
+            }
+            GC.KeepAlive(keep);
+        });
+    }
+
+    /// <summary>One row of the KD loss. With a = (z_t - max_t)/T and b = (z_s - max_s)/T:
+    /// KL = sum_k p_t (a - b) - log S_t + log S_s, where p_t = e^a / S_t; gradient
+    /// beta T (softmax(z_s/T) - softmax(z_t/T)) + (1 - beta)(softmax(z_s) - y_ls), times scale.</summary>
+    static float KdRow<TV>(float* zs, float* zt, int label, float* grad, float* scratch, int n, KdConfig c, float scale) where TV : struct, ISimd<TV>
+    {
+        float invT = 1f / c.Temperature, beta = c.Beta, T = c.Temperature;
+        int w = TV.Count, i;
+        float ms = RowMax<TV>(zs, n), mt = RowMax<TV>(zt, n);
+        float* es = grad != null ? grad : scratch + 0;     // e^b, kept for the gradient pass
+        float* et = grad != null ? scratch : null;           // e^a
+        float softLoss = 0f;
+        float ss = 1f, st = 1f;
+        if (beta > 0f)
+        {
+            var vi = TV.Splat(invT); var vms = TV.Splat(ms); var vmt = TV.Splat(mt);
+            var accS = TV.Splat(0f); var accT = TV.Splat(0f); var accX = TV.Splat(0f);
+            for (i = 0; i <= n - w; i += w)
+            {
+                var b = TV.Mul(TV.Sub(TV.Load(zs + i), vms), vi);
+                var a = TV.Mul(TV.Sub(TV.Load(zt + i), vmt), vi);
+                var eb = TV.Exp(b); var ea = TV.Exp(a);
+                if (grad != null) { TV.Store(eb, es + i); TV.Store(ea, et + i); }
+                accS = TV.Add(accS, eb); accT = TV.Add(accT, ea);
+                accX = TV.Fma(ea, TV.Sub(a, b), accX);
+            }
+            ss = TV.Sum(accS); st = TV.Sum(accT);
+            float sx = TV.Sum(accX);
+            for (; i < n; i++)
+            {
+                float b = (zs[i] - ms) * invT, a = (zt[i] - mt) * invT;
+                float eb = SimdMath.Exp(b), ea = SimdMath.Exp(a);
+                if (grad != null) { es[i] = eb; et[i] = ea; }
+                ss += eb; st += ea; sx += ea * (a - b);
+            }
+            float kl = sx / st - MathF.Log(st) + MathF.Log(ss);
+            softLoss = beta * T * T * MathF.Max(kl, 0f);
+        }
+
+        float hardLoss = 0f, sh = 1f;
+        bool hard = beta < 1f;
+        if (hard)
+        {
+            // Cross-entropy with label smoothing at T = 1 on the student logits.
+            float sumZ = RowSum<TV>(zs, n);
+            sh = ExpRow<TV>(zs, null, n, 1f, ms);
+            float lse = ms + MathF.Log(sh);
+            hardLoss = (1f - beta) * -((1f - c.Alpha) * (zs[label] - lse) + c.Alpha / n * (sumZ - n * lse));
+        }
+
+        if (grad != null)
+        {
+            float cs = scale * beta * T / ss, ct = scale * beta * T / st;
+            if (beta > 0f)
+            {
+                var vcs = TV.Splat(cs); var vct = TV.Splat(ct);
+                for (i = 0; i <= n - w; i += w) TV.Store(TV.Sub(TV.Mul(TV.Load(es + i), vcs), TV.Mul(TV.Load(et + i), vct)), grad + i);
+                for (; i < n; i++) grad[i] = es[i] * cs - et[i] * ct;
+            }
+            else new Span<float>(grad, n).Clear();
+            if (hard)
+            {
+                float ch = scale * (1f - beta) / sh, off = scale * (1f - beta) * c.Alpha / n;
+                var vch = TV.Splat(ch); var voff = TV.Splat(off); var vm = TV.Splat(ms);
+                for (i = 0; i <= n - w; i += w)
+                    TV.Store(TV.Add(TV.Load(grad + i), TV.Sub(TV.Mul(TV.Exp(TV.Sub(TV.Load(zs + i), vm)), vch), voff)), grad + i);
+                for (; i < n; i++) grad[i] += SimdMath.Exp(zs[i] - ms) * ch - off;
+                grad[label] -= scale * (1f - beta) * (1f - c.Alpha);
+            }
+        }
+        return softLoss + hardLoss;
+    }
+
+    protected override void EntropyCore(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature)
+    {
+        float* zp = P(logits), hp = P(entropy);
+        float invT = 1f / temperature;
+        Rows(rows, cols, (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+                hp[r] = _use512 ? EntropyRow<V512>(zp + (long)r * cols, cols, invT) : EntropyRow<V256>(zp + (long)r * cols, cols, invT);
+        });
+    }
+
+    /// <summary>H = log S - sum_k e^a a / S with a = (z - max)/T: computed from log-softmax, never log(p).</summary>
+    static float EntropyRow<TV>(float* z, int n, float invT) where TV : struct, ISimd<TV>
+    {
+        float max = RowMax<TV>(z, n);
+        int i = 0, w = TV.Count;
+        var vi = TV.Splat(invT); var vm = TV.Splat(max); var accS = TV.Splat(0f); var accX = TV.Splat(0f);
+        for (; i <= n - w; i += w)
+        {
+            var a = TV.Mul(TV.Sub(TV.Load(z + i), vm), vi);
+            var e = TV.Exp(a);
+            accS = TV.Add(accS, e); accX = TV.Fma(e, a, accX);
+        }
+        float s = TV.Sum(accS), x = TV.Sum(accX);
+        for (; i < n; i++) { float a = (z[i] - max) * invT, e = SimdMath.Exp(a); s += e; x += e * a; }
+        return MathF.Max(MathF.Log(s) - x / s, 0f);
+    }
+
+    protected override void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k)
+    {
+        float* zp = P(logits);
+        int* yp = P(labels), cp = P(correct);
+        Rows(rows, cols, (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+            {
+                float* z = zp + (long)r * cols;
+                int y = yp[r];
+                float zy = z[y];
+                int rank = 0;
+                for (int j = 0; j < cols; j++) if (z[j] > zy || (z[j] == zy && j < y)) rank++;
+                cp[r] = rank < k ? 1 : 0;
+            }
+        });
+    }
+
+    protected override void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes)
+    {
+        int* pp = P(predictions), yp = P(labels), mp = P(matrix);
+        for (int i = 0; i < count; i++) mp[yp[i] * classes + pp[i]]++;
+    }
+}

@@ -1,0 +1,1 @@
+namespace LsKd.Kernels.Gpu; public static class Placeholder {}

@@ -1,0 +1,102 @@
+namespace LsKd.Kernels;
+
+/// <summary>
+/// The one op set of LsKd. Every op has a float64 reference (<see cref="Reference.ReferenceOps"/>), a C# SIMD
+/// implementation (<see cref="Cpu.CpuBackend"/>) and an ILGPU kernel (<see cref="Gpu.IlgpuBackend"/>).
+/// Buffers are flat; shapes are passed explicitly. Arguments are validated before any kernel is queued.
+/// </summary>
+public interface IBackend : IDisposable
+{
+    /// <summary>Short device name: cpu, cuda or ilgpu-cpu.</summary>
+    string Name { get; }
+
+    /// <summary>Human-readable hardware description for reports.</summary>
+    string DeviceDescription { get; }
+
+    /// <summary>Host threads the backend uses (1 for ILGPU backends).</summary>
+    int Threads { get; }
+
+    DeviceBuffer<float> Allocate(int length);
+    DeviceBuffer<int> AllocateInt(int length);
+
+    /// <summary>Waits until all queued work is done.</summary>
+    void Synchronize();
+
+    // ---- memory -------------------------------------------------------------------------------------------
+    void Fill(DeviceBuffer<float> x, int offset, int count, float value);
+    void FillInt(DeviceBuffer<int> x, int offset, int count, int value);
+    void Copy(DeviceBuffer<float> source, int sourceOffset, DeviceBuffer<float> destination, int destinationOffset, int count);
+
+    /// <summary>y[b, c, r] = x[b, r, c] for each of <paramref name="batch"/> rows x cols matrices.</summary>
+    void Transpose(DeviceBuffer<float> x, DeviceBuffer<float> y, int batch, int rows, int cols);
+
+    // ---- dense algebra ------------------------------------------------------------------------------------
+    void Gemm(in GemmSpec spec, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c);
+
+    // ---- element-wise -------------------------------------------------------------------------------------
+    /// <summary>y[i] = f(x[i]); Scale uses y = scalar * x, AddScalar y = x + scalar. x and y may alias.</summary>
+    void Unary(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float scalar = 0f);
+
+    /// <summary>dx[i] (+)= dy[i] * f'(x[i]), where x is the op's input.</summary>
+    void UnaryBackward(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar = 0f, bool accumulate = false);
+
+    /// <summary>y[i] = a[i] op b[(i / bInner) % bLength]: same shape when bLength = count, a row bias when
+    /// bInner = 1, a per-channel bias of an NCHW tensor when bInner = H*W.</summary>
+    void Binary(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner = 1);
+
+    /// <summary>y = alpha * x + beta * y (beta = 0 ignores the old y).</summary>
+    void Axpby(float alpha, DeviceBuffer<float> x, float beta, DeviceBuffer<float> y, int count);
+
+    // ---- reductions ---------------------------------------------------------------------------------------
+    /// <summary>Reduces the middle axis of an [outer, axis, inner] tensor into y[outer, inner]. For Max, the
+    /// optional <paramref name="argIndex"/> receives the first index of the maximum.</summary>
+    void Reduce(ReduceOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int outer, int axis, int inner, DeviceBuffer<int>? argIndex = null);
+
+    // ---- seeded initialisers (counter-based: identical values on every backend and thread count) -----------
+    void InitUniform(DeviceBuffer<float> x, int count, ulong seed, float low, float high);
+    void InitNormal(DeviceBuffer<float> x, int count, ulong seed, float mean, float std);
+
+    // ---- fused optimiser updates (one pass per parameter tensor) -------------------------------------------
+    void SgdStep(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> velocity, int count, in SgdConfig config);
+    void AdamWStep(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, in AdamWConfig config, int step);
+
+    // ---- row-wise softmax family and fused losses (rows x cols logits) --------------------------------------
+    /// <summary>y = softmax(x / T) or log_softmax(x / T) along each row.</summary>
+    void Softmax(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log);
+
+    /// <summary>Backward of <see cref="Softmax"/> given its output y: dx (+)= (d/dx) with T folded in.</summary>
+    void SoftmaxBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate);
+
+    /// <summary>Fused label-smoothing cross-entropy: loss[r] and, if grad is given, grad = gradScale * (softmax - y_ls).</summary>
+    void LabelSmoothingCrossEntropy(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
+        int rows, int cols, float alpha, float gradScale);
+
+    /// <summary>Fused KD loss per row: (1-beta) CE_ls(y, z_s) + beta T^2 KL(softmax(z_t/T) || softmax(z_s/T)),
+    /// and the student-logit gradient times gradScale.</summary>
+    void KdLoss(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
+        int rows, int cols, in KdConfig config, float gradScale);
+
+    /// <summary>entropy[r] = -sum p log p with p = softmax(z[r] / T).</summary>
+    void Entropy(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature);
+
+    /// <summary>correct[r] = 1 when labels[r] is among the k largest logits of row r (ties count in favour of the
+    /// lower index, as a stable sort would), else 0.</summary>
+    void TopKCorrect(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k);
+
+    /// <summary>matrix[label * classes + prediction] += 1 for each sample (per-class correct counts are the diagonal).</summary>
+    void ConfusionMatrix(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes);
+}
+
+/// <summary>KD hyper-parameters (see GUIDE section 3): temperature T > 0, mixing beta in [0, 1], label smoothing
+/// alpha in [0, 1) on the hard term.</summary>
+public readonly record struct KdConfig(float Temperature, float Beta = 1f, float Alpha = 0f)
+{
+    public void Validate()
+    {
+        if (!float.IsFinite(Temperature) || Temperature <= 0f)
+            throw new ArgumentOutOfRangeException("temperature", Temperature, $"temperature must be a finite positive number, got {Temperature}");
+        if (!(Beta >= 0f && Beta <= 1f))
+            throw new ArgumentOutOfRangeException("beta", Beta, $"beta must be in [0, 1], got {Beta}");
+        Validation.Alpha(Alpha);
+    }
+}

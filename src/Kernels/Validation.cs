@@ -1,0 +1,48 @@
+namespace LsKd.Kernels;
+
+/// <summary>Argument checks shared by every backend, run before any kernel is queued.</summary>
+public static class Validation
+{
+    public static void SameBackend<T>(IBackend backend, DeviceBuffer<T> buffer, string name) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(buffer, name);
+        if (buffer.IsDisposed) throw new ObjectDisposedException(name, $"buffer '{name}' was disposed");
+        if (!ReferenceEquals(buffer.Backend, backend))
+            throw new ArgumentException($"buffer '{name}' lives on backend '{buffer.Backend.Name}' but the op runs on '{backend.Name}'", name);
+    }
+
+    public static void Fits<T>(IBackend backend, DeviceBuffer<T> buffer, long needed, string name) where T : unmanaged
+    {
+        SameBackend(backend, buffer, name);
+        if (needed > buffer.Length)
+            throw new ArgumentException($"buffer '{name}' holds {buffer.Length} elements but the op needs {needed}", name);
+    }
+
+    public static void NonNegative(long value, string name)
+    {
+        if (value < 0) throw new ArgumentOutOfRangeException(name, value, $"{name} must be >= 0, got {value}");
+    }
+
+    public static void Positive(long value, string name)
+    {
+        if (value <= 0) throw new ArgumentOutOfRangeException(name, value, $"{name} must be > 0, got {value}");
+    }
+
+    public static void Temperature(float t)
+    {
+        if (!float.IsFinite(t) || t <= 0f)
+            throw new ArgumentOutOfRangeException("temperature", t, $"temperature must be a finite positive number, got {t}");
+    }
+
+    public static void Alpha(float alpha)
+    {
+        if (!(alpha >= 0f && alpha < 1f))
+            throw new ArgumentOutOfRangeException("alpha", alpha, $"label smoothing alpha must be in [0, 1), got {alpha}");
+    }
+
+    public static void Gemm(IBackend backend, in GemmSpec s, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)
+    {
+        NonNegative(s.M, "M"); NonNegative(s.N, "N"); NonNegative(s.K, "K"); Positive(s.BatchCount, "batchCount");
+        Fits(backend, a, s.ExtentA, "A"); Fits(backend, b, s.ExtentB, "B"); Fits(backend, c, s.ExtentC, "C");
+    }
+}

@@ -1,0 +1,1 @@
+namespace LsKd.Nets; internal static class Placeholder {}
