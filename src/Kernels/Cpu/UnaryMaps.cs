@@ -112,10 +112,14 @@ internal readonly struct GeluMap : IUnaryMap
     {
         var x2 = TV.Mul(x, x);
         var u = TV.Mul(TV.Splat(ScalarMath.Sqrt2OverPi), TV.Fma(TV.Mul(TV.Splat(ScalarMath.GeluCoeff), x2), x, x));
-        var t = TanhMap.T(u);
+        // tanh = 1 - 2/(e+1) and sech^2 = 4e/(e+1)^2 with e = exp(2u): no cancellation in the tails.
+        var e = TV.Exp(TV.Add(u, u));
+        var ep1 = TV.Add(e, TV.Splat(1f));
+        var t = TV.Sub(TV.Splat(1f), TV.Div(TV.Splat(2f), ep1));
+        var sech2 = TV.Div(TV.Mul(TV.Splat(4f), e), TV.Mul(ep1, ep1));
         var du = TV.Mul(TV.Splat(ScalarMath.Sqrt2OverPi), TV.Fma(TV.Splat(3f * ScalarMath.GeluCoeff), x2, TV.Splat(1f)));
         var half = TV.Splat(0.5f);
-        return TV.Fma(TV.Mul(TV.Mul(half, x), TV.Sub(TV.Splat(1f), TV.Mul(t, t))), du, TV.Mul(half, TV.Add(TV.Splat(1f), t)));
+        return TV.Fma(TV.Mul(TV.Mul(half, x), sech2), du, TV.Mul(half, TV.Add(TV.Splat(1f), t)));
     }
 
     public float Scalar(float x)
@@ -127,8 +131,8 @@ internal readonly struct GeluMap : IUnaryMap
     public float ScalarGrad(float x)
     {
         float u = ScalarMath.Sqrt2OverPi * (x + ScalarMath.GeluCoeff * x * x * x);
-        float t = TanhMap.T(u);
+        float e = SimdMath.Exp(u + u), t = 1f - 2f / (e + 1f), sech2 = 4f * e / ((e + 1f) * (e + 1f));
         float du = ScalarMath.Sqrt2OverPi * (1f + 3f * ScalarMath.GeluCoeff * x * x);
-        return 0.5f * (1f + t) + 0.5f * x * (1f - t * t) * du;
+        return 0.5f * (1f + t) + 0.5f * x * sech2 * du;
     }
 }

@@ -1,1 +1,208 @@
-namespace LsKd.Kernels.Gpu; public static class Placeholder {}
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace LsKd.Kernels.Gpu;
+
+using FView = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
+using IView = ILGPU.Runtime.ArrayView1D<int, ILGPU.Stride1D.Dense>;
+
+/// <summary>The ILGPU backend: CUDA on an NVIDIA GPU, or ILGPU's CPU accelerator (a slow emulator for kernel
+/// debugging and tests). Each kernel is compiled once per accelerator, on first use, and the delegate cached.</summary>
+public sealed class IlgpuBackend : BackendBase
+{
+    readonly Context _context;
+    readonly int _rowGroup, _gemmTile;
+
+    Action<Index1D, FView, int, float>? _fill;
+    Action<Index1D, IView, int, int>? _fillInt;
+    Action<Index1D, FView, FView, int, int>? _transpose;
+    Action<Index1D, FView, FView, int, float>? _unary;
+    Action<Index1D, FView, FView, FView, int, float, int>? _unaryBackward;
+    Action<Index1D, FView, FView, FView, int, int, int>? _binary;
+    Action<Index1D, FView, FView, float, float>? _axpby;
+    Action<Index1D, FView, FView, IView, int, int, int, int>? _reduceStrided;
+    Action<KernelConfig, FView, FView, int, int>? _reduceRows;
+    Action<Index1D, FView, ulong, float, float>? _initUniform, _initNormal;
+    Action<Index1D, FView, FView, FView, OptParams>? _sgd;
+    Action<Index1D, FView, FView, FView, FView, OptParams>? _adamW;
+    Action<KernelConfig, GemmParams, FView, FView, FView>? _gemm;
+    Action<KernelConfig, FView, FView, RowParams>? _softmax, _entropy;
+    Action<KernelConfig, FView, FView, FView, RowParams>? _softmaxBackward;
+    Action<KernelConfig, FView, IView, FView, FView, RowParams>? _labelSmoothing;
+    Action<KernelConfig, FView, FView, IView, FView, FView, RowParams>? _kd;
+    Action<Index1D, FView, IView, IView, int, int>? _topK;
+    Action<Index1D, IView, IView, IView, int>? _confusion;
+
+    IlgpuBackend(Context context, Accelerator accelerator, string name)
+    {
+        _context = context;
+        Accelerator = accelerator;
+        Name = name;
+        int maxGroup = accelerator.MaxNumThreadsPerGroup;
+        _rowGroup = LargestPowerOfTwoAtMost(Math.Min(256, maxGroup));
+        // GEMM tile: 16 x 16 = 256 threads where allowed, smaller on emulated devices with small groups.
+        _gemmTile = 16;
+        while (_gemmTile > 1 && _gemmTile * _gemmTile > maxGroup) _gemmTile /= 2;
+    }
+
+    /// <summary>CUDA on the first NVIDIA GPU; throws a clear error when none is present.</summary>
+    public static IlgpuBackend CreateCuda()
+    {
+        var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        var devices = context.GetCudaDevices();
+        if (devices.Count == 0)
+        {
+            context.Dispose();
+            throw new InvalidOperationException("device 'cuda' requested but no NVIDIA GPU with a CUDA driver was found");
+        }
+        return new IlgpuBackend(context, devices[0].CreateAccelerator(context), "cuda");
+    }
+
+    public static bool CudaAvailable()
+    {
+        try
+        {
+            using var context = Context.Create(b => b.Cuda());
+            return context.GetCudaDevices().Count > 0;
+        }
+        catch (Exception) { return false; }
+    }
+
+    /// <summary>ILGPU's CPU accelerator. Group size = warpSize x warpsPerGroup lets tests simulate the small groups
+    /// of the emulator and larger GPU-like groups.</summary>
+    public static IlgpuBackend CreateCpuEmulator(int warpSize = 4, int warpsPerGroup = 16, int multiprocessors = 1)
+    {
+        var device = new CPUDevice(warpSize, warpsPerGroup, multiprocessors);
+        var context = Context.Create(b => b.CPU(device).EnableAlgorithms());
+        var accelerator = context.GetCPUDevice(0).CreateCPUAccelerator(context);
+        return new IlgpuBackend(context, accelerator, "ilgpu-cpu");
+    }
+
+    public Accelerator Accelerator { get; }
+    public override string Name { get; }
+    public override int Threads => 1;
+    public int RowGroupSize => _rowGroup;
+    public int GemmTile => _gemmTile;
+    public override string DeviceDescription =>
+        $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Accelerator.MemorySize / (1024 * 1024)} MiB, group {_rowGroup}, GEMM tile {_gemmTile})";
+
+    public override DeviceBuffer<float> Allocate(int length) => new IlgpuBuffer<float>(this, length);
+    public override DeviceBuffer<int> AllocateInt(int length) => new IlgpuBuffer<int>(this, length);
+    public override void Synchronize() => Accelerator.Synchronize();
+
+    public override void Dispose()
+    {
+        Accelerator.Synchronize();
+        Accelerator.Dispose();
+        _context.Dispose();
+        base.Dispose();
+    }
+
+    static int LargestPowerOfTwoAtMost(int n)
+    {
+        int p = 1;
+        while (p * 2 <= n) p *= 2;
+        return p;
+    }
+
+    static FView V(DeviceBuffer<float>? b) => b == null ? default : ((IlgpuBuffer<float>)b).View;
+    static IView V(DeviceBuffer<int>? b) => b == null ? default : ((IlgpuBuffer<int>)b).View;
+    KernelConfig RowConfig(int rows) => new(new Index1D(rows), new Index1D(_rowGroup));
+
+    Action<Index1D, T1, T2, T3, T4> Auto<T1, T2, T3, T4>(ref Action<Index1D, T1, T2, T3, T4>? cache, Action<Index1D, T1, T2, T3, T4> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct
+        => cache ??= Accelerator.LoadAutoGroupedStreamKernel(kernel);
+
+    protected override void FillCore(DeviceBuffer<float> x, int offset, int count, float value) =>
+        (_fill ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, int, float>(IlgpuKernels.Fill))(count, V(x), offset, value);
+
+    protected override void FillIntCore(DeviceBuffer<int> x, int offset, int count, int value) =>
+        (_fillInt ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, IView, int, int>(IlgpuKernels.FillInt))(count, V(x), offset, value);
+
+    protected override void CopyCore(DeviceBuffer<float> source, int sourceOffset, DeviceBuffer<float> destination, int destinationOffset, int count) =>
+        V(source).SubView(sourceOffset, count).CopyTo(V(destination).SubView(destinationOffset, count));
+
+    protected override void TransposeCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int batch, int rows, int cols) =>
+        (_transpose ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, int, int>(IlgpuKernels.Transpose))(batch * rows * cols, V(x), V(y), rows, cols);
+
+    protected override void GemmCore(in GemmSpec s, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)
+    {
+        _gemm ??= Accelerator.LoadStreamKernel<GemmParams, FView, FView, FView>(IlgpuKernels.Gemm);
+        int t = _gemmTile;
+        var p = new GemmParams(s.TransA ? 1 : 0, s.TransB ? 1 : 0, s.M, s.N, s.K, s.Alpha, s.Beta,
+            s.StrideA, s.StrideB, s.StrideC, s.OffsetA, s.OffsetB, s.OffsetC, t);
+        var config = new KernelConfig(new Index3D((s.N + t - 1) / t, (s.M + t - 1) / t, s.BatchCount), new Index3D(t, t, 1),
+            SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
+        _gemm(config, p, V(a), V(b), V(c));
+    }
+
+    protected override void UnaryCore(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float scalar) =>
+        Auto(ref _unary, IlgpuKernels.Unary)(count, V(x), V(y), (int)op, scalar);
+
+    protected override void UnaryBackwardCore(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar, bool accumulate) =>
+        (_unaryBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, FView, int, float, int>(IlgpuKernels.UnaryBackward))
+            (count, V(x), V(dy), V(dx), (int)op, scalar, accumulate ? 1 : 0);
+
+    protected override void BinaryCore(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner) =>
+        (_binary ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, FView, int, int, int>(IlgpuKernels.Binary))
+            (count, V(a), V(b), V(y), (int)op, bLength, bInner);
+
+    protected override void AxpbyCore(float alpha, DeviceBuffer<float> x, float beta, DeviceBuffer<float> y, int count) =>
+        Auto(ref _axpby, IlgpuKernels.Axpby)(count, V(x), V(y), alpha, beta);
+
+    protected override void ReduceCore(ReduceOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int outer, int axis, int inner, DeviceBuffer<int>? argIndex)
+    {
+        if (inner == 1 && argIndex == null)
+        {
+            (_reduceRows ??= Accelerator.LoadStreamKernel<FView, FView, int, int>(IlgpuKernels.ReduceRows))(RowConfig(outer), V(x), V(y), (int)op, axis);
+            return;
+        }
+        (_reduceStrided ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, IView, int, int, int, int>(IlgpuKernels.ReduceStrided))
+            (outer * inner, V(x), V(y), V(argIndex), (int)op, axis, inner, argIndex == null ? 0 : 1);
+    }
+
+    protected override void InitUniformCore(DeviceBuffer<float> x, int count, ulong seed, float low, float high) =>
+        Auto(ref _initUniform, IlgpuKernels.InitUniform)(count, V(x), seed, low, high);
+
+    protected override void InitNormalCore(DeviceBuffer<float> x, int count, ulong seed, float mean, float std) =>
+        Auto(ref _initNormal, IlgpuKernels.InitNormal)(count, V(x), seed, mean, std);
+
+    protected override void SgdStepCore(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> velocity, int count, in SgdConfig c) =>
+        Auto(ref _sgd, IlgpuKernels.Sgd)(count, V(parameter), V(gradient), V(velocity),
+            new OptParams(c.LearningRate, 0f, 0f, 0f, c.WeightDecay, c.Momentum, c.Nesterov ? 1 : 0, 1f, 1f));
+
+    protected override void AdamWStepCore(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, in AdamWConfig c, int step) =>
+        (_adamW ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, FView, FView, OptParams>(IlgpuKernels.AdamW))
+            (count, V(parameter), V(gradient), V(m), V(v),
+             new OptParams(c.LearningRate, c.Beta1, c.Beta2, c.Epsilon, c.WeightDecay, 0f, 0, 1f - MathF.Pow(c.Beta1, step), 1f - MathF.Pow(c.Beta2, step)));
+
+    static RowParams Row(int rows, int cols, float temperature = 1f, float alpha = 0f, float beta = 0f, float scale = 0f, bool flag = false, bool hasGrad = false) =>
+        new(rows, cols, 1f / temperature, temperature, alpha, beta, scale, flag ? 1 : 0, hasGrad ? 1 : 0);
+
+    protected override void SoftmaxCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log) =>
+        (_softmax ??= Accelerator.LoadStreamKernel<FView, FView, RowParams>(IlgpuKernels.Softmax))(RowConfig(rows), V(x), V(y), Row(rows, cols, temperature, flag: log));
+
+    protected override void SoftmaxBackwardCore(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate) =>
+        (_softmaxBackward ??= Accelerator.LoadStreamKernel<FView, FView, FView, RowParams>(IlgpuKernels.SoftmaxBackward))
+            (RowConfig(rows), V(y), V(dy), V(dx), Row(rows, cols, temperature, flag: log, hasGrad: accumulate));
+
+    protected override void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale) =>
+        (_labelSmoothing ??= Accelerator.LoadStreamKernel<FView, IView, FView, FView, RowParams>(IlgpuKernels.LabelSmoothing))
+            (RowConfig(rows), V(logits), V(labels), V(loss), V(grad), Row(rows, cols, alpha: alpha, scale: gradScale, hasGrad: grad != null));
+
+    protected override void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig c, float gradScale) =>
+        (_kd ??= Accelerator.LoadStreamKernel<FView, FView, IView, FView, FView, RowParams>(IlgpuKernels.Kd))
+            (RowConfig(rows), V(student), V(teacher), V(labels), V(loss), V(grad), Row(rows, cols, c.Temperature, c.Alpha, c.Beta, gradScale, hasGrad: grad != null));
+
+    protected override void EntropyCore(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature) =>
+        (_entropy ??= Accelerator.LoadStreamKernel<FView, FView, RowParams>(IlgpuKernels.Entropy))(RowConfig(rows), V(logits), V(entropy), Row(rows, cols, temperature));
+
+    protected override void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k) =>
+        (_topK ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, IView, IView, int, int>(IlgpuKernels.TopK))(rows, V(logits), V(labels), V(correct), cols, k);
+
+    protected override void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes) =>
+        Auto(ref _confusion, IlgpuKernels.Confusion)(count, V(predictions), V(labels), V(matrix), classes);
+}
