@@ -5,7 +5,7 @@ namespace LsKd.Kernels.Cpu;
 
 /// <summary>The default backend: C# SIMD (Vector512 where the processor has it, Vector256 otherwise, scalar
 /// tails), multi-threaded over a fixed number of threads with static partitioning.</summary>
-public sealed unsafe partial class CpuBackend : BackendBase
+public unsafe partial class CpuBackend : BackendBase
 {
     readonly CpuParallel _parallel;
     readonly CpuGemm _gemm;

@@ -2,7 +2,7 @@ namespace LsKd.Kernels.Cpu;
 
 /// <summary>Row kernels: softmax family and the fused losses. Each row (a few KiB) is read from memory once
 /// and then revisited in L1, so the passes below cost one trip through DRAM per input and output.</summary>
-public sealed unsafe partial class CpuBackend
+public unsafe partial class CpuBackend
 {
     [ThreadStatic] static float[]? t_rowScratch;
 

@@ -1,0 +1,37 @@
+using LsKd.Kernels;
+
+namespace LsKd.Autograd;
+
+/// <summary>Reuses device buffers by exact length. Training steps allocate the same shapes every step, so after
+/// the first step no new device memory is requested.</summary>
+public sealed class BufferPool : IDisposable
+{
+    readonly Dictionary<(IBackend, int), Stack<DeviceBuffer<float>>> _free = [];
+
+    public long Rented { get; private set; }
+    public long Allocated { get; private set; }
+
+    public DeviceBuffer<float> Rent(IBackend backend, int length)
+    {
+        Rented++;
+        if (_free.TryGetValue((backend, length), out var stack) && stack.Count > 0) return stack.Pop();
+        Allocated++;
+        return backend.Allocate(length);
+    }
+
+    public void Return(DeviceBuffer<float> buffer)
+    {
+        if (buffer.IsDisposed) return;
+        var key = (buffer.Backend, buffer.Length);
+        if (!_free.TryGetValue(key, out var stack)) _free[key] = stack = new Stack<DeviceBuffer<float>>();
+        stack.Push(buffer);
+    }
+
+    public int FreeBuffers => _free.Values.Sum(s => s.Count);
+
+    public void Dispose()
+    {
+        foreach (var s in _free.Values) while (s.Count > 0) s.Pop().Dispose();
+        _free.Clear();
+    }
+}

@@ -1,0 +1,95 @@
+using LsKd.Autograd;
+using LsKd.Kernels;
+
+namespace LsKd.Nets;
+
+/// <summary>A layer or model: named parameters, train/eval mode.</summary>
+public abstract class Module
+{
+    readonly List<(string Name, Tensor Tensor)> _parameters = [];
+    readonly List<(string Name, Module Child)> _children = [];
+
+    public bool Training { get; private set; } = true;
+
+    protected Tensor Parameter(string name, Tensor t) { _parameters.Add((name, t)); return t; }
+    protected T Child<T>(string name, T module) where T : Module { _children.Add((name, module)); return module; }
+
+    public IEnumerable<(string Name, Tensor Tensor)> NamedParameters(string prefix = "")
+    {
+        foreach (var (n, t) in _parameters) yield return (prefix + n, t);
+        foreach (var (n, c) in _children)
+            foreach (var p in c.NamedParameters(prefix + n + ".")) yield return p;
+    }
+
+    public IReadOnlyList<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor).ToList();
+    public long ParameterCount => NamedParameters().Sum(p => (long)p.Tensor.Size);
+
+    public void Train(bool on = true)
+    {
+        Training = on;
+        foreach (var (_, c) in _children) c.Train(on);
+    }
+
+    public void Eval() => Train(false);
+
+    public abstract Tensor Forward(Tensor x);
+}
+
+/// <summary>y = x W^T + b with W [out, in] (PyTorch layout), Kaiming-uniform initialised from a seed.</summary>
+public sealed class Linear : Module
+{
+    public Linear(IBackend backend, int inFeatures, int outFeatures, ulong seed, bool bias = true)
+    {
+        InFeatures = inFeatures; OutFeatures = outFeatures;
+        Weight = Parameter("weight", Tensor.Create(backend, [outFeatures, inFeatures], requiresGrad: true, name: "weight"));
+        Init.KaimingUniform(Weight, seed, inFeatures);
+        if (bias)
+        {
+            Bias = Parameter("bias", Tensor.Create(backend, [outFeatures], requiresGrad: true, name: "bias"));
+            Init.KaimingUniform(Bias, seed ^ 0xB1A5, inFeatures);
+        }
+    }
+
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+    public Tensor Weight { get; }
+    public Tensor? Bias { get; }
+
+    public override Tensor Forward(Tensor x)
+    {
+        if (x.Shape[^1] != InFeatures)
+            throw new ArgumentException($"linear layer expects {InFeatures} input features, got input of shape {Tensor.ShapeString(x.Shape)}");
+        var y = Ops.MatMul(x.Rank == 2 ? x : x.Reshape(x.Size / InFeatures, InFeatures), Weight, transB: true);
+        return Bias == null ? y : Ops.AddBias(y, Bias);
+    }
+}
+
+/// <summary>A multi-layer perceptron with ReLU (or GELU) between layers; exposes its penultimate features.</summary>
+public sealed class Mlp : Module
+{
+    readonly Linear[] _layers;
+    readonly bool _gelu;
+
+    public Mlp(IBackend backend, int[] sizes, ulong seed, bool gelu = false)
+    {
+        if (sizes.Length < 2) throw new ArgumentException("an MLP needs at least input and output sizes");
+        _gelu = gelu;
+        _layers = new Linear[sizes.Length - 1];
+        for (int i = 0; i < _layers.Length; i++)
+            _layers[i] = Child($"fc{i}", new Linear(backend, sizes[i], sizes[i + 1], seed + (ulong)i * 7919));
+    }
+
+    public Linear Classifier => _layers[^1];
+
+    public Tensor Features(Tensor x)
+    {
+        for (int i = 0; i < _layers.Length - 1; i++)
+        {
+            x = _layers[i].Forward(x);
+            x = _gelu ? Ops.Gelu(x) : Ops.Relu(x);
+        }
+        return x;
+    }
+
+    public override Tensor Forward(Tensor x) => Classifier.Forward(Features(x));
+}

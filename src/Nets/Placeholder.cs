@@ -1,1 +1,0 @@
-namespace LsKd.Nets; internal static class Placeholder {}
