@@ -39,7 +39,7 @@ public class TrainingTests
         var model = new Mlp(be, [Dim, 32, Classes], seed: 42);
         using Optimizer opt = optimizer == "sgd"
             ? new Sgd(model.Parameters(), new SgdConfig(0.1f, 0.9f, 1e-4f, Nesterov: true))
-            : new AdamW(model.Parameters(), new AdamWConfig(0.01f, WeightDecay: 0.01f));
+            : new AdamW(model.Parameters(), new AdamWConfig(0.03f, WeightDecay: 0.01f));
         var x = Tensor.FromArray(be, xs, [256, Dim]);
         using var labels = be.AllocateInt(256);
         labels.Upload(ys);
@@ -72,12 +72,13 @@ public class TrainingTests
     }
 
     static IEnumerable<TestCaseData> TrainCases() =>
-        from b in Backends.Names from o in new[] { "sgd", "adamw" } select new TestCaseData(b, o).SetName($"MLP learns blobs with {o} on {b}");
+        // The ILGPU emulator runs one simulated group size here (both are covered by the kernel tests): it is slow.
+        from b in Backends.Names.Where(n => n != "ilgpu-cpu-g64") from o in new[] { "sgd", "adamw" } select new TestCaseData(b, o).SetName($"MLP learns blobs with {o} on {b}");
 
     [TestCaseSource(nameof(TrainCases))]
     public void MlpReaches99Percent(string backend, string optimizer)
     {
-        var losses = Train(Backends.Get(backend), optimizer, 60, out double acc, out _);
+        var losses = Train(Backends.Get(backend), optimizer, 30, out double acc, out _);
         Assert.That(losses.All(float.IsFinite), Is.True, "a loss was not finite");
         Assert.That(losses[^1], Is.LessThan(losses[0] * 0.5f), $"loss did not fall: {losses[0]} -> {losses[^1]}");
         Assert.That(acc, Is.GreaterThanOrEqualTo(0.99), $"training accuracy {acc:P1}");

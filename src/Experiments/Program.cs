@@ -1,1 +1,29 @@
-Console.WriteLine("x");
+using System.CommandLine;
+using LsKd.Experiments.Commands;
+
+namespace LsKd.Experiments;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        // Redirected output (CI logs, docs) gets wide tables instead of Spectre's 80-column fallback.
+        if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 160;
+        var root = new RootCommand("lskd: to smooth or not to smooth a teacher? A GPU compute engine (C#, ILGPU) and the label-smoothing / knowledge-distillation study built on it.");
+        root.Subcommands.Add(InfoCommand.Create());
+        root.Subcommands.Add(CheckCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        try
+        {
+            return root.Parse(args).Invoke();
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"lskd: {e.Message}");
+            return 2;
+        }
+    }
+}
+
+/// <summary>A user error: printed as one line, exit code 2, never a stack trace.</summary>
+public sealed class UsageException(string message) : Exception(message);

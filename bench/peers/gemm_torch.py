@@ -1,0 +1,35 @@
+#!/usr/bin/python3
+"""Peer timings for LsKd's GEMM benchmark: the same shapes through PyTorch on the CPU (Debian's python3-torch
+with OpenBLAS). Prints one JSON object per shape: {"m","n","k","threads","median_ms","gflops"}.
+Usage: /usr/bin/python3 bench/peers/gemm_torch.py --threads 2 --shapes 64x64x64,1024x1024x1024
+"""
+import argparse, json, statistics, time
+import torch
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shapes", required=True, help="comma-separated MxNxK")
+    ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per shape")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    for shape in args.shapes.split(","):
+        m, n, k = (int(v) for v in shape.split("x"))
+        a = torch.rand(m, k) * 2 - 1
+        b = torch.rand(k, n) * 2 - 1
+        c = torch.empty(m, n)
+        for _ in range(3):
+            torch.mm(a, b, out=c)
+        times = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < args.min_time or len(times) < 5:
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=c)
+            times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        print(json.dumps({"m": m, "n": n, "k": k, "threads": args.threads, "median_ms": med * 1e3,
+                          "gflops": 2.0 * m * n * k / med / 1e9, "torch": torch.__version__}), flush=True)
+
+if __name__ == "__main__":
+    main()
