@@ -15,7 +15,13 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         try
         {
-            return root.Parse(args).Invoke();
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
+            {
+                Console.Error.WriteLine($"lskd: {parsed.Errors[0].Message}");
+                return 2;
+            }
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (UsageException e)
         {

@@ -17,7 +17,7 @@ public static class Devices
             case "ilgpu-cpu": return IlgpuBackend.CreateCpuEmulator();
             case "auto": return IlgpuBackend.CudaAvailable() ? IlgpuBackend.CreateCuda() : new CpuBackend(threads);
             default:
-                throw new ArgumentException($"unknown device '{name}'; valid choices: {string.Join(", ", Names)}", "device");
+                throw new ArgumentException($"unknown device '{name}'; valid choices: {string.Join(", ", Names)}");
         }
     }
 }
