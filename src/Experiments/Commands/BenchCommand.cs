@@ -141,7 +141,6 @@ internal static class BenchCommand
     /// <summary>Runs a peer script from bench/peers with Debian's python3 and parses its JSON lines.</summary>
     static List<JsonElement> RunPeer(string script, string args)
     {
-        string? dir = AppContext.BaseDirectory;
         string? path = null;
         for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null && path == null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "bench", "peers", script))) path = Path.Combine(d.FullName, "bench", "peers", script);
