@@ -191,6 +191,8 @@ public unsafe partial class CpuBackend : BackendBase
             case BinaryOp.Sub: for (; i <= n - w; i += w) TV.Store(TV.Sub(TV.Load(a + i), TV.Load(b + i)), y + i); break;
             case BinaryOp.Mul: for (; i <= n - w; i += w) TV.Store(TV.Mul(TV.Load(a + i), TV.Load(b + i)), y + i); break;
             case BinaryOp.Div: for (; i <= n - w; i += w) TV.Store(TV.Div(TV.Load(a + i), TV.Load(b + i)), y + i); break;
+            case BinaryOp.Max: for (; i <= n - w; i += w) TV.Store(TV.Max(TV.Load(a + i), TV.Load(b + i)), y + i); break;
+            case BinaryOp.Min: for (; i <= n - w; i += w) TV.Store(TV.Min(TV.Load(a + i), TV.Load(b + i)), y + i); break;
         }
         for (; i < n; i++) y[i] = ScalarMath.Binary(op, a[i], b[i]);
     }
@@ -210,6 +212,8 @@ public unsafe partial class CpuBackend : BackendBase
             case BinaryOp.Sub: for (; i <= n - w; i += w) TV.Store(TV.Sub(TV.Load(a + i), vb), y + i); break;
             case BinaryOp.Mul: for (; i <= n - w; i += w) TV.Store(TV.Mul(TV.Load(a + i), vb), y + i); break;
             case BinaryOp.Div: for (; i <= n - w; i += w) TV.Store(TV.Div(TV.Load(a + i), vb), y + i); break;
+            case BinaryOp.Max: for (; i <= n - w; i += w) TV.Store(TV.Max(TV.Load(a + i), vb), y + i); break;
+            case BinaryOp.Min: for (; i <= n - w; i += w) TV.Store(TV.Min(TV.Load(a + i), vb), y + i); break;
         }
         for (; i < n; i++) y[i] = ScalarMath.Binary(op, a[i], b);
     }
@@ -278,17 +282,11 @@ public unsafe partial class CpuBackend : BackendBase
                 {
                     float* rowA = src + (long)a * inner;
                     if (idx != null) { for (int i = 0; i < n; i++) if (rowA[i] > dst[i]) { dst[i] = rowA[i]; idx[i] = a; } }
-                    else if (op == ReduceOp.Max) BinaryRunStatic(BinaryOp.Max, dst, rowA, dst, n);
-                    else { if (_use512) BinaryRun<V512>(BinaryOp.Add, dst, rowA, dst, n); else BinaryRun<V256>(BinaryOp.Add, dst, rowA, dst, n); }
+                    else BinaryRun(op == ReduceOp.Max ? BinaryOp.Max : BinaryOp.Add, dst, rowA, dst, n);
                 }
                 if (op == ReduceOp.Mean) for (int i = 0; i < n; i++) dst[i] /= axis;
             }
         });
-    }
-
-    static void BinaryRunStatic(BinaryOp op, float* a, float* b, float* y, int n)
-    {
-        for (int i = 0; i < n; i++) y[i] = ScalarMath.Binary(op, a[i], b[i]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

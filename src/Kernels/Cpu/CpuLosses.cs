@@ -165,8 +165,8 @@ public unsafe partial class CpuBackend
         float invT = 1f / c.Temperature, beta = c.Beta, T = c.Temperature;
         int w = TV.Count, i;
         float ms = RowMax<TV>(zs, n), mt = RowMax<TV>(zt, n);
-        float* es = grad != null ? grad : scratch + 0;     // e^b, kept for the gradient pass
-        float* et = grad != null ? scratch : null;           // e^a
+        // With a gradient, e^b is kept in the gradient row and e^a in the scratch row for the last pass.
+        float* es = grad, et = grad != null ? scratch : null;
         float softLoss = 0f;
         float ss = 1f, st = 1f;
         if (beta > 0f)
