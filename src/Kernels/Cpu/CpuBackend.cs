@@ -308,9 +308,11 @@ public unsafe partial class CpuBackend : BackendBase
         float m = float.NegativeInfinity;
         if (n >= w)
         {
-            var acc = TV.Load(x);
-            for (i = w; i <= n - w; i += w) acc = TV.Max(acc, TV.Load(x + i));
-            m = TV.MaxAcross(acc);
+            // Two accumulators hide the max latency; the row is usually in L1 and this pass is otherwise latency-bound.
+            var acc0 = TV.Load(x); var acc1 = acc0;
+            for (i = w; i <= n - 2 * w; i += 2 * w) { acc0 = TV.Max(acc0, TV.Load(x + i)); acc1 = TV.Max(acc1, TV.Load(x + i + w)); }
+            for (; i <= n - w; i += w) acc0 = TV.Max(acc0, TV.Load(x + i));
+            m = TV.MaxAcross(TV.Max(acc0, acc1));
         }
         for (; i < n; i++) m = MathF.Max(m, x[i]);
         return m;

@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace LsKd.Kernels.Cpu;
 
 /// <summary>Row kernels: softmax family and the fused losses. Each row (a few KiB) is read from memory once
@@ -9,7 +11,7 @@ public unsafe partial class CpuBackend
     static float* RowScratch(int cols, out float[] keepAlive)
     {
         var s = t_rowScratch;
-        if (s == null || s.Length < cols) t_rowScratch = s = GC.AllocateArray<float>(Math.Max(cols, 1024), pinned: true);
+        if (s == null || s.Length < cols) t_rowScratch = s = GC.AllocateArray<float>(Math.Max(cols, 3072), pinned: true);
         keepAlive = s;
         return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref s[0]);
     }
@@ -108,34 +110,71 @@ public unsafe partial class CpuBackend
         int* yp = P(labels);
         Rows(rows, cols, (s, e) =>
         {
+            float* scratch = RowScratch(cols, out var keep);
             for (int r = s; r < e; r++)
             {
                 float* g = gp == null ? null : gp + (long)r * cols;
-                lp[r] = _use512 ? LsRow<V512>(zp + (long)r * cols, yp[r], g, cols, alpha, gradScale)
-                                : LsRow<V256>(zp + (long)r * cols, yp[r], g, cols, alpha, gradScale);
+                lp[r] = _use512 ? LsRow<V512>(zp + (long)r * cols, yp[r], g, scratch, cols, alpha, gradScale)
+                                : LsRow<V256>(zp + (long)r * cols, yp[r], g, scratch, cols, alpha, gradScale);
             }
+            if (gp != null) StreamFence();
+            GC.KeepAlive(keep);
         });
     }
 
-    /// <summary>loss = -((1-a) logp_y + a/K sum_k logp_k); grad = scale (softmax - (1-a) onehot - a/K).</summary>
-    static float LsRow<TV>(float* z, int label, float* grad, int n, float alpha, float scale) where TV : struct, ISimd<TV>
+    /// <summary>loss = -((1-a) logp_y + a/K sum_k logp_k); grad = scale (softmax - (1-a) onehot - a/K).
+    /// The logits come from memory once (the max pass); the exponentials live in an L1 scratch row and the
+    /// gradient is streamed out once, so the row costs one read and one write of DRAM.</summary>
+    static float LsRow<TV>(float* z, int label, float* grad, float* scratch, int n, float alpha, float scale) where TV : struct, ISimd<TV>
     {
         float max = RowMax<TV>(z, n);
         float sumZ = RowSum<TV>(z, n);
-        float sum = ExpRow<TV>(z, grad, n, 1f, max);
+        float sum = ExpRow<TV>(z, grad == null ? null : scratch, n, 1f, max);
         float logSum = MathF.Log(sum);
         float lse = max + logSum;
         float loss = -((1f - alpha) * (z[label] - lse) + alpha / n * (sumZ - n * lse));
         if (grad != null)
         {
-            int i = 0, w = TV.Count;
-            float a = scale / sum, b = scale * alpha / n;
-            var va = TV.Splat(a); var vb = TV.Splat(b);
-            for (; i <= n - w; i += w) TV.Store(TV.Sub(TV.Mul(TV.Load(grad + i), va), vb), grad + i);
-            for (; i < n; i++) grad[i] = grad[i] * a - b;
-            grad[label] -= scale * (1f - alpha);
+            // The one-hot term is folded into the scratch row so the streamed pass has no special case.
+            scratch[label] -= (1f - alpha) * sum;
+            StreamCombine<TV>(grad, n, scratch, scale / sum, null, 0f, scale * alpha / n);
         }
         return loss;
+    }
+
+    /// <summary>grad = a_k * pa + b_k * pb - off (pb may be null), written with non-temporal stores in the
+    /// aligned middle of the row and plain stores at its ends.</summary>
+    static void StreamCombine<TV>(float* grad, int n, float* a, float pa, float* b, float pb, float off) where TV : struct, ISimd<TV>
+    {
+        int w = TV.Count;
+        int head = (int)((((nint)w * 4 - ((nint)grad & (w * 4 - 1))) & (w * 4 - 1)) / 4);
+        head = Math.Min(head, n);
+        int i = 0;
+        var va = TV.Splat(pa); var vb = TV.Splat(pb); var vo = TV.Splat(off);
+        if (b == null)
+        {
+            for (; i < head; i++) grad[i] = a[i] * pa - off;
+            for (; i <= n - w; i += w) TV.StoreStream(TV.Sub(TV.Mul(TV.Load(a + i), va), vo), grad + i);
+            for (; i < n; i++) grad[i] = a[i] * pa - off;
+        }
+        else
+        {
+            for (; i < head; i++) grad[i] = a[i] * pa + b[i] * pb - off;
+            for (; i <= n - w; i += w) TV.StoreStream(TV.Sub(TV.Fma(TV.Load(a + i), va, TV.Mul(TV.Load(b + i), vb)), vo), grad + i);
+            for (; i < n; i++) grad[i] = a[i] * pa + b[i] * pb - off;
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    static void Prefetch(float* p)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
+    }
+
+    /// <summary>Orders this thread's non-temporal stores before the pool's join, so readers see them.</summary>
+    static void StreamFence()
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.StoreFence();
     }
 
     protected override void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale)
@@ -145,33 +184,39 @@ public unsafe partial class CpuBackend
         var cfg = config;
         Rows(rows, cols, (s, e) =>
         {
-            float* scratch = RowScratch(cols, out var keep);
+            float* scratch = RowScratch(3 * cols, out var keep);
             for (int r = s; r < e; r++)
             {
                 long o = (long)r * cols;
                 float* g = gp == null ? null : gp + o;
-                lp[r] = _use512 ? KdRow<V512>(sp + o, tp + o, yp[r], g, scratch, cols, cfg, gradScale)
-                                : KdRow<V256>(sp + o, tp + o, yp[r], g, scratch, cols, cfg, gradScale);
+                // The next row is prefetched while this one is computed, so its max pass finds it in cache.
+                long next = r + 1 < e ? o + cols : o;
+                lp[r] = _use512 ? KdRow<V512>(sp + o, tp + o, sp + next, tp + next, yp[r], g, scratch, cols, cfg, gradScale)
+                                : KdRow<V256>(sp + o, tp + o, sp + next, tp + next, yp[r], g, scratch, cols, cfg, gradScale);
             }
+            if (gp != null) StreamFence();
             GC.KeepAlive(keep);
         });
     }
 
     /// <summary>One row of the KD loss. With a = (z_t - max_t)/T and b = (z_s - max_s)/T:
     /// KL = sum_k p_t (a - b) - log S_t + log S_s, where p_t = e^a / S_t; gradient
-    /// beta T (softmax(z_s/T) - softmax(z_t/T)) + (1 - beta)(softmax(z_s) - y_ls), times scale.</summary>
-    static float KdRow<TV>(float* zs, float* zt, int label, float* grad, float* scratch, int n, KdConfig c, float scale) where TV : struct, ISimd<TV>
+    /// beta T (softmax(z_s/T) - softmax(z_t/T)) + (1 - beta)(softmax(z_s) - y_ls), times scale.
+    /// Inputs are read from memory once (the max passes); e^b, e^a and the hard-term e^(z_s - max_s) are
+    /// kept in three L1 scratch rows, and the gradient is streamed out in one final pass.</summary>
+    static float KdRow<TV>(float* zs, float* zt, float* nextS, float* nextT, int label, float* grad, float* scratch, int n, KdConfig c, float scale) where TV : struct, ISimd<TV>
     {
         float invT = 1f / c.Temperature, beta = c.Beta, T = c.Temperature;
         int w = TV.Count, i;
-        float ms = RowMax<TV>(zs, n), mt = RowMax<TV>(zt, n);
-        // With a gradient, e^b is kept in the gradient row and e^a in the scratch row for the last pass.
-        float* es = grad, et = grad != null ? scratch : null;
-        float softLoss = 0f;
-        float ss = 1f, st = 1f;
-        if (beta > 0f)
+        bool soft = beta > 0f, hard = beta < 1f, keep = grad != null;
+        float ms = RowMax<TV>(zs, n), mt = soft ? RowMax<TV>(zt, n) : 0f;
+        float* es = scratch, et = scratch + n, eh = scratch + 2 * n;
+        float softLoss = 0f, ss = 1f, st = 1f;
+        if (soft)
         {
-            var vi = TV.Splat(invT); var vms = TV.Splat(ms); var vmt = TV.Splat(mt);
+            // (z - m) / T as one FMA, z / T - m / T: the rounding of m / T shifts a whole row by the same
+            // amount, which cancels in the softmax and in the KL divergence.
+            var vi = TV.Splat(invT); var vms = TV.Splat(-ms * invT); var vmt = TV.Splat(-mt * invT);
             double dS = 0, dT = 0, dX = 0;
             i = 0;
             while (i <= n - w)
@@ -180,10 +225,11 @@ public unsafe partial class CpuBackend
                 var accS = TV.Splat(0f); var accT = TV.Splat(0f); var accX = TV.Splat(0f);
                 for (; i <= end; i += w)
                 {
-                    var b = TV.Mul(TV.Sub(TV.Load(zs + i), vms), vi);
-                    var a = TV.Mul(TV.Sub(TV.Load(zt + i), vmt), vi);
+                    Prefetch(nextS + i); Prefetch(nextT + i);
+                    var b = TV.Fma(TV.Load(zs + i), vi, vms);
+                    var a = TV.Fma(TV.Load(zt + i), vi, vmt);
                     var eb = TV.Exp(b); var ea = TV.Exp(a);
-                    if (grad != null) { TV.Store(eb, es + i); TV.Store(ea, et + i); }
+                    if (keep) { TV.Store(eb, es + i); TV.Store(ea, et + i); }
                     accS = TV.Add(accS, eb); accT = TV.Add(accT, ea);
                     accX = TV.Fma(ea, TV.Sub(a, b), accX);
                 }
@@ -191,9 +237,9 @@ public unsafe partial class CpuBackend
             }
             for (; i < n; i++)
             {
-                float b = (zs[i] - ms) * invT, a = (zt[i] - mt) * invT;
+                float b = MathF.FusedMultiplyAdd(zs[i], invT, -ms * invT), a = MathF.FusedMultiplyAdd(zt[i], invT, -mt * invT);
                 float eb = SimdMath.Exp(b), ea = SimdMath.Exp(a);
-                if (grad != null) { es[i] = eb; et[i] = ea; }
+                if (keep) { es[i] = eb; et[i] = ea; }
                 dS += eb; dT += ea; dX += ea * (a - b);
             }
             ss = (float)dS; st = (float)dT;
@@ -203,34 +249,33 @@ public unsafe partial class CpuBackend
         }
 
         float hardLoss = 0f, sh = 1f;
-        bool hard = beta < 1f;
         if (hard)
         {
             // Cross-entropy with label smoothing at T = 1 on the student logits.
             float sumZ = RowSum<TV>(zs, n);
-            sh = ExpRow<TV>(zs, null, n, 1f, ms);
+            sh = ExpRow<TV>(zs, keep ? eh : null, n, 1f, ms);
             float lse = ms + MathF.Log(sh);
             hardLoss = (1f - beta) * -((1f - c.Alpha) * (zs[label] - lse) + c.Alpha / n * (sumZ - n * lse));
         }
 
-        if (grad != null)
+        if (keep)
         {
             float cs = scale * beta * T / ss, ct = scale * beta * T / st;
-            if (beta > 0f)
+            float ch = scale * (1f - beta) / sh, off = scale * (1f - beta) * c.Alpha / n;
+            if (soft && hard)
             {
-                var vcs = TV.Splat(cs); var vct = TV.Splat(ct);
-                for (i = 0; i <= n - w; i += w) TV.Store(TV.Sub(TV.Mul(TV.Load(es + i), vcs), TV.Mul(TV.Load(et + i), vct)), grad + i);
-                for (; i < n; i++) grad[i] = es[i] * cs - et[i] * ct;
+                // Fold the hard term into the student row: es * cs + eh * ch == (es + eh * ch / cs) * cs.
+                float r = ch / cs;
+                eh[label] -= (1f - c.Alpha) * sh;
+                var vr = TV.Splat(r);
+                for (i = 0; i <= n - w; i += w) TV.Store(TV.Fma(TV.Load(eh + i), vr, TV.Load(es + i)), es + i);
+                for (; i < n; i++) es[i] = MathF.FusedMultiplyAdd(eh[i], r, es[i]);
             }
-            else new Span<float>(grad, n).Clear();
-            if (hard)
+            if (soft) StreamCombine<TV>(grad, n, es, cs, et, -ct, hard ? off : 0f);
+            else
             {
-                float ch = scale * (1f - beta) / sh, off = scale * (1f - beta) * c.Alpha / n;
-                var vch = TV.Splat(ch); var voff = TV.Splat(off); var vm = TV.Splat(ms);
-                for (i = 0; i <= n - w; i += w)
-                    TV.Store(TV.Add(TV.Load(grad + i), TV.Sub(TV.Mul(TV.Exp(TV.Sub(TV.Load(zs + i), vm)), vch), voff)), grad + i);
-                for (; i < n; i++) grad[i] += SimdMath.Exp(zs[i] - ms) * ch - off;
-                grad[label] -= scale * (1f - beta) * (1f - c.Alpha);
+                eh[label] -= (1f - c.Alpha) * sh;
+                StreamCombine<TV>(grad, n, eh, ch, null, 0f, off);
             }
         }
         return softLoss + hardLoss;
@@ -281,11 +326,26 @@ public unsafe partial class CpuBackend
                 float* z = zp + (long)r * cols;
                 int y = yp[r];
                 float zy = z[y];
-                int rank = 0;
-                for (int j = 0; j < cols; j++) if (z[j] > zy || (z[j] == zy && j < y)) rank++;
+                // Rank of the true class: logits above it, plus ties at a lower index (first index wins ties).
+                int rank = CountCompare(z, cols, zy, greater: true) + CountCompare(z, y, zy, greater: false);
                 cp[r] = rank < k ? 1 : 0;
             }
         });
+    }
+
+    /// <summary>How many of x[0..n) are greater than (or equal to) v, eight lanes at a time.</summary>
+    static int CountCompare(float* x, int n, float v, bool greater)
+    {
+        int i = 0, count = 0;
+        var vv = Vector256.Create(v);
+        for (; i <= n - 8; i += 8)
+        {
+            var xi = Vector256.Load(x + i);
+            var mask = greater ? Vector256.GreaterThan(xi, vv) : Vector256.Equals(xi, vv);
+            count += System.Numerics.BitOperations.PopCount(mask.ExtractMostSignificantBits());
+        }
+        for (; i < n; i++) if (greater ? x[i] > v : x[i] == v) count++;
+        return count;
     }
 
     protected override void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes)

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LsKd.Kernels.Cpu;
 
@@ -10,6 +11,9 @@ public unsafe interface ISimd<TSelf> where TSelf : struct, ISimd<TSelf>
     static abstract int Count { get; }
     static abstract TSelf Load(float* p);
     static abstract void Store(TSelf v, float* p);
+    /// <summary>Non-temporal store to an address aligned to the vector size: the line is written without first
+    /// being read, which saves a third of the traffic of a kernel that writes a large output once.</summary>
+    static abstract void StoreStream(TSelf v, float* p);
     static abstract TSelf Splat(float x);
     static abstract TSelf Add(TSelf a, TSelf b);
     static abstract TSelf Sub(TSelf a, TSelf b);
@@ -33,6 +37,7 @@ public unsafe readonly struct V512 : ISimd<V512>
     public static int Count => 16;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Load(float* p) => new(Vector512.Load(p));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V512 v, float* p) => Vector512.Store(v._v, p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreStream(V512 v, float* p) => Avx512F.StoreAlignedNonTemporal(p, v._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Splat(float x) => new(Vector512.Create(x));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Add(V512 a, V512 b) => new(a._v + b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Sub(V512 a, V512 b) => new(a._v - b._v);
@@ -60,6 +65,11 @@ public unsafe readonly struct V256 : ISimd<V256>
     public static int Count => 8;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Load(float* p) => new(Vector256.Load(p));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V256 v, float* p) => Vector256.Store(v._v, p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreStream(V256 v, float* p)
+    {
+        if (Avx.IsSupported) Avx.StoreAlignedNonTemporal(p, v._v);
+        else Vector256.StoreAligned(v._v, p);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Splat(float x) => new(Vector256.Create(x));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Add(V256 a, V256 b) => new(a._v + b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Sub(V256 a, V256 b) => new(a._v - b._v);

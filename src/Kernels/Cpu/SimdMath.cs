@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LsKd.Kernels.Cpu;
 
@@ -15,7 +16,7 @@ public static class SimdMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> x)
     {
-        x = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
+        x = Vector512.MinNative(Vector512.MaxNative(x, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
         var fx = Vector512.Round(x * Vector512.Create(Log2E));
         var r = Vector512.FusedMultiplyAdd(fx, Vector512.Create(-Ln2Hi), x);
         r = Vector512.FusedMultiplyAdd(fx, Vector512.Create(-Ln2Lo), r);
@@ -25,6 +26,8 @@ public static class SimdMath
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P4));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P5));
         p = Vector512.FusedMultiplyAdd(p, r * r, r + Vector512<float>.One);
+        // vscalefps does p * 2^fx in one instruction instead of convert, add, shift and multiply.
+        if (Avx512F.IsSupported) return Avx512F.Scale(p, fx);
         var pow2 = (Vector512.ConvertToInt32(fx) + Vector512.Create(127)) << 23;
         return p * pow2.AsSingle();
     }
@@ -32,7 +35,7 @@ public static class SimdMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Exp(Vector256<float> x)
     {
-        x = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
+        x = Vector256.MinNative(Vector256.MaxNative(x, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
         var fx = Vector256.Round(x * Vector256.Create(Log2E));
         var r = Vector256.FusedMultiplyAdd(fx, Vector256.Create(-Ln2Hi), x);
         r = Vector256.FusedMultiplyAdd(fx, Vector256.Create(-Ln2Lo), r);
