@@ -182,6 +182,89 @@ public abstract class BackendBase : IBackend
         if (count > 0) ConfusionMatrixCore(predictions, labels, matrix, count, classes);
     }
 
+    public void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
+    {
+        spec.Validate();
+        Fits(this, x, spec.InputSize, "x"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, y, spec.OutputSize, "y");
+        if (spec.N > 0) Conv2dCore(spec, x, weight, y);
+    }
+
+    public void Conv2dBackwardInput(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
+    {
+        spec.Validate();
+        Fits(this, dy, spec.OutputSize, "dy"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, dx, spec.InputSize, "dx");
+        if (spec.N > 0) Conv2dBackwardInputCore(spec, dy, weight, dx, accumulate);
+    }
+
+    public void Conv2dBackwardWeight(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
+    {
+        spec.Validate();
+        Fits(this, x, spec.InputSize, "x"); Fits(this, dy, spec.OutputSize, "dy"); Fits(this, dw, spec.WeightSize, "dw");
+        if (spec.N > 0) Conv2dBackwardWeightCore(spec, x, dy, dw, accumulate);
+        else if (!accumulate) Fill(dw, 0, (int)spec.WeightSize, 0f);
+    }
+
+    public void BatchNorm(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training)
+    {
+        CheckBatchNorm(spec, training);
+        Fits(this, x, spec.Size, "x"); Fits(this, y, spec.Size, "y");
+        Fits(this, gamma, spec.C, "gamma"); Fits(this, beta, spec.C, "beta"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
+        Fits(this, runningMean, spec.C, "runningMean"); Fits(this, runningVar, spec.C, "runningVar");
+        if (spec.Size > 0) BatchNormCore(spec, x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, training);
+    }
+
+    public void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta,
+        bool training, bool accumulate)
+    {
+        CheckBatchNorm(spec, training);
+        Fits(this, x, spec.Size, "x"); Fits(this, dy, spec.Size, "dy"); Fits(this, dx, spec.Size, "dx");
+        Fits(this, gamma, spec.C, "gamma"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
+        Fits(this, dGamma, spec.C, "dGamma"); Fits(this, dBeta, spec.C, "dBeta");
+        if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate);
+    }
+
+    static void CheckBatchNorm(in BatchNormSpec s, bool training)
+    {
+        NonNegative(s.N, "N"); Positive(s.C, "channels"); Positive(s.Spatial, "spatial");
+        if (!(s.Epsilon > 0f)) throw new ArgumentOutOfRangeException("epsilon", s.Epsilon, $"batch-norm epsilon must be > 0, got {s.Epsilon}");
+        if (!(s.Momentum >= 0f && s.Momentum <= 1f)) throw new ArgumentOutOfRangeException("momentum", s.Momentum, $"batch-norm momentum must be in [0, 1], got {s.Momentum}");
+        if (training && (long)s.N * s.Spatial < 2)
+            throw new ArgumentException($"batch-norm in training needs more than one value per channel, got batch {s.N} x spatial {s.Spatial}");
+    }
+
+    public void Pool2d(in PoolSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax)
+    {
+        spec.Validate();
+        Fits(this, x, spec.InputSize, "x"); Fits(this, y, spec.OutputSize, "y");
+        if (argMax != null)
+        {
+            if (spec.Op != PoolOp.Max) throw new ArgumentException("argMax is only produced by max pooling", nameof(argMax));
+            Fits(this, argMax, spec.OutputSize, "argMax");
+        }
+        if (spec.N > 0) Pool2dCore(spec, x, y, argMax);
+    }
+
+    public void Pool2dBackward(in PoolSpec spec, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate)
+    {
+        spec.Validate();
+        Fits(this, dy, spec.OutputSize, "dy"); Fits(this, dx, spec.InputSize, "dx");
+        if (spec.Op == PoolOp.Max)
+        {
+            if (argMax == null) throw new ArgumentException("max-pool backward needs the argMax of the forward pass", nameof(argMax));
+            Fits(this, argMax, spec.OutputSize, "argMax");
+        }
+        if (spec.N > 0) Pool2dBackwardCore(spec, dy, argMax, dx, accumulate);
+    }
+
+    public void Dropout(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed)
+    {
+        NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
+        if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException("p", p, $"dropout probability must be in [0, 1), got {p}");
+        if (count > 0) DropoutCore(x, y, count, p, seed);
+    }
+
     static void RowShape(int rows, int cols)
     {
         NonNegative(rows, "rows"); Positive(cols, "cols");
@@ -225,5 +308,15 @@ public abstract class BackendBase : IBackend
     protected abstract void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale);
     protected abstract void EntropyCore(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature);
     protected abstract void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k);
+    protected abstract void Conv2dCore(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y);
+    protected abstract void Conv2dBackwardInputCore(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate);
+    protected abstract void Conv2dBackwardWeightCore(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate);
+    protected abstract void BatchNormCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training);
+    protected abstract void BatchNormBackwardCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate);
+    protected abstract void Pool2dCore(in PoolSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax);
+    protected abstract void Pool2dBackwardCore(in PoolSpec spec, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate);
+    protected abstract void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed);
     protected abstract void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes);
 }

@@ -85,6 +85,40 @@ public interface IBackend : IDisposable
 
     /// <summary>matrix[label * classes + prediction] += 1 for each sample (per-class correct counts are the diagonal).</summary>
     void ConfusionMatrix(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes);
+
+    // ---- convolution, normalisation, pooling, dropout (NCHW) ------------------------------------------------
+    /// <summary>y = conv(x, weight) (cross-correlation, as in every framework); no bias.</summary>
+    void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y);
+
+    /// <summary>dx (+)= gradient of the convolution with respect to its input.</summary>
+    void Conv2dBackwardInput(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate);
+
+    /// <summary>dw (+)= gradient of the convolution with respect to its weight, summed over the batch.</summary>
+    void Conv2dBackwardWeight(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate);
+
+    /// <summary>Batch normalisation. Training: normalises with the batch mean and biased variance, writes them to
+    /// saveMean and saveInvStd (1 / sqrt(var + eps)) for backward, and updates the running statistics with
+    /// momentum (the running variance uses the unbiased estimate, as PyTorch does). Evaluation: normalises with
+    /// the running statistics and writes those to saveMean and saveInvStd.</summary>
+    void BatchNorm(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training);
+
+    /// <summary>Backward of <see cref="BatchNorm"/>: dx (+)= dL/dx (through the batch statistics when training),
+    /// dGamma = sum(dy * xhat) and dBeta = sum(dy) per channel (overwritten).</summary>
+    void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta,
+        bool training, bool accumulate);
+
+    /// <summary>Max or average pooling; for max pooling, argMax (when given) receives the index h * W + w of the
+    /// chosen input in its plane (first maximum wins).</summary>
+    void Pool2d(in PoolSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax);
+
+    /// <summary>dx (+)= pooling gradient; max pooling needs the argMax of the forward pass.</summary>
+    void Pool2dBackward(in PoolSpec spec, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate);
+
+    /// <summary>Inverted dropout: y[i] = x[i] / (1 - p) where Uniform01(seed, i) >= p, else 0. The mask is a pure
+    /// function of (seed, i), so backward is the same call on dy and no mask is stored.</summary>
+    void Dropout(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed);
 }
 
 /// <summary>KD hyper-parameters (see GUIDE section 3): temperature T > 0, mixing beta in [0, 1], label smoothing

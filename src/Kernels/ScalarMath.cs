@@ -83,6 +83,9 @@ public static class ScalarMath
     /// <summary>Uniform in [0, 1) with 24 random bits.</summary>
     public static float Uniform01(ulong seed, ulong index) => (Hash(seed, index) >> 8) * (1f / 16777216f);
 
+    /// <summary>Whether inverted dropout keeps element index: a pure function of (seed, index).</summary>
+    public static bool DropoutKeep(ulong seed, ulong index, float p) => Uniform01(seed, index) >= p;
+
     /// <summary>Standard normal by Box-Muller on two counter-based uniforms (u1 in (0, 1]).</summary>
     public static float Normal(ulong seed, ulong index)
     {

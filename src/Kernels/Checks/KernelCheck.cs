@@ -22,7 +22,8 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
 
     public static IReadOnlyList<string> Ops { get; } =
         ["gemm", "unary", "unary-backward", "binary", "axpby", "reduce", "transpose", "copy-fill", "init", "sgd", "adamw",
-         "softmax", "softmax-backward", "label-smoothing-ce", "kd-loss", "entropy", "topk", "confusion"];
+         "softmax", "softmax-backward", "label-smoothing-ce", "kd-loss", "entropy", "topk", "confusion",
+         "conv2d", "batchnorm", "pool", "dropout"];
 
     public IReadOnlyList<CheckResult> Run(string op)
     {
@@ -47,6 +48,10 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
             case "entropy": Entropy(); break;
             case "topk": TopK(); break;
             case "confusion": Confusion(); break;
+            case "conv2d": Conv(); break;
+            case "batchnorm": BatchNorm(); break;
+            case "pool": Pool(); break;
+            case "dropout": Dropout(); break;
             default: throw new ArgumentException($"unknown op '{op}'; valid ops: {string.Join(", ", Ops)}", nameof(op));
         }
         return [.. _results];
@@ -426,5 +431,114 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
         var expected = new double[k * k];
         for (int i = 0; i < n; i++) expected[y[i] * k + pred[i]]++;
         Compare("confusion", $"n={n} K={k}", D(m.ToArray()).Select(v => (float)v).ToArray(), expected, 0, 0);
+    }
+
+    /// <summary>Odd sizes, stride 2, padding, groups, depthwise and 1x1; a ResNet-sized layer when not small.</summary>
+    IEnumerable<ConvSpec> ConvSpecs()
+    {
+        yield return new ConvSpec(2, 3, 7, 6, 4, 3, 3, 1, 1);
+        yield return new ConvSpec(2, 4, 9, 9, 6, 3, 3, 2, 1, 2);
+        yield return new ConvSpec(2, 5, 8, 7, 5, 3, 3, 1, 1, 5);
+        yield return new ConvSpec(2, 4, 9, 9, 4, 3, 3, 2, 1, 4);
+        yield return new ConvSpec(2, 6, 5, 5, 8, 1, 1, 1, 0);
+        yield return new ConvSpec(1, 2, 8, 6, 3, 5, 3, 1, 0);
+        if (!small)
+        {
+            yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 1, 1);
+            yield return new ConvSpec(4, 32, 14, 14, 32, 3, 3, 2, 1, 32);
+        }
+    }
+
+    void Conv()
+    {
+        foreach (var spec in ConvSpecs())
+        {
+            var x = Random((int)spec.InputSize, 80); var w = Random((int)spec.WeightSize, 81); var g = Random((int)spec.OutputSize, 82);
+            var prevDx = Random(x.Length, 83); var prevDw = Random(w.Length, 84);
+            using var dx = Up(x); using var dw = Up(w); using var dg = Up(g); using var y = backend.Allocate(g.Length);
+            backend.Conv2d(spec, dx, dw, y);
+            double tol = 2e-6 * spec.CPerGroup * spec.R * spec.S + 1e-5;
+            Compare("conv2d", "forward " + spec, y.ToArray(), ReferenceOps.Conv2d(spec, x, w), tol, 1e-4);
+            var (ex, ew) = ReferenceOps.Conv2dBackward(spec, x, w, g);
+            foreach (bool acc in new[] { false, true })
+            {
+                using var gx = Up(prevDx); using var gw = Up(prevDw);
+                backend.Conv2dBackwardInput(spec, dg, dw, gx, acc);
+                backend.Conv2dBackwardWeight(spec, dx, dg, gw, acc);
+                var ex2 = acc ? ex.Select((v, i) => v + prevDx[i]).ToArray() : ex;
+                var ew2 = acc ? ew.Select((v, i) => v + prevDw[i]).ToArray() : ew;
+                string mode = acc ? " accumulate" : "";
+                Compare("conv2d", "input grad " + spec + mode, gx.ToArray(), ex2, 2e-6 * spec.KPerGroup * spec.R * spec.S + 1e-5, 1e-4);
+                Compare("conv2d", "weight grad " + spec + mode, gw.ToArray(), ew2, 2e-6 * spec.N * spec.OutH * spec.OutW + 1e-5, 1e-4);
+            }
+        }
+    }
+
+    void BatchNorm()
+    {
+        var specs = small ? new[] { new BatchNormSpec(3, 4, 5), new BatchNormSpec(7, 3, 1) }
+                          : new[] { new BatchNormSpec(3, 4, 5), new BatchNormSpec(7, 3, 1), new BatchNormSpec(32, 16, 196) };
+        foreach (var spec in specs)
+            foreach (bool training in new[] { true, false })
+            {
+                var x = Random((int)spec.Size, 90, 2f, 0.5f); var dyh = Random((int)spec.Size, 91);
+                var gamma = Random(spec.C, 92, 0.5f, 1f); var beta = Random(spec.C, 93);
+                var rm = Random(spec.C, 94, 0.2f); var rv = Random(spec.C, 95, 0.3f, 1f);
+                using var dx = Up(x); using var dg = Up(gamma); using var db = Up(beta); using var y = backend.Allocate(x.Length);
+                using var mean = backend.Allocate(spec.C); using var inv = backend.Allocate(spec.C); using var drm = Up(rm); using var drv = Up(rv);
+                backend.BatchNorm(spec, dx, dg, db, y, mean, inv, drm, drv, training);
+                var r = ReferenceOps.BatchNorm(spec, x, gamma, beta, rm, rv, training);
+                string name = $"N={spec.N} C={spec.C} spatial={spec.Spatial} {(training ? "train" : "eval")}";
+                Compare("batchnorm", "y " + name, y.ToArray(), r.Y, 1e-5, 1e-4);
+                Compare("batchnorm", "mean " + name, mean.ToArray(), r.Mean, 1e-6, 1e-5);
+                Compare("batchnorm", "invstd " + name, inv.ToArray(), r.InvStd, 1e-6, 1e-5);
+                Compare("batchnorm", "running mean " + name, drm.ToArray(), r.RunMean, 1e-6, 1e-5);
+                Compare("batchnorm", "running var " + name, drv.ToArray(), r.RunVar, 1e-6, 1e-5);
+                var e = ReferenceOps.BatchNormBackward(spec, x, dyh, gamma, rm, rv, training);
+                using var gy = Up(dyh); using var gx = backend.Allocate(x.Length); using var gg = backend.Allocate(spec.C); using var gb = backend.Allocate(spec.C);
+                backend.BatchNormBackward(spec, dx, gy, dg, mean, inv, gx, gg, gb, training, accumulate: false);
+                Compare("batchnorm", "input grad " + name, gx.ToArray(), e.Dx, 1e-5, 1e-4);
+                Compare("batchnorm", "gamma grad " + name, gg.ToArray(), e.DGamma, 1e-5 * spec.N * spec.Spatial, 1e-4);
+                Compare("batchnorm", "beta grad " + name, gb.ToArray(), e.DBeta, 1e-5 * spec.N * spec.Spatial, 1e-4);
+            }
+    }
+
+    void Pool()
+    {
+        var specs = new List<PoolSpec>
+        {
+            new(PoolOp.Max, 2, 3, 7, 6, 2, 2), new(PoolOp.Max, 2, 2, 9, 9, 3, 2, 1), new(PoolOp.Max, 1, 2, 5, 5, 3, 1, 1),
+            new(PoolOp.Average, 2, 3, 7, 6, 2, 2), new(PoolOp.Average, 2, 2, 9, 9, 3, 2, 1),
+        };
+        if (!small) specs.Add(new PoolSpec(PoolOp.Max, 16, 32, 28, 28, 2, 2));
+        foreach (var spec in specs)
+        {
+            var x = Random((int)spec.InputSize, 100); var g = Random((int)spec.OutputSize, 101);
+            using var dx = Up(x); using var y = backend.Allocate(g.Length); using var dg = Up(g); using var gx = backend.Allocate(x.Length);
+            using var arg = spec.Op == PoolOp.Max ? backend.AllocateInt(g.Length) : null;
+            backend.Pool2d(spec, dx, y, arg);
+            backend.Pool2dBackward(spec, dg, arg, gx, accumulate: false);
+            var (ey, ex) = ReferenceOps.Pool2d(spec, x, g);
+            string name = $"{spec.Op} x[{spec.N},{spec.C},{spec.H},{spec.W}] k={spec.Kernel} s={spec.Stride} p={spec.Pad}";
+            Compare("pool", "forward " + name, y.ToArray(), ey, 1e-6, 1e-5);
+            Compare("pool", "input grad " + name, gx.ToArray(), ex, 1e-6, 1e-5);
+        }
+    }
+
+    void Dropout()
+    {
+        int n = small ? 1000 : 100_000;
+        foreach (float p in new[] { 0f, 0.2f, 0.5f })
+        {
+            var x = Random(n, 110, 1f, 2f);   // values in [1, 3]: a zero output can only come from the mask
+            using var dx = Up(x); using var y = backend.Allocate(n);
+            backend.Dropout(dx, y, n, p, seed: 7);
+            var expected = ReferenceOps.Dropout(x, p, 7);
+            Compare("dropout", $"n={n} p={p}", y.ToArray(), expected, 1e-6, 1e-6);
+            // The kept fraction must be close to 1 - p (binomial standard deviation, 6 sigma).
+            double kept = expected.Count(v => v != 0) / (double)n, sigma = Math.Sqrt(p * (1 - p) / n);
+            _results.Add(new CheckResult("dropout", $"kept fraction p={p}", Math.Abs(kept - (1 - p)) <= 6 * sigma + 1e-9,
+                Math.Abs(kept - (1 - p)), 0, kept, 1 - p, 6 * sigma, 0, 0, 1));
+        }
     }
 }

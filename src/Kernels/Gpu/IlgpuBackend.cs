@@ -35,6 +35,11 @@ public sealed class IlgpuBackend : BackendBase
     Action<KernelConfig, FView, FView, IView, FView, FView, RowParams>? _kd;
     Action<Index1D, FView, IView, IView, int, int>? _topK;
     Action<Index1D, IView, IView, IView, int>? _confusion;
+    Action<Index1D, FView, FView, FView, ConvParams>? _convForward, _convBackwardInput, _convBackwardWeight;
+    Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>? _batchNorm, _batchNormBackward;
+    Action<Index1D, FView, FView, IView, PoolParams, int>? _pool;
+    Action<Index1D, FView, IView, FView, PoolParams>? _poolBackward;
+    Action<Index1D, FView, FView, float, ulong>? _dropout;
 
     IlgpuBackend(Context context, Accelerator accelerator, string name)
     {
@@ -202,6 +207,37 @@ public sealed class IlgpuBackend : BackendBase
 
     protected override void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k) =>
         (_topK ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, IView, IView, int, int>(IlgpuKernels.TopK))(rows, V(logits), V(labels), V(correct), cols, k);
+
+    protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y) =>
+        Auto(ref _convForward, IlgpuConvKernels.ConvForward)((int)s.OutputSize, V(x), V(weight), V(y), ConvParams.From(s));
+
+    protected override void Conv2dBackwardInputCore(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate) =>
+        Auto(ref _convBackwardInput, IlgpuConvKernels.ConvBackwardInput)((int)s.InputSize, V(dy), V(weight), V(dx), ConvParams.From(s, accumulate));
+
+    protected override void Conv2dBackwardWeightCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate) =>
+        Auto(ref _convBackwardWeight, IlgpuConvKernels.ConvBackwardWeight)((int)s.WeightSize, V(x), V(dy), V(dw), ConvParams.From(s, accumulate));
+
+    protected override void BatchNormCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training) =>
+        (_batchNorm ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNorm))
+            (RowConfig(s.C), V(x), V(gamma), V(beta), V(y), V(saveMean), V(saveInvStd), V(runningMean), V(runningVar),
+             new NormParams(s.N, s.C, s.Spatial, s.Epsilon, s.Momentum, training ? 1 : 0, 0));
+
+    protected override void BatchNormBackwardCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate) =>
+        (_batchNormBackward ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNormBackward))
+            (RowConfig(s.C), V(x), V(dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dGamma), V(dBeta),
+             new NormParams(s.N, s.C, s.Spatial, s.Epsilon, s.Momentum, training ? 1 : 0, accumulate ? 1 : 0));
+
+    protected override void Pool2dCore(in PoolSpec s, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax) =>
+        (_pool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, IView, PoolParams, int>(IlgpuConvKernels.Pool))
+            ((int)s.OutputSize, V(x), V(y), V(argMax), PoolParams.From(s), argMax == null ? 0 : 1);
+
+    protected override void Pool2dBackwardCore(in PoolSpec s, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate) =>
+        Auto(ref _poolBackward, IlgpuConvKernels.PoolBackward)((int)s.InputSize, V(dy), V(argMax), V(dx), PoolParams.From(s, accumulate));
+
+    protected override void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed) =>
+        Auto(ref _dropout, IlgpuConvKernels.Dropout)(count, V(x), V(y), p, seed);
 
     protected override void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes) =>
         Auto(ref _confusion, IlgpuKernels.Confusion)(count, V(predictions), V(labels), V(matrix), classes);

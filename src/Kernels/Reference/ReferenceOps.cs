@@ -197,4 +197,169 @@ public static class ReferenceOps
             p[i] -= c.LearningRate * mh / (Math.Sqrt(vh) + c.Epsilon);
         }
     }
+
+    // ---- convolution, batch norm, pooling, dropout (direct float64 definitions) ---------------------------------
+
+    public static double[] Conv2d(in ConvSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> w)
+    {
+        var y = new double[s.OutputSize];
+        int cg = s.CPerGroup, kg = s.KPerGroup;
+        for (int n = 0; n < s.N; n++)
+            for (int k = 0; k < s.K; k++)
+                for (int oh = 0; oh < s.OutH; oh++)
+                    for (int ow = 0; ow < s.OutW; ow++)
+                    {
+                        double acc = 0;
+                        int g = k / kg;
+                        for (int c = 0; c < cg; c++)
+                            for (int r = 0; r < s.R; r++)
+                                for (int q = 0; q < s.S; q++)
+                                {
+                                    int ih = oh * s.Stride - s.Pad + r, iw = ow * s.Stride - s.Pad + q;
+                                    if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                                    acc += (double)x[((n * s.C + g * cg + c) * s.H + ih) * s.W + iw] * w[((k * cg + c) * s.R + r) * s.S + q];
+                                }
+                        y[((n * s.K + k) * s.OutH + oh) * s.OutW + ow] = acc;
+                    }
+        return y;
+    }
+
+    /// <summary>Input and weight gradients of the convolution for an output gradient dy (by the chain rule on
+    /// the same loops as <see cref="Conv2d"/>).</summary>
+    public static (double[] Dx, double[] Dw) Conv2dBackward(in ConvSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy)
+    {
+        var dx = new double[s.InputSize];
+        var dw = new double[s.WeightSize];
+        int cg = s.CPerGroup, kg = s.KPerGroup;
+        for (int n = 0; n < s.N; n++)
+            for (int k = 0; k < s.K; k++)
+                for (int oh = 0; oh < s.OutH; oh++)
+                    for (int ow = 0; ow < s.OutW; ow++)
+                    {
+                        double g = dy[((n * s.K + k) * s.OutH + oh) * s.OutW + ow];
+                        int grp = k / kg;
+                        for (int c = 0; c < cg; c++)
+                            for (int r = 0; r < s.R; r++)
+                                for (int q = 0; q < s.S; q++)
+                                {
+                                    int ih = oh * s.Stride - s.Pad + r, iw = ow * s.Stride - s.Pad + q;
+                                    if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                                    int xi = ((n * s.C + grp * cg + c) * s.H + ih) * s.W + iw, wi = ((k * cg + c) * s.R + r) * s.S + q;
+                                    dx[xi] += g * w[wi];
+                                    dw[wi] += g * x[xi];
+                                }
+                    }
+        return (dx, dw);
+    }
+
+    /// <summary>Batch norm in float64: y, the batch (or running) mean and 1/sqrt(var + eps), and the updated running
+    /// statistics.</summary>
+    public static (double[] Y, double[] Mean, double[] InvStd, double[] RunMean, double[] RunVar) BatchNorm(in BatchNormSpec s, ReadOnlySpan<float> x,
+        ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, ReadOnlySpan<float> runMean, ReadOnlySpan<float> runVar, bool training)
+    {
+        var y = new double[s.Size];
+        double[] mean = new double[s.C], inv = new double[s.C], rm = new double[s.C], rv = new double[s.C];
+        long m = (long)s.N * s.Spatial;
+        for (int c = 0; c < s.C; c++)
+        {
+            double mu, var;
+            if (training)
+            {
+                double sum = 0, sq = 0;
+                for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) sum += x[(n * s.C + c) * s.Spatial + i];
+                mu = sum / m;
+                for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) { double d = x[(n * s.C + c) * s.Spatial + i] - mu; sq += d * d; }
+                var = sq / m;
+                rm[c] = (1 - s.Momentum) * runMean[c] + s.Momentum * mu;
+                rv[c] = (1 - s.Momentum) * runVar[c] + s.Momentum * sq / (m - 1);
+            }
+            else { mu = runMean[c]; var = runVar[c]; rm[c] = runMean[c]; rv[c] = runVar[c]; }
+            mean[c] = mu; inv[c] = 1 / Math.Sqrt(var + s.Epsilon);
+            for (int n = 0; n < s.N; n++)
+                for (int i = 0; i < s.Spatial; i++)
+                {
+                    int o = (n * s.C + c) * s.Spatial + i;
+                    y[o] = (x[o] - mu) * inv[c] * gamma[c] + beta[c];
+                }
+        }
+        return (y, mean, inv, rm, rv);
+    }
+
+    /// <summary>Batch-norm gradients in float64 for output gradient dy.</summary>
+    public static (double[] Dx, double[] DGamma, double[] DBeta) BatchNormBackward(in BatchNormSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> dy,
+        ReadOnlySpan<float> gamma, ReadOnlySpan<float> runMean, ReadOnlySpan<float> runVar, bool training)
+    {
+        var dx = new double[s.Size];
+        double[] dg = new double[s.C], db = new double[s.C];
+        long m = (long)s.N * s.Spatial;
+        for (int c = 0; c < s.C; c++)
+        {
+            double mu, var;
+            if (training)
+            {
+                double sum = 0, sq = 0;
+                for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) sum += x[(n * s.C + c) * s.Spatial + i];
+                mu = sum / m;
+                for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) { double d = x[(n * s.C + c) * s.Spatial + i] - mu; sq += d * d; }
+                var = sq / m;
+            }
+            else { mu = runMean[c]; var = runVar[c]; }
+            double inv = 1 / Math.Sqrt(var + s.Epsilon), sdy = 0, sdyx = 0;
+            for (int n = 0; n < s.N; n++)
+                for (int i = 0; i < s.Spatial; i++)
+                {
+                    int o = (n * s.C + c) * s.Spatial + i;
+                    sdy += dy[o]; sdyx += dy[o] * (x[o] - mu) * inv;
+                }
+            db[c] = sdy; dg[c] = sdyx;
+            for (int n = 0; n < s.N; n++)
+                for (int i = 0; i < s.Spatial; i++)
+                {
+                    int o = (n * s.C + c) * s.Spatial + i;
+                    double xhat = (x[o] - mu) * inv;
+                    dx[o] = training ? gamma[c] * inv * (dy[o] - sdy / m - xhat * sdyx / m) : gamma[c] * inv * dy[o];
+                }
+        }
+        return (dx, dg, db);
+    }
+
+    /// <summary>Pooling forward and, for output gradient dy, the input gradient (max: to the first maximum).</summary>
+    public static (double[] Y, double[] Dx) Pool2d(in PoolSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> dy)
+    {
+        var y = new double[s.OutputSize];
+        var dx = new double[s.InputSize];
+        for (int p = 0; p < s.N * s.C; p++)
+            for (int oh = 0; oh < s.OutH; oh++)
+                for (int ow = 0; ow < s.OutW; ow++)
+                {
+                    double best = double.NegativeInfinity, sum = 0;
+                    int arg = -1;
+                    for (int r = 0; r < s.Kernel; r++)
+                        for (int q = 0; q < s.Kernel; q++)
+                        {
+                            int ih = oh * s.Stride - s.Pad + r, iw = ow * s.Stride - s.Pad + q;
+                            if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                            double v = x[(p * s.H + ih) * s.W + iw];
+                            sum += v;
+                            if (v > best || arg < 0) { best = v; arg = (p * s.H + ih) * s.W + iw; }
+                        }
+                    int o = (p * s.OutH + oh) * s.OutW + ow;
+                    if (s.Op == PoolOp.Max) { y[o] = best; dx[arg] += dy[o]; continue; }
+                    y[o] = sum / (s.Kernel * s.Kernel);
+                    for (int r = 0; r < s.Kernel; r++)
+                        for (int q = 0; q < s.Kernel; q++)
+                        {
+                            int ih = oh * s.Stride - s.Pad + r, iw = ow * s.Stride - s.Pad + q;
+                            if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dx[(p * s.H + ih) * s.W + iw] += (double)dy[o] / (s.Kernel * s.Kernel);
+                        }
+                }
+        return (y, dx);
+    }
+
+    public static double[] Dropout(ReadOnlySpan<float> x, float p, ulong seed)
+    {
+        var y = new double[x.Length];
+        for (int i = 0; i < x.Length; i++) y[i] = ScalarMath.DropoutKeep(seed, (ulong)i, p) ? x[i] / (1.0 - p) : 0;
+        return y;
+    }
 }
