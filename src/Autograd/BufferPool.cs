@@ -7,6 +7,7 @@ namespace LsKd.Autograd;
 public sealed class BufferPool : IDisposable
 {
     readonly Dictionary<(IBackend, int), Stack<DeviceBuffer<float>>> _free = [];
+    readonly Dictionary<(IBackend, int), Stack<DeviceBuffer<int>>> _freeInt = [];
 
     public long Rented { get; private set; }
     public long Allocated { get; private set; }
@@ -27,11 +28,30 @@ public sealed class BufferPool : IDisposable
         stack.Push(buffer);
     }
 
-    public int FreeBuffers => _free.Values.Sum(s => s.Count);
+    /// <summary>Integer buffers (max-pool indices) are pooled the same way.</summary>
+    public DeviceBuffer<int> RentInt(IBackend backend, int length)
+    {
+        Rented++;
+        if (_freeInt.TryGetValue((backend, length), out var stack) && stack.Count > 0) return stack.Pop();
+        Allocated++;
+        return backend.AllocateInt(length);
+    }
+
+    public void Return(DeviceBuffer<int> buffer)
+    {
+        if (buffer.IsDisposed) return;
+        var key = (buffer.Backend, buffer.Length);
+        if (!_freeInt.TryGetValue(key, out var stack)) _freeInt[key] = stack = new Stack<DeviceBuffer<int>>();
+        stack.Push(buffer);
+    }
+
+    public int FreeBuffers => _free.Values.Sum(s => s.Count) + _freeInt.Values.Sum(s => s.Count);
 
     public void Dispose()
     {
         foreach (var s in _free.Values) while (s.Count > 0) s.Pop().Dispose();
+        foreach (var s in _freeInt.Values) while (s.Count > 0) s.Pop().Dispose();
         _free.Clear();
+        _freeInt.Clear();
     }
 }

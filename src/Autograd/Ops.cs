@@ -4,7 +4,7 @@ namespace LsKd.Autograd;
 
 /// <summary>Differentiable ops. Each forward calls backend kernels and records a backward that accumulates into
 /// the inputs' gradients (first writer overwrites, later writers add), so no gradient buffer is zeroed per step.</summary>
-public static class Ops
+public static partial class Ops
 {
     static Tape T => Tape.Current;
 
@@ -52,6 +52,7 @@ public static class Ops
         if (k != kb) throw new ArgumentException($"matmul shape mismatch: A {Tensor.ShapeString(a.Shape)} x B{(transB ? "^T" : "")} {Tensor.ShapeString(b.Shape)} (inner dimensions {k} and {kb})");
         var c = Output(a, [m, n], a, b);
         a.Backend.Gemm(new GemmSpec(false, transB, m, n, k), a.Buffer, b.Buffer, c.Buffer);
+        FlopCounter.Add(2L * m * n * k);
         T.Record(c, [a, b], o =>
         {
             var be = a.Backend;

@@ -15,6 +15,7 @@ public sealed class Tape : IDisposable
 {
     [ThreadStatic] static Tape? t_current;
     readonly List<Tensor> _transients = [];
+    readonly List<Kernels.DeviceBuffer<int>> _intTransients = [];
     int _noGradDepth;
 
     public static Tape Current => t_current ??= new Tape();
@@ -42,6 +43,14 @@ public sealed class Tape : IDisposable
     }
 
     internal void TrackView(Tensor view) => _transients.Add(view);
+
+    /// <summary>An integer scratch buffer that lives until the next reset (max-pool indices for backward).</summary>
+    internal Kernels.DeviceBuffer<int> NewIntTransient(Kernels.IBackend backend, int length)
+    {
+        var b = Pool.RentInt(backend, length);
+        _intTransients.Add(b);
+        return b;
+    }
 
     internal void Record(Tensor output, Tensor[] inputs, Action<Tensor> backward)
     {
@@ -82,6 +91,8 @@ public sealed class Tape : IDisposable
     {
         foreach (var t in _transients) { t.ReleaseTo(Pool); t.Creator = null; }
         _transients.Clear();
+        foreach (var b in _intTransients) Pool.Return(b);
+        _intTransients.Clear();
     }
 
     public void Dispose()

@@ -8,6 +8,7 @@ public abstract class Module
 {
     readonly List<(string Name, Tensor Tensor)> _parameters = [];
     readonly List<(string Name, Module Child)> _children = [];
+    readonly List<(string Name, Tensor Tensor)> _buffers = [];
 
     public bool Training { get; private set; } = true;
 
@@ -20,6 +21,19 @@ public abstract class Module
         foreach (var (n, c) in _children)
             foreach (var p in c.NamedParameters(prefix + n + ".")) yield return p;
     }
+
+    /// <summary>Non-trainable state saved in checkpoints (batch-norm running statistics).</summary>
+    protected Tensor Buffer(string name, Tensor t) { _buffers.Add((name, t)); return t; }
+
+    public IEnumerable<(string Name, Tensor Tensor)> NamedBuffers(string prefix = "")
+    {
+        foreach (var (n, t) in _buffers) yield return (prefix + n, t);
+        foreach (var (n, c) in _children)
+            foreach (var b in c.NamedBuffers(prefix + n + ".")) yield return b;
+    }
+
+    /// <summary>Parameters then buffers: everything a checkpoint holds.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> StateDict() => NamedParameters().Concat(NamedBuffers());
 
     public IReadOnlyList<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor).ToList();
     public long ParameterCount => NamedParameters().Sum(p => (long)p.Tensor.Size);
@@ -65,7 +79,7 @@ public sealed class Linear : Module
 }
 
 /// <summary>A multi-layer perceptron with ReLU (or GELU) between layers; exposes its penultimate features.</summary>
-public sealed class Mlp : Module
+public sealed class Mlp : Classifier
 {
     readonly Linear[] _layers;
     readonly bool _gelu;
@@ -74,14 +88,16 @@ public sealed class Mlp : Module
     {
         if (sizes.Length < 2) throw new ArgumentException("an MLP needs at least input and output sizes");
         _gelu = gelu;
+        ModelName = "mlp";
+        ConfigJson = System.Text.Json.JsonSerializer.Serialize(new { sizes, gelu });
         _layers = new Linear[sizes.Length - 1];
         for (int i = 0; i < _layers.Length; i++)
             _layers[i] = Child($"fc{i}", new Linear(backend, sizes[i], sizes[i + 1], seed + (ulong)i * 7919));
     }
 
-    public Linear Classifier => _layers[^1];
+    public override Linear Head => _layers[^1];
 
-    public Tensor Features(Tensor x)
+    public override Tensor Features(Tensor x)
     {
         for (int i = 0; i < _layers.Length - 1; i++)
         {
@@ -91,5 +107,4 @@ public sealed class Mlp : Module
         return x;
     }
 
-    public override Tensor Forward(Tensor x) => Classifier.Forward(Features(x));
 }

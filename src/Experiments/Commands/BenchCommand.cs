@@ -16,6 +16,8 @@ internal static class BenchCommand
         var cmd = new Command("bench", "Time kernels on a device, optionally beside PyTorch on the CPU (bench/peers).");
         cmd.Subcommands.Add(Gemm());
         cmd.Subcommands.Add(Losses());
+        cmd.Subcommands.Add(LayerBench.Create());
+        cmd.Subcommands.Add(TrainBench.Create(PeerOption));
         return cmd;
     }
 
@@ -139,7 +141,7 @@ internal static class BenchCommand
     }
 
     /// <summary>Runs a peer script from bench/peers with Debian's python3 and parses its JSON lines.</summary>
-    static List<JsonElement> RunPeer(string script, string args)
+    internal static List<JsonElement> RunPeer(string script, string args)
     {
         string? path = null;
         for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null && path == null; d = d.Parent)

@@ -1,0 +1,132 @@
+using LsKd.Kernels;
+
+namespace LsKd.Autograd;
+
+/// <summary>Convolutional-network ops: convolution, batch norm, pooling, global average pooling, dropout.
+/// Each records one tape node whose backward calls the matching backend kernel.</summary>
+public static partial class Ops
+{
+    /// <summary>y = conv2d(x, w) for x [N, C, H, W] and w [K, C / groups, R, S]; no bias (batch norm follows).</summary>
+    public static Tensor Conv2d(Tensor x, Tensor w, int stride = 1, int pad = 0, int groups = 1, string layer = "conv2d")
+    {
+        CheckSameBackend(x, w, layer);
+        if (x.Rank != 4) throw new ArgumentException($"{layer}: input must be [N, C, H, W], got {Tensor.ShapeString(x.Shape)}");
+        if (w.Rank != 4) throw new ArgumentException($"{layer}: weight must be [K, C/groups, R, S], got {Tensor.ShapeString(w.Shape)}");
+        var spec = new ConvSpec(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], w.Shape[0], w.Shape[2], w.Shape[3], stride, pad, groups);
+        if (w.Shape[1] * groups != x.Shape[1])
+            throw new ArgumentException($"{layer}: expected input with {w.Shape[1] * groups} channels (weight {Tensor.ShapeString(w.Shape)}, groups {groups}), got input {Tensor.ShapeString(x.Shape)}");
+        spec.Validate(layer);
+        FlopCounter.Add(spec.Flops);
+        var y = Output(x, [spec.N, spec.K, spec.OutH, spec.OutW], x, w);
+        x.Backend.Conv2d(spec, x.Buffer, w.Buffer, y.Buffer);
+        T.Record(y, [x, w], o =>
+        {
+            Accumulate(w, (g, acc) => x.Backend.Conv2dBackwardWeight(spec, x.Buffer, o.Grad!, g, acc));
+            Accumulate(x, (g, acc) => x.Backend.Conv2dBackwardInput(spec, o.Grad!, w.Buffer, g, acc));
+        });
+        return y;
+    }
+
+    /// <summary>Batch normalisation over the channel axis (dimension 1) of [N, C, ...]. In training the batch
+    /// statistics are used and the running ones updated in place; in evaluation the running ones are used.</summary>
+    public static Tensor BatchNorm(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, bool training,
+        float epsilon = 1e-5f, float momentum = 0.1f, string layer = "batchnorm")
+    {
+        if (x.Rank < 2 || x.Shape[1] != gamma.Size)
+            throw new ArgumentException($"{layer}: expected input [N, {gamma.Size}, ...], got {Tensor.ShapeString(x.Shape)}");
+        var spec = new BatchNormSpec(x.Shape[0], x.Shape[1], x.Size / Math.Max(1, x.Shape[0] * x.Shape[1]), epsilon, momentum);
+        var be = x.Backend;
+        var y = Output(x, x.Shape, x, gamma, beta);
+        var mean = T.NewTransient(be, [spec.C], false);
+        var invStd = T.NewTransient(be, [spec.C], false);
+        be.BatchNorm(spec, x.Buffer, gamma.Buffer, beta.Buffer, y.Buffer, mean.Buffer, invStd.Buffer, runningMean.Buffer, runningVar.Buffer, training);
+        FlopCounter.Add(2L * x.Size);
+        T.Record(y, [x, gamma, beta], o =>
+        {
+            var dGamma = T.Pool.Rent(be, spec.C);
+            var dBeta = T.Pool.Rent(be, spec.C);
+            // dx is computed even when x needs no gradient only if it does; otherwise into a scratch buffer.
+            DeviceBuffer<float>? scratch = x.RequiresGrad ? null : T.Pool.Rent(be, x.Size);
+            if (scratch != null)
+                be.BatchNormBackward(spec, x.Buffer, o.Grad!, gamma.Buffer, mean.Buffer, invStd.Buffer, scratch, dGamma, dBeta, training, false);
+            else
+                Accumulate(x, (g, acc) => be.BatchNormBackward(spec, x.Buffer, o.Grad!, gamma.Buffer, mean.Buffer, invStd.Buffer, g, dGamma, dBeta, training, acc));
+            AccumulateFrom(gamma, dGamma);
+            AccumulateFrom(beta, dBeta);
+            T.Pool.Return(dGamma); T.Pool.Return(dBeta);
+            if (scratch != null) T.Pool.Return(scratch);
+        });
+        return y;
+    }
+
+    public static Tensor MaxPool2d(Tensor x, int kernel, int stride, int pad = 0) => Pool(PoolOp.Max, x, kernel, stride, pad);
+    public static Tensor AvgPool2d(Tensor x, int kernel, int stride, int pad = 0) => Pool(PoolOp.Average, x, kernel, stride, pad);
+
+    static Tensor Pool(PoolOp op, Tensor x, int kernel, int stride, int pad)
+    {
+        string layer = op == PoolOp.Max ? "max-pool" : "avg-pool";
+        if (x.Rank != 4) throw new ArgumentException($"{layer}: input must be [N, C, H, W], got {Tensor.ShapeString(x.Shape)}");
+        var spec = new PoolSpec(op, x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], kernel, stride, pad);
+        spec.Validate(layer);
+        var be = x.Backend;
+        var y = Output(x, [spec.N, spec.C, spec.OutH, spec.OutW], x);
+        var arg = op == PoolOp.Max && y.RequiresGrad ? T.NewIntTransient(be, (int)spec.OutputSize) : null;
+        be.Pool2d(spec, x.Buffer, y.Buffer, arg);
+        T.Record(y, [x], o => Accumulate(x, (g, acc) => be.Pool2dBackward(spec, o.Grad!, arg, g, acc)));
+        return y;
+    }
+
+    /// <summary>[N, C, H, W] to [N, C]: the mean over each plane.</summary>
+    public static Tensor GlobalAvgPool(Tensor x)
+    {
+        if (x.Rank != 4) throw new ArgumentException($"global-avg-pool: input must be [N, C, H, W], got {Tensor.ShapeString(x.Shape)}");
+        int planes = x.Shape[0] * x.Shape[1], hw = x.Shape[2] * x.Shape[3];
+        var be = x.Backend;
+        var y = Output(x, [x.Shape[0], x.Shape[1]], x);
+        be.Reduce(ReduceOp.Mean, x.Buffer, y.Buffer, planes, hw, 1);
+        T.Record(y, [x], o => Accumulate(x, (g, acc) =>
+        {
+            // dx[p, i] (+)= dy[p] / hw: broadcast the scaled gradient over each plane.
+            var scaled = T.Pool.Rent(be, planes);
+            be.Unary(UnaryOp.Scale, o.Grad!, scaled, planes, 1f / hw);
+            if (!acc) be.Fill(g, 0, x.Size, 0f);
+            be.Binary(BinaryOp.Add, g, scaled, g, x.Size, planes, hw);
+            T.Pool.Return(scaled);
+        }));
+        return y;
+    }
+
+    /// <summary>Inverted dropout with a counter-based mask from seed (identity when p = 0).</summary>
+    public static Tensor Dropout(Tensor x, float p, ulong seed)
+    {
+        if (p == 0f) return x;
+        var be = x.Backend;
+        var y = Output(x, x.Shape, x);
+        be.Dropout(x.Buffer, y.Buffer, x.Size, p, seed);
+        T.Record(y, [x], o =>
+        {
+            var tmp = T.Pool.Rent(be, x.Size);
+            be.Dropout(o.Grad!, tmp, x.Size, p, seed);
+            AccumulateFrom(x, tmp);
+            T.Pool.Return(tmp);
+        });
+        return y;
+    }
+}
+
+/// <summary>Counts forward FLOPs (2 x multiply-adds of convolutions and matrix products, plus normalisation)
+/// while a scope is open on this thread: `using (var c = FlopCounter.Start()) model.Forward(x);`.</summary>
+public sealed class FlopCounter : IDisposable
+{
+    [ThreadStatic] static FlopCounter? t_current;
+    readonly FlopCounter? _outer;
+
+    FlopCounter() { _outer = t_current; t_current = this; }
+
+    public long Flops { get; private set; }
+
+    public static FlopCounter Start() => new();
+    internal static void Add(long flops) { if (t_current != null) t_current.Flops += flops; }
+
+    public void Dispose() => t_current = _outer;
+}
