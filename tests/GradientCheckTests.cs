@@ -8,7 +8,7 @@ namespace LsKd.Tests;
 /// differences (h = 1e-5) of the float64 reference definition of loss = sum(op(x) * R), R fixed random weights.
 /// Tolerance: |analytic - numeric| &lt;= 2e-4 + 2e-3 |numeric|.</summary>
 [TestFixture]
-public class GradientCheckTests
+public partial class GradientCheckTests
 {
     static readonly string[] GradBackends = ["cpu-v512-2t", "ilgpu-cpu-g64"];
 

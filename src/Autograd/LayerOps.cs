@@ -40,7 +40,6 @@ public static partial class Ops
         var mean = T.NewTransient(be, [spec.C], false);
         var invStd = T.NewTransient(be, [spec.C], false);
         be.BatchNorm(spec, x.Buffer, gamma.Buffer, beta.Buffer, y.Buffer, mean.Buffer, invStd.Buffer, runningMean.Buffer, runningVar.Buffer, training);
-        FlopCounter.Add(2L * x.Size);
         T.Record(y, [x, gamma, beta], o =>
         {
             var dGamma = T.Pool.Rent(be, spec.C);
@@ -114,7 +113,7 @@ public static partial class Ops
     }
 }
 
-/// <summary>Counts forward FLOPs (2 x multiply-adds of convolutions and matrix products, plus normalisation)
+/// <summary>Counts forward FLOPs (2 x multiply-adds of convolutions and matrix products, the usual convention)
 /// while a scope is open on this thread: `using (var c = FlopCounter.Start()) model.Forward(x);`.</summary>
 public sealed class FlopCounter : IDisposable
 {

@@ -96,6 +96,7 @@ public unsafe partial class CpuBackend
         int ohw = s.OutH * s.OutW, ckk = s.CPerGroup * s.R * s.S, hw = s.H * s.W;
         long wsize = s.WeightSize;
         int workers = Math.Min(_parallel.Threads, s.N);
+        bool transposed = s.KPerGroup >= 32;
         // Each worker sums its images into its own partial; partials are added in worker order (deterministic).
         var partials = new float[workers][];
         ForImages(s.N, (worker, n0, n1) =>
@@ -110,14 +111,27 @@ public unsafe partial class CpuBackend
                     float* xg = xp + ((long)n * spec.C + g * spec.CPerGroup) * hw;
                     float* b = xg;
                     if (col != null) { Im2Col(spec, xg, col); b = col; }
-                    gemm.Run(new GemmSpec(false, true, spec.KPerGroup, ckk, ohw, Beta: 1f),
-                        dyp + ((long)n * spec.K + g * spec.KPerGroup) * ohw, b, pp + (long)g * spec.KPerGroup * ckk);
+                    float* dyg = dyp + ((long)n * spec.K + g * spec.KPerGroup) * ohw, pg = pp + (long)g * spec.KPerGroup * ckk;
+                    // With at least 32 output channels, dW_g^T [ckk, K/G] += col dy_g^T packs the long col matrix as A
+                    // (contiguous row panels) instead of transposing it into B panels; with fewer, the B panels
+                    // of dy_g^T would be less than one 32-wide micro-kernel tile, so dW_g += dy_g col^T is faster.
+                    if (transposed) gemm.Run(new GemmSpec(false, true, ckk, spec.KPerGroup, ohw, Beta: 1f), b, dyg, pg);
+                    else gemm.Run(new GemmSpec(false, true, spec.KPerGroup, ckk, ohw, Beta: 1f), dyg, b, pg);
                 }
         });
-        var dws = new Span<float>(dwp, (int)wsize);
-        if (!accumulate) dws.Clear();
-        foreach (var part in partials)
-            fixed (float* pp = part) BinaryRun(BinaryOp.Add, dwp, pp, dwp, (int)wsize);
+        // Sum the partials (in worker order) and transpose each group's [ckk, K/G] block back to [K/G, ckk].
+        var sum = partials[0];
+        for (int i = 1; i < partials.Length; i++)
+            fixed (float* a = sum, b = partials[i]) BinaryRun(BinaryOp.Add, a, b, a, (int)wsize);
+        int kg = s.KPerGroup;
+        for (int g = 0; g < s.Groups; g++)
+            for (int k = 0; k < kg; k++)
+                for (int j = 0; j < ckk; j++)
+                {
+                    float v = transposed ? sum[(long)g * kg * ckk + (long)j * kg + k] : sum[(long)g * kg * ckk + (long)k * ckk + j];
+                    float* d = dwp + (long)g * kg * ckk + (long)k * ckk + j;
+                    *d = accumulate ? *d + v : v;
+                }
     }
 
     /// <summary>col[(c R + r) S + s, oh OW + ow] = x[c, oh stride - pad + r, ow stride - pad + s], zero outside.</summary>
@@ -137,11 +151,19 @@ public unsafe partial class CpuBackend
                         if ((uint)ih >= (uint)s.H || lo >= hi) { new Span<float>(dst, ow).Clear(); continue; }
                         float* src = x + ((long)c * s.H + ih) * s.W + q - s.Pad;
                         for (int j = 0; j < lo; j++) dst[j] = 0f;
-                        if (s.Stride == 1) Buffer.MemoryCopy(src + lo, dst + lo, (hi - lo) * 4L, (hi - lo) * 4L);
+                        if (s.Stride == 1) CopyRun(src + lo, dst + lo, hi - lo);
                         else for (int j = lo; j < hi; j++) dst[j] = src[j * s.Stride];
                         for (int j = hi; j < ow; j++) dst[j] = 0f;
                     }
                 }
+    }
+
+    /// <summary>Copies a short run (one image row, 7 to 30 floats here) without a call into the runtime.</summary>
+    static void CopyRun(float* src, float* dst, int n)
+    {
+        int i = 0;
+        for (; i <= n - 8; i += 8) Vector256.Store(Vector256.Load(src + i), dst + i);
+        for (; i < n; i++) dst[i] = src[i];
     }
 
     /// <summary>The adjoint of <see cref="Im2Col"/>: dx[c, ih, iw] += col[...] for every window position.</summary>
@@ -305,11 +327,7 @@ public unsafe partial class CpuBackend
                     double sum = 0;
                     for (int n = 0; n < spec.N; n++) sum += RowSum<V256>(xp + ((long)n * spec.C + c) * spec.Spatial, spec.Spatial);
                     double mu = sum / m, sq = 0;
-                    for (int n = 0; n < spec.N; n++)
-                    {
-                        float* row = xp + ((long)n * spec.C + c) * spec.Spatial;
-                        for (int i = 0; i < spec.Spatial; i++) { double d = row[i] - mu; sq += d * d; }
-                    }
+                    for (int n = 0; n < spec.N; n++) sq += SquaredDeviation(xp + ((long)n * spec.C + c) * spec.Spatial, spec.Spatial, (float)mu);
                     double var = sq / m;
                     mean = (float)mu; invStd = (float)(1 / Math.Sqrt(var + spec.Epsilon));
                     rmp[c] = (1 - spec.Momentum) * rmp[c] + spec.Momentum * mean;
@@ -326,6 +344,50 @@ public unsafe partial class CpuBackend
                 }
             }
         });
+    }
+
+    /// <summary>sum (x - mu)^2 over one row, eight lanes at a time.</summary>
+    static double SquaredDeviation(float* x, int n, float mu)
+    {
+        int i = 0;
+        var acc = Vector256<float>.Zero; var vm = Vector256.Create(mu);
+        for (; i <= n - 8; i += 8) { var d = Vector256.Load(x + i) - vm; acc = Vector256.FusedMultiplyAdd(d, d, acc); }
+        double s = Vector256.Sum(acc);
+        for (; i < n; i++) { double d = x[i] - mu; s += d * d; }
+        return s;
+    }
+
+    /// <summary>(sum g, sum g (x - mean)) over one row.</summary>
+    static (double, double) GradSums(float* g, float* x, int n, float mean)
+    {
+        int i = 0;
+        var sg = Vector256<float>.Zero; var sx = Vector256<float>.Zero; var vm = Vector256.Create(mean);
+        for (; i <= n - 8; i += 8)
+        {
+            var gv = Vector256.Load(g + i);
+            sg += gv;
+            sx = Vector256.FusedMultiplyAdd(gv, Vector256.Load(x + i) - vm, sx);
+        }
+        double a = Vector256.Sum(sg), b = Vector256.Sum(sx);
+        for (; i < n; i++) { a += g[i]; b += g[i] * (x[i] - mean); }
+        return (a, b);
+    }
+
+    static void BatchNormGradRow(float* g, float* x, float* dx, int n, float a1, float a2, float a3, bool accumulate)
+    {
+        int i = 0;
+        var v1 = Vector256.Create(a1); var v2 = Vector256.Create(a2); var v3 = Vector256.Create(a3);
+        for (; i <= n - 8; i += 8)
+        {
+            var v = Vector256.FusedMultiplyAdd(Vector256.Load(g + i), v1, Vector256.FusedMultiplyAdd(Vector256.Load(x + i), v2, v3));
+            if (accumulate) v += Vector256.Load(dx + i);
+            Vector256.Store(v, dx + i);
+        }
+        for (; i < n; i++)
+        {
+            float v = g[i] * a1 + x[i] * a2 + a3;
+            dx[i] = accumulate ? dx[i] + v : v;
+        }
     }
 
     static void ScaleShift(float* x, float* y, float a, float b, int n)
@@ -352,7 +414,8 @@ public unsafe partial class CpuBackend
                 for (int n = 0; n < spec.N; n++)
                 {
                     long o = ((long)n * spec.C + c) * spec.Spatial;
-                    for (int i = 0; i < spec.Spatial; i++) { float g = gp[o + i]; sdy += g; sdx += g * (xp[o + i] - mean); }
+                    var (a, b) = GradSums(gp + o, xp + o, spec.Spatial, mean);
+                    sdy += a; sdx += b;
                 }
                 dbp[c] = (float)sdy;
                 dgp[c] = (float)(sdx * invStd);
@@ -360,14 +423,12 @@ public unsafe partial class CpuBackend
                 float k = gam[c] * invStd;
                 float mdy = training ? (float)(sdy / m) : 0f;
                 float cx = training ? (float)(sdx / m) * invStd * invStd : 0f;
+                // dx = k dy - k cx x + k (cx mean - mdy): one FMA pair per element.
+                float a1 = k, a2 = -k * cx, a3 = k * (cx * mean - mdy);
                 for (int n = 0; n < spec.N; n++)
                 {
                     long o = ((long)n * spec.C + c) * spec.Spatial;
-                    for (int i = 0; i < spec.Spatial; i++)
-                    {
-                        float v = k * (gp[o + i] - mdy - (xp[o + i] - mean) * cx);
-                        dxp[o + i] = accumulate ? dxp[o + i] + v : v;
-                    }
+                    BatchNormGradRow(gp + o, xp + o, dxp + o, spec.Spatial, a1, a2, a3, accumulate);
                 }
             }
         });
