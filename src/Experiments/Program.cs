@@ -13,6 +13,11 @@ public static class Program
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(CheckCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(StudyCommands.Study());
+        root.Subcommands.Add(StudyCommands.SingleRun(distill: false));
+        root.Subcommands.Add(StudyCommands.SingleRun(distill: true));
+        root.Subcommands.Add(StudyCommands.Eval());
+        root.Subcommands.Add(StudyCommands.ReportCommand());
         try
         {
             var parsed = root.Parse(args);

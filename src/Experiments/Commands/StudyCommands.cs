@@ -1,0 +1,171 @@
+using System.CommandLine;
+using System.Text.Json;
+using LsKd.Experiments.Data;
+using LsKd.Experiments.Study;
+using LsKd.Kernels;
+using LsKd.Nets;
+using Spectre.Console;
+
+namespace LsKd.Experiments.Commands;
+
+/// <summary>`lskd study`, `report`, `train-teacher`, `distill`, `eval`: the study pipeline and its single steps.</summary>
+internal static class StudyCommands
+{
+    static Option<string> Out(string def) => new("--out") { Description = "results folder", DefaultValueFactory = _ => def };
+    static Option<string?> DataDir() => new("--data-dir") { Description = "folder with the IDX files (default: the Debian package's /usr/share/datasets/fashion-mnist)" };
+    static Option<int?> Seed() => new("--seed") { Description = "run one seed instead of the configuration's list" };
+
+    static (int, int)? ParseShard(string? text)
+    {
+        if (text == null) return null;
+        var parts = text.Split('/');
+        if (parts.Length != 2 || !int.TryParse(parts[0], out int i) || !int.TryParse(parts[1], out int n) || n < 1 || i < 0 || i >= n)
+            throw new UsageException($"--shard: '{text}' is not i/n with 0 <= i < n (for example 0/4 ... 3/4)");
+        return (i, n);
+    }
+
+    public static Command Study()
+    {
+        var device = CommonOptions.Device(); var threads = CommonOptions.Threads();
+        var preset = new Option<string>("--preset") { Description = $"built-in study: {string.Join(", ", StudyConfig.PresetNames)}", DefaultValueFactory = _ => "quick" };
+        var config = new Option<string?>("--config") { Description = "JSON configuration file (overrides --preset; keys as in results/<study>/config.json)" };
+        var outDir = Out("results"); var dataDir = DataDir(); var seed = Seed();
+        var shard = new Option<string?>("--shard") { Description = "train only part i/n of the sweep (0-based), e.g. one Slurm array task; merge with `lskd report`" };
+        var cmd = new Command("study", "Run the whole study: teachers with label smoothing, students distilled at each temperature, baselines, report.")
+            { preset, config, outDir, dataDir, device, threads, seed, shard };
+        cmd.SetAction(pr =>
+        {
+            var cfg = pr.GetValue(config) is { } path ? StudyConfig.FromFile(path) : StudyConfig.Preset(pr.GetValue(preset)!);
+            if (pr.GetValue(seed) is { } s) cfg = cfg with { Seeds = [s] };
+            cfg.Validate();
+            var sh = ParseShard(pr.GetValue(shard));
+            string dir = Path.Combine(pr.GetValue(outDir)!, cfg.Name);
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var runner = new StudyRunner(cfg, dir, be, pr.GetValue(dataDir), sh);
+            var (trained, skipped, diverged) = WithDataErrors(runner.Run);
+            var runs = Report.LoadRuns([dir]);
+            var info = DatasetInfo.Load(cfg.Dataset);
+            Report.Write(cfg, runs, dir, info);
+            AnsiConsole.MarkupLine($"{trained} run(s) trained, {skipped} skipped, {diverged} diverged; report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
+            if (sh != null) AnsiConsole.MarkupLine("sharded sweep: merge the shards' folders with `lskd report --out <folder> --merge <other folders>`");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static T WithDataErrors<T>(Func<T> f)
+    {
+        try { return f(); }
+        catch (DataException e) { throw new UsageException(e.Message); }
+        catch (CheckpointException e) { throw new UsageException(e.Message); }
+    }
+
+    public static Command ReportCommand()
+    {
+        var outDir = new Option<string>("--out") { Description = "a study's results folder (holds config.json); the report is written there", Required = true };
+        var merge = new Option<string[]>("--merge") { Description = "other result folders (shards) whose runs are merged in", AllowMultipleArgumentsPerToken = true };
+        var cmd = new Command("report", "Write runs.csv and report.md for a study folder, merging shards.") { outDir, merge };
+        cmd.SetAction(pr =>
+        {
+            string dir = pr.GetValue(outDir)!;
+            string configPath = Path.Combine(dir, "config.json");
+            if (!File.Exists(configPath)) throw new UsageException($"--out: {configPath} not found (not a study result folder)");
+            var cfg = StudyConfig.FromFile(configPath);
+            var dirs = new List<string> { dir };
+            dirs.AddRange(pr.GetValue(merge) ?? []);
+            foreach (var d in dirs.Skip(1))
+                if (!File.Exists(Path.Combine(d, "config.json")) || File.ReadAllText(Path.Combine(d, "config.json")) != File.ReadAllText(configPath))
+                    throw new UsageException($"--merge: {d} is not a shard of the same study (its config.json is missing or differs)");
+            var runs = Report.LoadRuns(dirs);
+            Report.Write(cfg, runs, dir, DatasetInfo.Load(cfg.Dataset));
+            AnsiConsole.MarkupLine($"{runs.Count} run(s) from {dirs.Count} folder(s); wrote {Markup.Escape(Path.Combine(dir, "report.md"))} and runs.csv");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Option<string> Model(string def) => new("--model") { Description = $"architecture: {string.Join(", ", Nets.Models.Names)}", DefaultValueFactory = _ => def };
+    static Option<float> Width(float def) => new("--width") { Description = "width multiplier", DefaultValueFactory = _ => def };
+    static Option<int> Epochs() => new("--epochs") { Description = "training epochs", DefaultValueFactory = _ => 4 };
+    static Option<int> TrainImages() => new("--train-images") { Description = "training images used (0 = all 60,000)", DefaultValueFactory = _ => 0 };
+
+    /// <summary>`train-teacher` and `distill` share everything but the teacher and the loss.</summary>
+    public static Command SingleRun(bool distill)
+    {
+        var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var dataDir = DataDir();
+        var outDir = Out(distill ? "results/students" : "results/teachers");
+        var model = Model(distill ? "resnet8" : "resnet20"); var width = Width(distill ? 0.5f : 1f); var epochs = Epochs(); var trainImages = TrainImages();
+        var alpha = new Option<float>("--alpha") { Description = distill ? "label smoothing of the hard term (used when beta < 1)" : "label smoothing alpha in [0, 1)", DefaultValueFactory = _ => 0f };
+        var seed = new Option<int>("--seed") { Description = "seed of initialisation, order and augmentation", DefaultValueFactory = _ => 1 };
+        var teacher = new Option<string>("--teacher") { Description = "teacher checkpoint (.safetensors written by train-teacher or study)", Required = true };
+        var temperature = new Option<float>("--temperature") { Description = "distillation temperature T > 0", DefaultValueFactory = _ => 1f };
+        var beta = new Option<float>("--beta") { Description = "weight of the KD term in [0, 1] (1 as in the paper)", DefaultValueFactory = _ => 1f };
+        var cmd = distill
+            ? new Command("distill", "Distil a student from a teacher checkpoint at one temperature.") { teacher, model, width, temperature, beta, alpha, epochs, trainImages, seed, outDir, dataDir, device, threads }
+            : new Command("train-teacher", "Train one teacher with label smoothing alpha.") { model, width, alpha, epochs, trainImages, seed, outDir, dataDir, device, threads };
+        cmd.SetAction(pr =>
+        {
+            var settings = new TrainSettings { Model = pr.GetValue(model)!, Width = pr.GetValue(width), Epochs = pr.GetValue(epochs) };
+            settings.Validate("--model/--width/--epochs");
+            float a = pr.GetValue(alpha), t = pr.GetValue(temperature), b = pr.GetValue(beta);
+            if (!(a >= 0f && a < 1f)) throw new UsageException($"--alpha must be in [0, 1), got {a}");
+            if (distill && (!float.IsFinite(t) || t <= 0f)) throw new UsageException($"--temperature must be a finite positive number, got {t}");
+            if (distill && !(b >= 0f && b <= 1f)) throw new UsageException($"--beta must be in [0, 1], got {b}");
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            Classifier? teacherModel = distill ? WithDataErrors(() => LoadCheckpoint(pr.GetValue(teacher)!, be)) : null;
+            var (train, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
+            if (pr.GetValue(trainImages) is > 0 and var n) train = train.Take(n);
+            int s = pr.GetValue(seed);
+            string id = distill ? $"student-{settings.Model}-w{StudyConfig.F(settings.Width)}-T{StudyConfig.F(t)}-s{s}" : $"teacher-{settings.Model}-a{StudyConfig.F(a)}-s{s}";
+            var spec = new RunSpec(id, distill ? "student" : "teacher", settings, a, distill ? t : null, distill ? b : 0f, (ulong)s, distill ? pr.GetValue(teacher) : null);
+            var net = Nets.Models.Create(settings.Model, be, (ulong)s * 1000 + (distill ? 2UL : 1UL), settings.Width);
+            var trainer = new Trainer(be, train, train.Take(2000), test, augment: true, -info.Mean / info.Std);
+            var outcome = trainer.Run(spec, net, teacherModel, null);
+            string dir = pr.GetValue(outDir)!;
+            try { Directory.CreateDirectory(dir); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--out: cannot create {dir}: {e.Message}"); }
+            string ckpt = Path.Combine(dir, id + ".safetensors");
+            if (outcome.Status == "finished")
+                Checkpoint.Save(net, ckpt, new Dictionary<string, string> { ["run"] = id, ["width"] = StudyConfig.F(settings.Width), ["alpha"] = StudyConfig.F(a) });
+            AtomicFile.WriteText(Path.Combine(dir, id + ".json"), JsonSerializer.Serialize(outcome.Epochs, RunRecord.Json));
+            foreach (var e in outcome.Epochs)
+                AnsiConsole.MarkupLine($"epoch {e.Epoch}: loss {e.TrainLoss:F4}, train top-1 {e.Train.Top1:F2}%, test top-1 {e.Test.Top1:F2}%, top-5 {e.Test.Top5:F2}% ({e.Seconds:F1} s)");
+            AnsiConsole.MarkupLine(outcome.Status == "finished" ? $"wrote {Markup.Escape(ckpt)}" : $"[red]run diverged[/] (loss became NaN or infinite); no checkpoint written");
+            return outcome.Status == "finished" ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    /// <summary>Recreates a classifier from a checkpoint's metadata (model name and width) and loads it.</summary>
+    public static Classifier LoadCheckpoint(string path, IBackend be)
+    {
+        var (meta, _) = Checkpoint.Read(path);
+        if (!meta.TryGetValue("model", out var name)) throw new CheckpointException($"{path}: metadata has no model name");
+        float width = meta.TryGetValue("width", out var w) && float.TryParse(w, System.Globalization.CultureInfo.InvariantCulture, out var wv) ? wv : 1f;
+        Classifier model;
+        try { model = Nets.Models.Create(name, be, 0, width); }
+        catch (ArgumentException e) { throw new CheckpointException($"{path}: {e.Message}"); }
+        Checkpoint.Load(model, path);
+        model.Eval();
+        return model;
+    }
+
+    public static Command Eval()
+    {
+        var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var dataDir = DataDir();
+        var checkpoint = new Option<string>("--checkpoint") { Description = "model checkpoint (.safetensors)", Required = true };
+        var cmd = new Command("eval", "Evaluate a checkpoint on the test set: top-1, top-5 and per-class accuracy.") { checkpoint, dataDir, device, threads };
+        cmd.SetAction(pr =>
+        {
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var model = WithDataErrors(() => LoadCheckpoint(pr.GetValue(checkpoint)!, be));
+            var (_, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
+            var m = Trainer.Evaluate(be, model, test, out _);
+            var table = new Table().AddColumn("class").AddColumn("test accuracy %");
+            for (int k = 0; k < info.Classes.Length; k++) table.AddRow(Markup.Escape(info.Classes[k]), $"{m.PerClass[k]:F2}");
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"{Markup.Escape(model.ModelName)}: test top-1 {m.Top1:F2}%, top-5 {m.Top5:F2}% on {m.Count} images");
+            return 0;
+        });
+        return cmd;
+    }
+}

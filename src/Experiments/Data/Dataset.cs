@@ -1,0 +1,92 @@
+using System.Reflection;
+using System.Text.Json;
+
+namespace LsKd.Experiments.Data;
+
+/// <summary>Class names and the class hierarchy of a dataset, from its data file (Data/&lt;name&gt;.json).</summary>
+public sealed record DatasetInfo(string Name, string DebianPackage, string DefaultDir, Dictionary<string, string> Files,
+    float Mean, float Std, string[] Classes, Dictionary<string, int[]> Hierarchy)
+{
+    static readonly JsonSerializerOptions s_json = new() { PropertyNameCaseInsensitive = true };
+
+    public static DatasetInfo Load(string name)
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream($"LsKd.Experiments.Data.{name}.json")
+            ?? throw new DataException($"unknown dataset '{name}'; known: fashion-mnist");
+        return JsonSerializer.Deserialize<DatasetInfo>(stream, s_json)!;
+    }
+
+    /// <summary>The group (from the hierarchy) each class belongs to.</summary>
+    public string GroupOf(int cls) => Hierarchy.First(g => g.Value.Contains(cls)).Key;
+}
+
+/// <summary>A labelled image set held in memory: images normalised to zero mean and unit variance (per-dataset
+/// constants), [count, channels, height, width] row-major.</summary>
+public sealed class ImageSet
+{
+    public ImageSet(float[] images, int[] labels, int channels, int height, int width, int classes)
+    {
+        Images = images; Labels = labels; Channels = channels; Height = height; Width = width; Classes = classes;
+    }
+
+    public float[] Images { get; }
+    public int[] Labels { get; }
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+    public int Classes { get; }
+    public int Count => Labels.Length;
+    public int ImageSize => Channels * Height * Width;
+
+    /// <summary>The first n images (or all), as a new set sharing nothing.</summary>
+    public ImageSet Take(int n) => Slice(0, Math.Min(n, Count));
+
+    public ImageSet Slice(int start, int count) =>
+        new(Images.AsSpan(start * ImageSize, count * ImageSize).ToArray(), Labels.AsSpan(start, count).ToArray(), Channels, Height, Width, Classes);
+}
+
+public static class FashionMnist
+{
+    /// <summary>Loads the training and test sets from dir (the Debian package's folder by default), checking
+    /// every file.</summary>
+    public static (ImageSet Train, ImageSet Test, DatasetInfo Info) Load(string? dir = null)
+    {
+        var info = DatasetInfo.Load("fashion-mnist");
+        dir ??= info.DefaultDir;
+        if (!Directory.Exists(dir))
+            throw new DataException($"{dir}: data folder not found; install the Debian package {info.DebianPackage} (scripts/install-deps.sh) or pass --data-dir");
+        var train = LoadPair(dir, info.Files["trainImages"], info.Files["trainLabels"], info);
+        var test = LoadPair(dir, info.Files["testImages"], info.Files["testLabels"], info);
+        return (train, test, info);
+    }
+
+    static string Find(string dir, string stem, DatasetInfo info)
+    {
+        foreach (var candidate in new[] { stem + ".gz", stem })
+        {
+            var p = Path.Combine(dir, candidate);
+            if (File.Exists(p)) return p;
+        }
+        throw new DataException($"{Path.Combine(dir, stem)}(.gz): file not found; install the Debian package {info.DebianPackage} or pass --data-dir");
+    }
+
+    public static ImageSet LoadPair(string dir, string imageStem, string labelStem, DatasetInfo info)
+    {
+        string imagePath = Find(dir, imageStem, info), labelPath = Find(dir, labelStem, info);
+        var (idims, pixels) = Idx.Read(imagePath, 3);
+        var (ldims, labelBytes) = Idx.Read(labelPath, 1);
+        if (idims[0] != ldims[0])
+            throw new DataException($"{labelPath}: {ldims[0]} labels but {imagePath} holds {idims[0]} images");
+        int classes = info.Classes.Length;
+        var labels = new int[ldims[0]];
+        for (int i = 0; i < labels.Length; i++)
+        {
+            labels[i] = labelBytes[i];
+            if (labels[i] >= classes) throw new DataException($"{labelPath}: label {labels[i]} at index {i} is outside [0, {classes})");
+        }
+        var images = new float[pixels.Length];
+        float scale = 1f / (255f * info.Std), shift = -info.Mean / info.Std;
+        for (int i = 0; i < pixels.Length; i++) images[i] = pixels[i] * scale + shift;
+        return new ImageSet(images, labels, 1, idims[1], idims[2], classes);
+    }
+}

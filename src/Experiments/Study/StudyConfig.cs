@@ -1,0 +1,147 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace LsKd.Experiments.Study;
+
+public sealed record StudentArch(string Model, float Width = 1f);
+
+/// <summary>Everything a study needs; presets (smoke, quick, paper) or a JSON file with the same keys. Unknown
+/// keys are errors, so a typo never silently falls back to a default.</summary>
+public sealed record StudyConfig
+{
+    public string Name { get; init; } = "study";
+    public string Dataset { get; init; } = "fashion-mnist";
+    /// <summary>Training images used (0 = all), taken from the start of the training set.</summary>
+    public int TrainImages { get; init; }
+    /// <summary>Images held out from the end of the training set for validation (0 = none); the report
+    /// then shows validation accuracy beside test accuracy.</summary>
+    public int ValidationImages { get; init; }
+    public int TestImages { get; init; }
+    /// <summary>Training images evaluated (in evaluation mode, without augmentation) for train accuracy.</summary>
+    public int TrainEvalImages { get; init; } = 2000;
+    public bool Augment { get; init; } = true;
+    public TrainSettings Teacher { get; init; } = new() { Model = "resnet20", Epochs = 30 };
+    public TrainSettings Student { get; init; } = new() { Epochs = 30 };
+    public StudentArch[] Students { get; init; } = [new("resnet8"), new("mobilenetv2")];
+    public float[] Alphas { get; init; } = [0f, 0.1f];
+    public float[] Temperatures { get; init; } = [1f, 2f, 3f, 64f];
+    public float Beta { get; init; } = 1f;
+    public int[] Seeds { get; init; } = [1];
+    /// <summary>Also train each student without a teacher (cross-entropy with each alpha).</summary>
+    public bool Baselines { get; init; } = true;
+    /// <summary>Temperatures for the class-wise tables (Tables 17-19 layout).</summary>
+    public float[] ClassWiseTemperatures { get; init; } = [1f, 3f];
+
+    public static IReadOnlyList<string> PresetNames { get; } = ["smoke", "quick", "paper"];
+
+    public static StudyConfig Preset(string name) => name switch
+    {
+        // Seconds: a handful of images, tiny widths, one epoch. Used by the tests.
+        "smoke" => new StudyConfig
+        {
+            Name = "smoke", TrainImages = 1024, TestImages = 500, TrainEvalImages = 256,
+            Teacher = new TrainSettings { Model = "resnet8", Width = 0.25f, Epochs = 1, Batch = 64, Lr = 0.05f },
+            Student = new TrainSettings { Epochs = 1, Batch = 64, Lr = 0.05f },
+            Students = [new("resnet8", 0.25f), new("mobilenetv2", 0.25f)],
+            Temperatures = [1f, 4f], ClassWiseTemperatures = [1f, 4f],
+        },
+        // Minutes on two cores: a ResNet-8 teacher on 20,000 images, narrow students on 10,000.
+        "quick" => new StudyConfig
+        {
+            Name = "quick", TrainImages = 20000, TestImages = 10000, TrainEvalImages = 2000,
+            Teacher = new TrainSettings { Model = "resnet8", Width = 1f, Epochs = 4, Batch = 128, Lr = 0.1f },
+            Student = new TrainSettings { Epochs = 2, Batch = 128, Lr = 0.1f },
+            Students = [new("resnet8", 0.5f), new("mobilenetv2", 0.25f)],
+        },
+        // The paper-like study: all 60,000 images, long schedules, three seeds. Hours on a CPU; meant for a GPU.
+        "paper" => new StudyConfig
+        {
+            Name = "paper", TrainImages = 0, TestImages = 0, TrainEvalImages = 10000,
+            Teacher = new TrainSettings { Model = "resnet20", Width = 2f, Epochs = 60, Batch = 128, Lr = 0.1f, Schedule = "cosine" },
+            Student = new TrainSettings { Epochs = 60, Batch = 128, Lr = 0.1f, Schedule = "cosine" },
+            Students = [new("resnet8", 1f), new("mobilenetv2", 1f)],
+            Seeds = [1, 2, 3],
+        },
+        _ => throw new UsageException($"--preset: unknown preset '{name}'; valid presets: {string.Join(", ", PresetNames)}"),
+    };
+
+    static readonly JsonSerializerOptions s_json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        WriteIndented = true,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    public static StudyConfig FromFile(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--config: cannot read {path}: {e.Message}"); }
+        try
+        {
+            var c = JsonSerializer.Deserialize<StudyConfig>(text, s_json) ?? throw new UsageException($"{path}: empty configuration");
+            c.Validate(path);
+            return c;
+        }
+        catch (JsonException e)
+        {
+            // System.Text.Json names the offending member and its path; keep that, drop the type names.
+            string what = e.Message.Contains("could not be mapped", StringComparison.Ordinal)
+                ? $"unknown key {e.Message.Split('\'').ElementAtOrDefault(1) ?? "?"} at {e.Path}"
+                : $"invalid value at {e.Path}: {e.Message.Split('.')[0]}";
+            throw new UsageException($"{path}: {what}");
+        }
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, s_json);
+
+    public void Validate(string where = "config")
+    {
+        if (string.IsNullOrWhiteSpace(Name) || Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
+            throw new UsageException($"{where}: name '{Name}' must be a plain folder name");
+        if (Dataset != "fashion-mnist") throw new UsageException($"{where}: dataset '{Dataset}' is unknown; available: fashion-mnist");
+        if (TrainImages < 0 || TestImages < 0 || ValidationImages < 0 || TrainEvalImages < 0)
+            throw new UsageException($"{where}: image counts must be >= 0");
+        Teacher.Validate(where + ".teacher");
+        Student.Validate(where + ".student");
+        if (Students.Length == 0) throw new UsageException($"{where}: students must name at least one architecture");
+        foreach (var s in Students)
+        {
+            (Student with { Model = s.Model, Width = s.Width }).Validate(where + ".students");
+        }
+        if (Alphas.Length == 0) throw new UsageException($"{where}: alphas must not be empty");
+        foreach (var a in Alphas)
+            if (!(a >= 0f && a < 1f)) throw new UsageException($"{where}: alpha {a} is outside [0, 1)");
+        foreach (var t in Temperatures.Concat(ClassWiseTemperatures))
+            if (!float.IsFinite(t) || t <= 0f) throw new UsageException($"{where}: temperature {t} is not a finite positive number");
+        if (!(Beta >= 0f && Beta <= 1f)) throw new UsageException($"{where}: beta {Beta} is outside [0, 1]");
+        if (Seeds.Length == 0) throw new UsageException($"{where}: seeds must not be empty");
+    }
+
+    /// <summary>Every run of the sweep, teachers first, in a fixed order (shards split this list).</summary>
+    public List<RunSpec> Runs()
+    {
+        var runs = new List<RunSpec>();
+        foreach (int seed in Seeds)
+            foreach (float a in Alphas)
+                runs.Add(new RunSpec(TeacherId(a, seed), "teacher", Teacher, a, null, 0f, (ulong)seed, null));
+        foreach (int seed in Seeds)
+            foreach (var arch in Students)
+            {
+                var settings = Student with { Model = arch.Model, Width = arch.Width };
+                foreach (float a in Alphas)
+                    foreach (float t in Temperatures)
+                        runs.Add(new RunSpec($"student-{arch.Model}-w{F(arch.Width)}-a{F(a)}-T{F(t)}-s{seed}", "student", settings, 0f, t, Beta,
+                            (ulong)seed, TeacherId(a, seed)) { TeacherAlpha = a });
+                if (Baselines)
+                    foreach (float a in Alphas)
+                        runs.Add(new RunSpec($"baseline-{arch.Model}-w{F(arch.Width)}-ls{F(a)}-s{seed}", "baseline", settings, a, null, 0f, (ulong)seed, null));
+            }
+        return runs;
+    }
+
+    public static string TeacherId(float alpha, int seed) => $"teacher-a{F(alpha)}-s{seed}";
+    public static string F(float v) => v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,192 @@
+using System.Text.Json;
+using LsKd.Experiments.Data;
+using LsKd.Kernels;
+using LsKd.Nets;
+using Spectre.Console;
+
+namespace LsKd.Experiments.Study;
+
+/// <summary>The record of one finished (or diverged) run, written as runs/&lt;id&gt;.json.</summary>
+public sealed record RunRecord
+{
+    public required string Id { get; init; }
+    public required string Kind { get; init; }
+    public required string Model { get; init; }
+    public float Width { get; init; }
+    public float Alpha { get; init; }
+    public float TeacherAlpha { get; init; }
+    public float? Temperature { get; init; }
+    public float Beta { get; init; }
+    public int Seed { get; init; }
+    public string? TeacherId { get; init; }
+    public required string Status { get; init; }
+    public required List<EpochMetrics> Epochs { get; init; }
+    public int[] TestConfusion { get; init; } = [];
+    public double WallSeconds { get; init; }
+    public double TrainImagesPerSecond { get; init; }
+    public long Parameters { get; init; }
+    public required string Device { get; init; }
+    public int Threads { get; init; }
+    public required Dictionary<string, string> Software { get; init; }
+    public required TrainSettings Settings { get; init; }
+
+    public EpochMetrics? Last => Epochs.Count > 0 ? Epochs[^1] : null;
+    public EpochMetrics? Best => Epochs.Count > 0 ? Epochs.MaxBy(e => e.Test.Top1) : null;
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase, WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+}
+
+/// <summary>
+/// Runs a study's sweep into an output folder: config.json, runs/&lt;id&gt;.json, checkpoints/&lt;id&gt;.safetensors,
+/// then runs.csv and report.md. Every file is written to a temporary name and renamed, and a run's JSON is
+/// written last, so a sweep killed at any moment resumes by skipping the runs whose JSON exists. A run whose
+/// loss becomes NaN or infinite is recorded as diverged and the sweep goes on. With a shard i/n, only runs whose
+/// index is i modulo n are trained (teachers a shard's students need are trained there too if missing).
+/// </summary>
+public sealed class StudyRunner(StudyConfig config, string outDir, IBackend backend, string? dataDir, (int Index, int Count)? shard = null)
+{
+    public string RunsDir => Path.Combine(outDir, "runs");
+    public string CheckpointsDir => Path.Combine(outDir, "checkpoints");
+    readonly Dictionary<string, Classifier> _teachers = [];
+
+    public static string CheckpointPath(string outDir, string id) => Path.Combine(outDir, "checkpoints", id + ".safetensors");
+    public static string RunPath(string outDir, string id) => Path.Combine(outDir, "runs", id + ".json");
+
+    /// <summary>Creates the folders and records the configuration; refuses a folder that holds a different study.</summary>
+    public void Prepare()
+    {
+        try
+        {
+            Directory.CreateDirectory(RunsDir);
+            Directory.CreateDirectory(CheckpointsDir);
+            string configPath = Path.Combine(outDir, "config.json");
+            string json = config.ToJson();
+            if (File.Exists(configPath))
+            {
+                if (File.ReadAllText(configPath) != json)
+                    throw new UsageException($"{outDir} holds a study with a different configuration (config.json differs); choose another --out or remove it");
+                return;
+            }
+            AtomicFile.WriteText(configPath, json);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--out: cannot write to {outDir}: {e.Message}");
+        }
+    }
+
+    public (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info) LoadData()
+    {
+        var (train, test, info) = FashionMnist.Load(dataDir);
+        ImageSet validation = train.Slice(train.Count, 0);
+        if (config.ValidationImages > 0)
+        {
+            if (config.ValidationImages >= train.Count) throw new UsageException($"validationImages {config.ValidationImages} leaves no training images");
+            validation = train.Slice(train.Count - config.ValidationImages, config.ValidationImages);
+            train = train.Take(train.Count - config.ValidationImages);
+        }
+        if (config.TrainImages > 0) train = train.Take(config.TrainImages);
+        if (config.TestImages > 0) test = test.Take(config.TestImages);
+        var trainEval = train.Take(config.TrainEvalImages > 0 ? config.TrainEvalImages : train.Count);
+        return (train, trainEval, validation, test, info);
+    }
+
+    /// <summary>Trains every run of this shard that has no record yet. Returns (trained, skipped, diverged).</summary>
+    public (int Trained, int Skipped, int Diverged) Run()
+    {
+        Prepare();
+        var runs = config.Runs();
+        var mine = runs.Where((_, i) => shard == null || i % shard.Value.Count == shard.Value.Index).ToList();
+        var data = LoadData();
+        float background = -data.Info.Mean / data.Info.Std;
+        var trainer = new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Augment, background);
+        int trained = 0, skipped = 0, diverged = 0;
+        string shardText = shard == null ? "" : $" (shard {shard.Value.Index}/{shard.Value.Count})";
+        AnsiConsole.MarkupLine($"study [bold]{Markup.Escape(config.Name)}[/]{shardText}: {mine.Count} runs on {Markup.Escape(backend.ToString()!)}, " +
+                               $"{data.Train.Count} training and {data.Test.Count} test images, results in {Markup.Escape(outDir)}");
+        foreach (var spec in mine)
+        {
+            if (File.Exists(RunPath(outDir, spec.Id))) { skipped++; continue; }
+            var record = Train(spec, runs, trainer, data.Validation);
+            if (record.Status != "finished") diverged++;
+            trained++;
+            var last = record.Last;
+            string acc = last == null ? "no finished epoch" : $"test top-1 {last.Test.Top1:F2}% (best {record.Best!.Test.Top1:F2}% at epoch {record.Best.Epoch})";
+            AnsiConsole.MarkupLine($"[[{trained + skipped}/{mine.Count}]] {Markup.Escape(spec.Id)}: {record.Status}, {acc}, {record.WallSeconds:F1} s, {record.TrainImagesPerSecond:F0} img/s");
+        }
+        if (skipped > 0) AnsiConsole.MarkupLine($"{skipped} run(s) already finished were skipped (resumed sweep)");
+        return (trained, skipped, diverged);
+    }
+
+    RunRecord Train(RunSpec spec, List<RunSpec> all, Trainer trainer, ImageSet validation)
+    {
+        Classifier? teacher = null;
+        if (spec.TeacherId != null) teacher = Teacher(spec.TeacherId, all, trainer, validation);
+        var s = spec.Settings;
+        var model = Nets.Models.Create(s.Model, backend, spec.Seed * 1000 + (spec.Kind == "teacher" ? 1UL : 2UL), s.Width);
+        Trainer.Outcome outcome;
+        if (AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            outcome = null!;
+            AnsiConsole.Progress().AutoClear(true).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask(Markup.Escape(spec.Id));
+                    outcome = trainer.Run(spec, model, teacher, (done, total) => { task.MaxValue = total; task.Value = done; });
+                });
+        }
+        else outcome = trainer.Run(spec, model, teacher);
+
+        var epochs = outcome.Epochs;
+        if (validation.Count > 0 && outcome.Status == "finished")
+        {
+            // Validation accuracy of the final model, stored as an extra field of the last epoch's record.
+            var v = trainer.Evaluate(model, validation, out _);
+            epochs[^1] = epochs[^1] with { Validation = v };
+        }
+        var record = new RunRecord
+        {
+            Id = spec.Id, Kind = spec.Kind, Model = s.Model, Width = s.Width, Alpha = spec.Alpha, TeacherAlpha = spec.TeacherAlpha,
+            Temperature = spec.Temperature, Beta = spec.Beta, Seed = (int)spec.Seed, TeacherId = spec.TeacherId, Status = outcome.Status,
+            Epochs = epochs, TestConfusion = outcome.TestConfusion, WallSeconds = outcome.Seconds, TrainImagesPerSecond = outcome.ImagesPerSecond,
+            Parameters = model.ParameterCount, Device = backend.ToString()!, Threads = backend.Threads, Software = Software(), Settings = s,
+        };
+        if (outcome.Status == "finished")
+            Checkpoint.Save(model, CheckpointPath(outDir, spec.Id), new Dictionary<string, string> { ["run"] = spec.Id, ["study"] = config.Name, ["width"] = StudyConfig.F(s.Width), ["alpha"] = StudyConfig.F(spec.Alpha) });
+        AtomicFile.WriteText(RunPath(outDir, spec.Id), JsonSerializer.Serialize(record, RunRecord.Json));
+        if (spec.Kind == "teacher" && outcome.Status == "finished") { model.Eval(); _teachers[spec.Id] = model; }
+        return record;
+    }
+
+    /// <summary>The teacher for a student: from memory, from its checkpoint, or trained now if this shard lacks it.</summary>
+    Classifier Teacher(string id, List<RunSpec> all, Trainer trainer, ImageSet validation)
+    {
+        if (_teachers.TryGetValue(id, out var t)) return t;
+        var spec = all.First(r => r.Id == id);
+        string path = CheckpointPath(outDir, id);
+        if (!File.Exists(RunPath(outDir, id)) || !File.Exists(path))
+        {
+            AnsiConsole.MarkupLine($"training teacher {Markup.Escape(id)} first (needed by this shard's students)");
+            var rec = Train(spec, all, trainer, validation);
+            if (rec.Status != "finished") throw new UsageException($"teacher {id} diverged; its students cannot be distilled");
+            return _teachers[id];
+        }
+        var model = Nets.Models.Create(spec.Settings.Model, backend, 0, spec.Settings.Width);
+        try { Checkpoint.Load(model, path); }
+        catch (CheckpointException e) { throw new UsageException(e.Message); }
+        model.Eval();
+        return _teachers[id] = model;
+    }
+
+    public static Dictionary<string, string> Software() => new()
+    {
+        ["lskd"] = typeof(StudyRunner).Assembly.GetName().Version?.ToString() ?? "?",
+        [".NET"] = Environment.Version.ToString(),
+        ["ILGPU"] = typeof(ILGPU.Context).Assembly.GetName().Version?.ToString() ?? "?",
+        ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+    };
+}
