@@ -104,6 +104,8 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         var data = LoadData();
         float background = -data.Info.Mean / data.Info.Std;
         var trainer = new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Augment, background);
+        var studentTrain = config.StudentTrainImages > 0 ? data.Train.Take(config.StudentTrainImages) : data.Train;
+        var studentTrainer = new Trainer(backend, studentTrain, data.TrainEval, data.Test, config.Augment, background);
         int trained = 0, skipped = 0, diverged = 0;
         string shardText = shard == null ? "" : $" (shard {shard.Value.Index}/{shard.Value.Count})";
         AnsiConsole.MarkupLine($"study [bold]{Markup.Escape(config.Name)}[/]{shardText}: {mine.Count} runs on {Markup.Escape(backend.ToString()!)}, " +
@@ -111,7 +113,15 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         foreach (var spec in mine)
         {
             if (File.Exists(RunPath(outDir, spec.Id))) { skipped++; continue; }
-            var record = Train(spec, runs, trainer, data.Validation);
+            RunRecord record;
+            try { record = Train(spec, runs, spec.Kind == "teacher" ? trainer : studentTrainer, data.Validation, trainer); }
+            catch (TeacherDivergedException e)
+            {
+                // The sweep goes on; the student is recorded as not trainable.
+                record = NewRecord(spec, "teacher-diverged", [], [], 0, 0, 0);
+                AtomicFile.WriteText(RunPath(outDir, spec.Id), JsonSerializer.Serialize(record, RunRecord.Json));
+                AnsiConsole.MarkupLine($"{Markup.Escape(spec.Id)}: skipped, {Markup.Escape(e.Message)}");
+            }
             if (record.Status != "finished") diverged++;
             trained++;
             var last = record.Last;
@@ -122,10 +132,10 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         return (trained, skipped, diverged);
     }
 
-    RunRecord Train(RunSpec spec, List<RunSpec> all, Trainer trainer, ImageSet validation)
+    RunRecord Train(RunSpec spec, List<RunSpec> all, Trainer trainer, ImageSet validation, Trainer teacherTrainer)
     {
         Classifier? teacher = null;
-        if (spec.TeacherId != null) teacher = Teacher(spec.TeacherId, all, trainer, validation);
+        if (spec.TeacherId != null) teacher = Teacher(spec.TeacherId, all, teacherTrainer, validation);
         var s = spec.Settings;
         var model = Nets.Models.Create(s.Model, backend, spec.Seed * 1000 + (spec.Kind == "teacher" ? 1UL : 2UL), s.Width);
         Trainer.Outcome outcome;
@@ -148,13 +158,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
             var v = trainer.Evaluate(model, validation, out _);
             epochs[^1] = epochs[^1] with { Validation = v };
         }
-        var record = new RunRecord
-        {
-            Id = spec.Id, Kind = spec.Kind, Model = s.Model, Width = s.Width, Alpha = spec.Alpha, TeacherAlpha = spec.TeacherAlpha,
-            Temperature = spec.Temperature, Beta = spec.Beta, Seed = (int)spec.Seed, TeacherId = spec.TeacherId, Status = outcome.Status,
-            Epochs = epochs, TestConfusion = outcome.TestConfusion, WallSeconds = outcome.Seconds, TrainImagesPerSecond = outcome.ImagesPerSecond,
-            Parameters = model.ParameterCount, Device = backend.ToString()!, Threads = backend.Threads, Software = Software(), Settings = s,
-        };
+        var record = NewRecord(spec, outcome.Status, epochs, outcome.TestConfusion, outcome.Seconds, outcome.ImagesPerSecond, model.ParameterCount);
         if (outcome.Status == "finished")
             Checkpoint.Save(model, CheckpointPath(outDir, spec.Id), new Dictionary<string, string> { ["run"] = spec.Id, ["study"] = config.Name, ["width"] = StudyConfig.F(s.Width), ["alpha"] = StudyConfig.F(spec.Alpha) });
         AtomicFile.WriteText(RunPath(outDir, spec.Id), JsonSerializer.Serialize(record, RunRecord.Json));
@@ -162,17 +166,29 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         return record;
     }
 
+    RunRecord NewRecord(RunSpec spec, string status, List<EpochMetrics> epochs, int[] confusion, double seconds, double rate, long parameters) => new()
+    {
+        Id = spec.Id, Kind = spec.Kind, Model = spec.Settings.Model, Width = spec.Settings.Width, Alpha = spec.Alpha, TeacherAlpha = spec.TeacherAlpha,
+        Temperature = spec.Temperature, Beta = spec.Beta, Seed = (int)spec.Seed, TeacherId = spec.TeacherId, Status = status,
+        Epochs = epochs, TestConfusion = confusion, WallSeconds = seconds, TrainImagesPerSecond = rate,
+        Parameters = parameters, Device = backend.ToString()!, Threads = backend.Threads, Software = Software(), Settings = spec.Settings,
+    };
+
+    sealed class TeacherDivergedException(string message) : Exception(message);
+
     /// <summary>The teacher for a student: from memory, from its checkpoint, or trained now if this shard lacks it.</summary>
     Classifier Teacher(string id, List<RunSpec> all, Trainer trainer, ImageSet validation)
     {
         if (_teachers.TryGetValue(id, out var t)) return t;
         var spec = all.First(r => r.Id == id);
         string path = CheckpointPath(outDir, id);
+        if (File.Exists(RunPath(outDir, id)) && !File.Exists(path))
+            throw new TeacherDivergedException($"its teacher {id} diverged");
         if (!File.Exists(RunPath(outDir, id)) || !File.Exists(path))
         {
             AnsiConsole.MarkupLine($"training teacher {Markup.Escape(id)} first (needed by this shard's students)");
-            var rec = Train(spec, all, trainer, validation);
-            if (rec.Status != "finished") throw new UsageException($"teacher {id} diverged; its students cannot be distilled");
+            var rec = Train(spec, all, trainer, validation, trainer);
+            if (rec.Status != "finished") throw new TeacherDivergedException($"its teacher {id} diverged");
             return _teachers[id];
         }
         var model = Nets.Models.Create(spec.Settings.Model, backend, 0, spec.Settings.Width);

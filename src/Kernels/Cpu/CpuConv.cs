@@ -18,6 +18,20 @@ public unsafe partial class CpuBackend
         return gemms[worker];
     }
 
+    float[][] _partials = [];
+
+    /// <summary>A zeroed weight-gradient partial for one worker, reused across calls (no allocation per step).</summary>
+    float[] WorkerPartial(int worker, int size)
+    {
+        if (_partials.Length < _parallel.Threads) _partials = new float[_parallel.Threads][];
+        var p = _partials[worker];
+        if (p == null || p.Length < size) _partials[worker] = p = GC.AllocateArray<float>(size, pinned: true);
+        Array.Clear(p, 0, size);
+        return p;
+    }
+
+    float[] _flipped = [];
+
     /// <summary>A pinned per-thread column buffer; the thread-static reference keeps it alive.</summary>
     static float* ColScratch(long size, out float[] keepAlive)
     {
@@ -40,28 +54,196 @@ public unsafe partial class CpuBackend
     protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
     {
         if (s.IsDepthwise) { DepthwiseForward(s, P(x), P(weight), P(y)); return; }
-        var spec = s;
-        float* xp = P(x), wp = P(weight), yp = P(y);
-        int ohw = s.OutH * s.OutW, ckk = s.CPerGroup * s.R * s.S, hw = s.H * s.W;
-        ForImages(s.N, (worker, n0, n1) =>
+        Forward(s, P(x), P(weight), P(y), 0f);
+    }
+
+    /// <summary>y = conv(x, w) + beta y. Stride-1 convolutions avoid im2col: the image is copied once into a
+    /// zero-padded plane of width Wp = W + 2 pad, and the GEMM runs over the padded-width output grid
+    /// (OH x Wp), where row k = (c, r, q) of the column matrix is simply the padded plane shifted by
+    /// r Wp + q, so every B panel row is one contiguous 32-float copy. The Wp - OW extra columns per row are
+    /// computed and dropped when the result is compacted into y. Other strides use im2col + GEMM.</summary>
+    void Forward(ConvSpec spec, float* xp, float* wp, float* yp, float beta)
+    {
+        int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W;
+        bool padded = spec.Stride == 1 && !IsPointwise(spec);
+        int hp = spec.H + 2 * spec.Pad, wpd = spec.W + 2 * spec.Pad, wide = spec.OutH * wpd;
+        long planeSize = (long)spec.CPerGroup * hp * wpd + spec.S;      // + S: the last shifted row reads past the plane
+        ForImages(spec.N, (worker, n0, n1) =>
         {
             var gemm = WorkerGemm(worker);
-            float* col = IsPointwise(spec) ? null : ColScratch((long)ckk * ohw, out _);
+            float* scratch = padded ? ColScratch(planeSize + (long)spec.KPerGroup * wide, out _) : IsPointwise(spec) ? null : ColScratch((long)ckk * ohw, out _);
             for (int n = n0; n < n1; n++)
                 for (int g = 0; g < spec.Groups; g++)
                 {
                     float* xg = xp + ((long)n * spec.C + g * spec.CPerGroup) * hw;
-                    float* b = xg;
-                    if (col != null) { Im2Col(spec, xg, col); b = col; }
-                    gemm.Run(new GemmSpec(false, false, spec.KPerGroup, ohw, ckk), wp + (long)g * spec.KPerGroup * ckk, b,
-                        yp + ((long)n * spec.K + g * spec.KPerGroup) * ohw);
+                    float* wg = wp + (long)g * spec.KPerGroup * ckk, yg = yp + ((long)n * spec.K + g * spec.KPerGroup) * ohw;
+                    if (IsPointwise(spec)) { gemm.Run(new GemmSpec(false, false, spec.KPerGroup, ohw, ckk, Beta: beta), wg, xg, yg); continue; }
+                    if (!padded)
+                    {
+                        Im2Col(spec, xg, scratch);
+                        gemm.Run(new GemmSpec(false, false, spec.KPerGroup, ohw, ckk, Beta: beta), wg, scratch, yg);
+                        continue;
+                    }
+                    float* plane = scratch, wideOut = scratch + planeSize;
+                    PadPlanes(spec, xg, plane, hp, wpd);
+                    gemm.Run(new GemmSpec(false, false, spec.KPerGroup, wide, ckk), wg, new ShiftedPlanePacker(plane, spec.R, spec.S, hp, wpd), wideOut);
+                    // Compact: drop the padded-width columns, adding beta y.
+                    for (int k = 0; k < spec.KPerGroup; k++)
+                        for (int i = 0; i < spec.OutH; i++)
+                        {
+                            float* src = wideOut + (long)k * wide + (long)i * wpd, dst = yg + (long)k * ohw + (long)i * spec.OutW;
+                            if (beta == 0f) CopyRun(src, dst, spec.OutW);
+                            else BinaryRun(BinaryOp.Add, dst, src, dst, spec.OutW);
+                        }
                 }
         });
+    }
+
+    /// <summary>Weight gradient of a stride-1 convolution on the padded-width grid: dW[k, (c, r, q)] = sum over
+    /// n of dy[k, n] plane_c[n + r wp + q], with dy laid out on the grid (zeros in the extra columns). Both
+    /// operands are contiguous along the reduction, so a dot-product kernel (4 x 4 outputs, 16-lane partial
+    /// sums) needs no transposing pack. Workers sum their images into partials, added in worker order.</summary>
+    void ShiftedWeightGrad(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate)
+    {
+        int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
+        int hp = spec.H + 2 * spec.Pad, wpd = spec.W + 2 * spec.Pad;
+        int wide = (spec.OutH * wpd + 15) / 16 * 16;                              // reduction length, padded to 16
+        long planeSize = (long)spec.CPerGroup * hp * wpd + spec.S + (spec.R - 1) * wpd + 16 + wide;   // shifted reads stay inside
+        long wsize = spec.WeightSize;
+        int workers = Math.Min(_parallel.Threads, spec.N);
+        var partials = new float[workers][];
+        ForImages(spec.N, (worker, n0, n1) =>
+        {
+            var part = partials[worker] = WorkerPartial(worker, (int)wsize);
+            float* scratch = ColScratch(planeSize + (long)kg * wide, out _);
+            float* plane = scratch, dyWide = scratch + planeSize;
+            // The shifted reads run past the planes into a tail that must hold zeros (garbage times 0 could be NaN).
+            new Span<float>(scratch, (int)(planeSize + (long)kg * wide)).Clear();
+            fixed (float* pp = part)
+                for (int n = n0; n < n1; n++)
+                    for (int g = 0; g < spec.Groups; g++)
+                    {
+                        PadPlanes(spec, xp + ((long)n * spec.C + g * spec.CPerGroup) * hw, plane, hp, wpd);
+                        float* dyg = dyp + ((long)n * spec.K + g * kg) * ohw;
+                        for (int k = 0; k < kg; k++)
+                            for (int i = 0; i < spec.OutH; i++)
+                                CopyRun(dyg + (long)k * ohw + (long)i * spec.OutW, dyWide + (long)k * wide + (long)i * wpd, spec.OutW);
+                        ShiftedDots(spec, plane, hp, wpd, dyWide, wide, kg, ckk, pp + (long)g * kg * ckk);
+                    }
+        });
+        if (!accumulate) new Span<float>(dwp, (int)wsize).Clear();
+        foreach (var part in partials)
+            fixed (float* pp = part) BinaryRun(BinaryOp.Add, dwp, pp, dwp, (int)wsize);
+    }
+
+    /// <summary>out[k, j] += dot(dy row k, plane shifted for column j) over len (a multiple of 16), 4 x 4 blocks.</summary>
+    static void ShiftedDots(ConvSpec s, float* plane, int hp, int wp, float* dy, int len, int kg, int ckk, float* output)
+    {
+        int rs = s.R * s.S;
+        long Base(int j) { int c = j / rs, rem = j - c * rs, r = rem / s.S; return ((long)c * hp + r) * wp + (rem - r * s.S); }
+        int k = 0;
+        for (; k + 4 <= kg; k += 4)
+        {
+            float* a0 = dy + (long)k * len, a1 = a0 + len, a2 = a1 + len, a3 = a2 + len;
+            int j = 0;
+            for (; j + 4 <= ckk; j += 4)
+            {
+                float* b0 = plane + Base(j), b1 = plane + Base(j + 1), b2 = plane + Base(j + 2), b3 = plane + Base(j + 3);
+                Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
+                Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
+                for (int p = 0; p < len; p += 16)
+                {
+                    var v0 = Vector512.Load(b0 + p); var v1 = Vector512.Load(b1 + p); var v2 = Vector512.Load(b2 + p); var v3 = Vector512.Load(b3 + p);
+                    var u = Vector512.Load(a0 + p);
+                    c00 = Vector512.FusedMultiplyAdd(u, v0, c00); c01 = Vector512.FusedMultiplyAdd(u, v1, c01); c02 = Vector512.FusedMultiplyAdd(u, v2, c02); c03 = Vector512.FusedMultiplyAdd(u, v3, c03);
+                    u = Vector512.Load(a1 + p);
+                    c10 = Vector512.FusedMultiplyAdd(u, v0, c10); c11 = Vector512.FusedMultiplyAdd(u, v1, c11); c12 = Vector512.FusedMultiplyAdd(u, v2, c12); c13 = Vector512.FusedMultiplyAdd(u, v3, c13);
+                    u = Vector512.Load(a2 + p);
+                    c20 = Vector512.FusedMultiplyAdd(u, v0, c20); c21 = Vector512.FusedMultiplyAdd(u, v1, c21); c22 = Vector512.FusedMultiplyAdd(u, v2, c22); c23 = Vector512.FusedMultiplyAdd(u, v3, c23);
+                    u = Vector512.Load(a3 + p);
+                    c30 = Vector512.FusedMultiplyAdd(u, v0, c30); c31 = Vector512.FusedMultiplyAdd(u, v1, c31); c32 = Vector512.FusedMultiplyAdd(u, v2, c32); c33 = Vector512.FusedMultiplyAdd(u, v3, c33);
+                }
+                float* o = output + (long)k * ckk + j;
+                o[0] += Vector512.Sum(c00); o[1] += Vector512.Sum(c01); o[2] += Vector512.Sum(c02); o[3] += Vector512.Sum(c03); o += ckk;
+                o[0] += Vector512.Sum(c10); o[1] += Vector512.Sum(c11); o[2] += Vector512.Sum(c12); o[3] += Vector512.Sum(c13); o += ckk;
+                o[0] += Vector512.Sum(c20); o[1] += Vector512.Sum(c21); o[2] += Vector512.Sum(c22); o[3] += Vector512.Sum(c23); o += ckk;
+                o[0] += Vector512.Sum(c30); o[1] += Vector512.Sum(c31); o[2] += Vector512.Sum(c32); o[3] += Vector512.Sum(c33);
+            }
+            for (; j < ckk; j++)
+                for (int kk = k; kk < k + 4; kk++) output[(long)kk * ckk + j] += Dot16(dy + (long)kk * len, plane + Base(j), len);
+        }
+        for (; k < kg; k++)
+            for (int j = 0; j < ckk; j++) output[(long)k * ckk + j] += Dot16(dy + (long)k * len, plane + Base(j), len);
+    }
+
+    static float Dot16(float* a, float* b, int len)
+    {
+        var acc = Vector512<float>.Zero;
+        for (int p = 0; p < len; p += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + p), Vector512.Load(b + p), acc);
+        return Vector512.Sum(acc);
+    }
+
+    /// <summary>Copies each channel of an image group into a zero-padded hp x wp plane (plus a zeroed tail).</summary>
+    static void PadPlanes(in ConvSpec s, float* x, float* dst, int hp, int wp)
+    {
+        long total = (long)s.CPerGroup * hp * wp + s.S;
+        new Span<float>(dst, (int)total).Clear();
+        for (int c = 0; c < s.CPerGroup; c++)
+            for (int i = 0; i < s.H; i++)
+                CopyRun(x + ((long)c * s.H + i) * s.W, dst + ((long)c * hp + i + s.Pad) * wp + s.Pad, s.W);
+    }
+
+    /// <summary>B panels of a stride-1 convolution on the padded-width grid: row k = (c, r, q) is the padded plane
+    /// of channel c shifted by r wp + q, so a panel row is a contiguous copy.</summary>
+    readonly struct ShiftedPlanePacker(float* plane, int r, int s, int hp, int wp) : IPanelPacker
+    {
+        public void Pack(float* dst, int pc, int kc, int j0, int cols, int nr)
+        {
+            int rs = r * s;
+            int c = pc / rs, rem = pc - c * rs, ri = rem / s, q = rem - ri * s;
+            for (int kk = 0; kk < kc; kk++)
+            {
+                float* src = plane + ((long)c * hp + ri) * wp + q + j0;
+                float* d = dst + kk * nr;
+                if (cols == 32) { Vector512.Store(Vector512.Load(src), d); Vector512.Store(Vector512.Load(src + 16), d + 16); }
+                else if (cols == 16 && nr == 16) { Vector256.Store(Vector256.Load(src), d); Vector256.Store(Vector256.Load(src + 8), d + 8); }
+                else
+                {
+                    int j = 0;
+                    for (; j < cols; j++) d[j] = src[j];
+                    for (; j < nr; j++) d[j] = 0f;
+                }
+                if (++q == s) { q = 0; if (++ri == r) { ri = 0; c++; } }
+            }
+        }
+    }
+
+    /// <summary>W' [C, K/G, R, S] per group with W'[c, k, r, q] = W[k, c, R-1-r, S-1-q]: the input gradient of a
+    /// stride-1 convolution is the forward convolution of dy with W' and padding R-1-pad.</summary>
+    float[] FlipTranspose(in ConvSpec s, float* w)
+    {
+        int cg = s.CPerGroup, kg = s.KPerGroup, rs = s.R * s.S;
+        if (_flipped.Length < s.WeightSize) _flipped = GC.AllocateArray<float>((int)s.WeightSize, pinned: true);
+        var t = _flipped;
+        for (int g = 0; g < s.Groups; g++)
+            for (int k = 0; k < kg; k++)
+                for (int c = 0; c < cg; c++)
+                    for (int r = 0; r < s.R; r++)
+                        for (int q = 0; q < s.S; q++)
+                            t[(((long)g * cg + c) * kg + k) * rs + (s.R - 1 - r) * s.S + (s.S - 1 - q)] = w[(((long)g * kg + k) * cg + c) * rs + r * s.S + q];
+        return t;
     }
 
     protected override void Conv2dBackwardInputCore(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
     {
         if (s.IsDepthwise) { DepthwiseBackwardInput(s, P(dy), P(weight), P(dx), accumulate); return; }
+        if (s.Stride == 1 && s.R == s.S && s.Pad <= s.R - 1 && !IsPointwise(s))
+        {
+            var flipped = FlipTranspose(s, P(weight));
+            fixed (float* fp = flipped)
+                Forward(new ConvSpec(s.N, s.K, s.OutH, s.OutW, s.C, s.R, s.S, 1, s.R - 1 - s.Pad, s.Groups), P(dy), fp, P(dx), accumulate ? 1f : 0f);
+            return;
+        }
         var spec = s;
         float* dyp = P(dy), wp = P(weight), dxp = P(dx);
         int ohw = s.OutH * s.OutW, ckk = s.CPerGroup * s.R * s.S, hw = s.H * s.W;
@@ -91,6 +273,12 @@ public unsafe partial class CpuBackend
     protected override void Conv2dBackwardWeightCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
     {
         if (s.IsDepthwise) { DepthwiseBackwardWeight(s, P(x), P(dy), P(dw), accumulate); return; }
+        // The dot-product kernel needs long reductions to amortise its horizontal sums: planes of 14 x 14 and up.
+        if (s.Stride == 1 && !IsPointwise(s) && Vector512.IsHardwareAccelerated && s.OutH * (s.W + 2 * s.Pad) >= 128)
+        {
+            ShiftedWeightGrad(s, P(x), P(dy), P(dw), accumulate);
+            return;
+        }
         var spec = s;
         float* xp = P(x), dyp = P(dy), dwp = P(dw);
         int ohw = s.OutH * s.OutW, ckk = s.CPerGroup * s.R * s.S, hw = s.H * s.W;
@@ -102,7 +290,7 @@ public unsafe partial class CpuBackend
         ForImages(s.N, (worker, n0, n1) =>
         {
             var gemm = WorkerGemm(worker);
-            var part = partials[worker] = GC.AllocateArray<float>((int)wsize, pinned: true);
+            var part = partials[worker] = WorkerPartial(worker, (int)wsize);
             float* pp = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref part[0]);
             float* col = IsPointwise(spec) ? null : ColScratch((long)ckk * ohw, out _);
             for (int n = n0; n < n1; n++)

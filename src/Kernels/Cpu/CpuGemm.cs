@@ -10,6 +10,13 @@ namespace LsKd.Kernels.Cpu;
 /// tall (im2col) and short-wide shapes use every thread. Each C element is always accumulated in the same order,
 /// so results are independent of the thread schedule.
 /// </summary>
+/// <summary>Writes op(B)[pc:pc+kc, j0:j0+cols] as one k-major panel of width nr (columns past cols zeroed): lets a
+/// caller produce B on the fly (a convolution packs straight from the image, with no im2col buffer).</summary>
+internal unsafe interface IPanelPacker
+{
+    void Pack(float* dst, int pc, int kc, int j0, int cols, int nr);
+}
+
 internal sealed unsafe class CpuGemm
 {
     const int MR = 6;
@@ -34,15 +41,25 @@ internal sealed unsafe class CpuGemm
         _nr = _use512 ? 32 : 16;
     }
 
+    public int PanelWidth => _nr;
     public string Kernel => _use512 ? "Vector512 6x32" : _use256 ? "Vector256 6x16" : "scalar 6x16";
 
     public void Run(in GemmSpec s, float* a, float* b, float* c)
     {
         for (int batch = 0; batch < s.BatchCount; batch++)
-            Single(s, a + s.OffsetA + batch * s.StrideA, b + s.OffsetB + batch * s.StrideB, c + s.OffsetC + batch * s.StrideC);
+            Single(s, a + s.OffsetA + batch * s.StrideA, b + s.OffsetB + batch * s.StrideB, c + s.OffsetC + batch * s.StrideC, default(NoPacker));
     }
 
-    void Single(in GemmSpec s, float* a, float* b, float* c)
+    /// <summary>C = alpha op(A) B + beta C where the packer supplies B's panels (s.TransB and batching are ignored).</summary>
+    public void Run<TPacker>(in GemmSpec s, float* a, TPacker packer, float* c) where TPacker : struct, IPanelPacker =>
+        Single(s, a, null, c, packer);
+
+    struct NoPacker : IPanelPacker
+    {
+        public void Pack(float* dst, int pc, int kc, int j0, int cols, int nr) => throw new InvalidOperationException();
+    }
+
+    void Single<TPacker>(in GemmSpec s, float* a, float* b, float* c, TPacker packer) where TPacker : struct, IPanelPacker
     {
         int m = s.M, n = s.N, k = s.K;
         if (k == 0 || s.Alpha == 0f) { ScaleC(c, m * n, s.Beta); return; }
@@ -58,7 +75,8 @@ internal sealed unsafe class CpuGemm
             {
                 int kc = Math.Min(KC, k - pc);
                 float beta = pc == 0 ? s.Beta : 1f;
-                PackBAll(s.TransB, b, n, k, pc, kc, jc, nc, nPanels, parallel);
+                if (b != null) PackBAll(s.TransB, b, n, k, pc, kc, jc, nc, nPanels, parallel);
+                else for (int p = 0; p < nPanels; p++) packer.Pack(_packedBPtr + (long)p * nr * KC, pc, kc, jc + p * nr, Math.Min(nr, nc - p * nr), nr);
 
                 int mBlocks = (m + MC - 1) / MC;
                 // Short matrices: split the column panels too, so every thread has work.
