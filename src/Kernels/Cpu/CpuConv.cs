@@ -53,6 +53,7 @@ public unsafe partial class CpuBackend
 
     protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
     {
+        if (s.IsDepthwise && s.Stride == 1) { DepthwiseShifted(s, P(x), P(weight), P(y), accumulate: false, flip: false); return; }
         if (s.IsDepthwise) { DepthwiseForward(s, P(x), P(weight), P(y)); return; }
         Forward(s, P(x), P(weight), P(y), 0f);
     }
@@ -236,6 +237,13 @@ public unsafe partial class CpuBackend
 
     protected override void Conv2dBackwardInputCore(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
     {
+        if (s.IsDepthwise && s.Stride == 1 && s.R == s.S && s.Pad <= s.R - 1)
+        {
+            // The input gradient of a stride-1 depthwise convolution is the depthwise convolution of dy with the
+            // flipped kernel and padding R - 1 - pad.
+            DepthwiseShifted(new ConvSpec(s.N, s.C, s.OutH, s.OutW, s.K, s.R, s.S, 1, s.R - 1 - s.Pad, s.Groups), P(dy), P(weight), P(dx), accumulate, flip: true);
+            return;
+        }
         if (s.IsDepthwise) { DepthwiseBackwardInput(s, P(dy), P(weight), P(dx), accumulate); return; }
         if (s.Stride == 1 && s.R == s.S && s.Pad <= s.R - 1 && !IsPointwise(s))
         {
@@ -272,6 +280,7 @@ public unsafe partial class CpuBackend
 
     protected override void Conv2dBackwardWeightCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
     {
+        if (s.IsDepthwise && s.Stride == 1) { DepthwiseShiftedWeightGrad(s, P(x), P(dy), P(dw), accumulate); return; }
         if (s.IsDepthwise) { DepthwiseBackwardWeight(s, P(x), P(dy), P(dw), accumulate); return; }
         // The dot-product kernel needs long reductions to amortise its horizontal sums: planes of 14 x 14 and up.
         if (s.Stride == 1 && !IsPointwise(s) && Vector512.IsHardwareAccelerated && s.OutH * (s.W + 2 * s.Pad) >= 128)
@@ -385,6 +394,71 @@ public unsafe partial class CpuBackend
     }
 
     // ---- depthwise: direct loops over planes ----------------------------------------------------------------
+
+    /// <summary>Stride-1 depthwise convolution on the padded-width grid: each plane is copied into a zero-padded
+    /// buffer of width Wp, and the output row-major over (OH x Wp) is R S whole-plane multiply-adds of shifted
+    /// copies (no per-row bounds), then compacted into y (added when accumulating). With flip, kernel
+    /// element (r, q) is read as (R-1-r, S-1-q).</summary>
+    void DepthwiseShifted(ConvSpec s, float* x, float* w, float* y, bool accumulate, bool flip)
+    {
+        int hp = s.H + 2 * s.Pad, wp = s.W + 2 * s.Pad, wide = s.OutH * wp, hw = s.H * s.W, ohw = s.OutH * s.OutW, rs = s.R * s.S;
+        long planeSize = (long)hp * wp + s.S + 16;
+        _parallel.For(s.N * s.C, (long)wide * rs * 2, (p0, p1) =>
+        {
+            float* scratch = ColScratch(planeSize + wide + 16, out _);
+            float* plane = scratch, acc = scratch + planeSize;
+            for (int p = p0; p < p1; p++)
+            {
+                int c = p % s.C;
+                new Span<float>(plane, (int)planeSize).Clear();
+                for (int i = 0; i < s.H; i++) CopyRun(x + (long)p * hw + (long)i * s.W, plane + (long)(i + s.Pad) * wp + s.Pad, s.W);
+                new Span<float>(acc, wide).Clear();
+                float* wc = w + (long)c * rs;
+                for (int r = 0; r < s.R; r++)
+                    for (int q = 0; q < s.S; q++)
+                        Axpy(acc, plane + (long)r * wp + q, flip ? wc[(s.R - 1 - r) * s.S + (s.S - 1 - q)] : wc[r * s.S + q], wide);
+                float* yp = y + (long)p * ohw;
+                for (int i = 0; i < s.OutH; i++)
+                {
+                    if (accumulate) BinaryRun(BinaryOp.Add, yp + (long)i * s.OutW, acc + (long)i * wp, yp + (long)i * s.OutW, s.OutW);
+                    else CopyRun(acc + (long)i * wp, yp + (long)i * s.OutW, s.OutW);
+                }
+            }
+        });
+    }
+
+    /// <summary>Stride-1 depthwise weight gradient: dw[c, r, q] = sum over images of dot(dy on the padded-width
+    /// grid, zero in the extra columns; the padded plane shifted by r Wp + q). Parallel over channels, each summing
+    /// its images in order (deterministic).</summary>
+    void DepthwiseShiftedWeightGrad(ConvSpec s, float* x, float* dy, float* dw, bool accumulate)
+    {
+        int hp = s.H + 2 * s.Pad, wp = s.W + 2 * s.Pad, wide = s.OutH * wp, hw = s.H * s.W, ohw = s.OutH * s.OutW, rs = s.R * s.S;
+        long planeSize = (long)hp * wp + s.S + (s.R - 1) * wp + 16;
+        _parallel.For(s.C, (long)s.N * wide * rs * 2, (c0, c1) =>
+        {
+            float* scratch = ColScratch(planeSize + wide + 16, out _);
+            float* plane = scratch, g = scratch + planeSize;
+            Span<double> sums = stackalloc double[rs];
+            for (int c = c0; c < c1; c++)
+            {
+                sums.Clear();
+                for (int n = 0; n < s.N; n++)
+                {
+                    long p = (long)n * s.C + c;
+                    new Span<float>(scratch, (int)(planeSize + wide)).Clear();
+                    for (int i = 0; i < s.H; i++) CopyRun(x + p * hw + (long)i * s.W, plane + (long)(i + s.Pad) * wp + s.Pad, s.W);
+                    for (int i = 0; i < s.OutH; i++) CopyRun(dy + p * ohw + (long)i * s.OutW, g + (long)i * wp, s.OutW);
+                    for (int r = 0; r < s.R; r++)
+                        for (int q = 0; q < s.S; q++) sums[r * s.S + q] += Dot(g, plane + (long)r * wp + q, wide);
+                }
+                for (int k = 0; k < rs; k++)
+                {
+                    float* d = dw + (long)c * rs + k;
+                    *d = accumulate ? *d + (float)sums[k] : (float)sums[k];
+                }
+            }
+        });
+    }
 
     void DepthwiseForward(ConvSpec s, float* x, float* w, float* y)
     {
