@@ -16,7 +16,7 @@ internal static class TrainBench
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var peer = peerOption();
         var models = new Option<string>("--models") { Description = "comma-separated model names", DefaultValueFactory = _ => "resnet20,resnet8,mobilenetv2" };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 128 };
-        var steps = new Option<int>("--steps") { Description = "timed steps per model (after 2 warm-up steps)", DefaultValueFactory = _ => 6 };
+        var steps = new Option<int>("--steps") { Description = "timed steps per model (after 5 warm-up steps)", DefaultValueFactory = _ => 6 };
         var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts.") { device, threads, models, batch, steps, peer };
         cmd.SetAction(pr =>
         {
@@ -71,7 +71,8 @@ internal static class TrainBench
             opt.Step();
             Tape.Current.Reset();
         }
-        Step(); Step();   // warm-up: buffer pool, JIT, packing buffers
+        // Warm-up: buffer pool, packing buffers, and the JIT promoting hot kernels to optimised tier-1 code.
+        for (int i = 0; i < 5; i++) Step();
         var times = new List<double>();
         for (int i = 0; i < steps; i++)
         {

@@ -72,7 +72,7 @@ public unsafe partial class CpuBackend
         ForImages(spec.N, (worker, n0, n1) =>
         {
             var gemm = WorkerGemm(worker);
-            float* scratch = padded ? ColScratch(planeSize + (long)spec.KPerGroup * wide, out _) : IsPointwise(spec) ? null : ColScratch((long)ckk * ohw, out _);
+            float* scratch = padded ? ColScratch(planeSize + (long)spec.KPerGroup * wide + 16, out _) : IsPointwise(spec) ? null : ColScratch((long)ckk * ohw, out _);
             for (int n = n0; n < n1; n++)
                 for (int g = 0; g < spec.Groups; g++)
                 {
@@ -88,14 +88,18 @@ public unsafe partial class CpuBackend
                     float* plane = scratch, wideOut = scratch + planeSize;
                     PadPlanes(spec, xg, plane, hp, wpd);
                     gemm.Run(new GemmSpec(false, false, spec.KPerGroup, wide, ckk), wg, new ShiftedPlanePacker(plane, spec.R, spec.S, hp, wpd), wideOut);
-                    // Compact: drop the padded-width columns, adding beta y.
-                    for (int k = 0; k < spec.KPerGroup; k++)
-                        for (int i = 0; i < spec.OutH; i++)
-                        {
-                            float* src = wideOut + (long)k * wide + (long)i * wpd, dst = yg + (long)k * ohw + (long)i * spec.OutW;
-                            if (beta == 0f) CopyRun(src, dst, spec.OutW);
-                            else BinaryRun(BinaryOp.Add, dst, src, dst, spec.OutW);
-                        }
+                    // Compact: drop the padded-width columns, adding beta y. Without beta, rows are copied with whole
+                    // vectors that may spill into the next row's start; rows go in order, so the next copy overwrites
+                    // the spill; rows whose spill would pass the end of the block are copied exactly.
+                    int rows = spec.KPerGroup * spec.OutH, owv = (spec.OutW + 15) / 16 * 16;
+                    for (int row = 0; row < rows; row++)
+                    {
+                        int k = row / spec.OutH, i = row - k * spec.OutH;
+                        float* src = wideOut + (long)k * wide + (long)i * wpd, dst = yg + (long)row * spec.OutW;
+                        if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, spec.OutW);
+                        else if ((long)(rows - 1 - row) * spec.OutW < owv - spec.OutW) CopyRun(src, dst, spec.OutW);   // spill not covered by later rows
+                        else for (int j = 0; j < owv; j += 16) Vector512.Store(Vector512.Load(src + j), dst + j);
+                    }
                 }
         });
     }

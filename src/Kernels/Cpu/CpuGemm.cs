@@ -232,11 +232,15 @@ internal sealed unsafe class CpuGemm
             av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             a += MR; b += 32;
         }
-        if (mr == MR && nr == 32)
+        if (nr == 32)
         {
-            Store512(c, c00, c01, alpha, beta); Store512(c + ldc, c10, c11, alpha, beta);
-            Store512(c + 2 * ldc, c20, c21, alpha, beta); Store512(c + 3 * ldc, c30, c31, alpha, beta);
-            Store512(c + 4 * ldc, c40, c41, alpha, beta); Store512(c + 5 * ldc, c50, c51, alpha, beta);
+            // Full-width tiles store row by row with vectors, also when the last row block has fewer than 6 rows.
+            Store512(c, c00, c01, alpha, beta);
+            if (mr > 1) Store512(c + ldc, c10, c11, alpha, beta);
+            if (mr > 2) Store512(c + 2 * ldc, c20, c21, alpha, beta);
+            if (mr > 3) Store512(c + 3 * ldc, c30, c31, alpha, beta);
+            if (mr > 4) Store512(c + 4 * ldc, c40, c41, alpha, beta);
+            if (mr > 5) Store512(c + 5 * ldc, c50, c51, alpha, beta);
             return;
         }
         float* tile = stackalloc float[MR * 32];
