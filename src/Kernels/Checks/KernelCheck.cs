@@ -442,9 +442,13 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
         yield return new ConvSpec(2, 4, 9, 9, 4, 3, 3, 2, 1, 4);
         yield return new ConvSpec(2, 6, 5, 5, 8, 1, 1, 1, 0);
         yield return new ConvSpec(1, 2, 8, 6, 3, 5, 3, 1, 0);
+        yield return new ConvSpec(2, 3, 10, 9, 4, 3, 3, 2, 1);
+        yield return new ConvSpec(2, 4, 8, 8, 6, 1, 1, 2, 0);
+        yield return new ConvSpec(2, 2, 11, 11, 3, 5, 5, 2, 2);
         if (!small)
         {
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 1, 1);
+            yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 2, 1);
             yield return new ConvSpec(4, 32, 14, 14, 32, 3, 3, 2, 1, 32);
         }
     }

@@ -58,82 +58,173 @@ public unsafe partial class CpuBackend
         Forward(s, P(x), P(weight), P(y), 0f);
     }
 
-    /// <summary>y = conv(x, w) + beta y. Stride-1 convolutions avoid im2col: the image is copied once into a
-    /// zero-padded plane of width Wp = W + 2 pad, and the GEMM runs over the padded-width output grid
-    /// (OH x Wp), where row k = (c, r, q) of the column matrix is simply the padded plane shifted by
-    /// r Wp + q, so every B panel row is one contiguous 32-float copy. The Wp - OW extra columns per row are
-    /// computed and dropped when the result is compacted into y. Other strides use im2col + GEMM.</summary>
+    /// <summary>
+    /// The implicit-GEMM layout of a stride-1 or stride-2 convolution. An image group is copied into zero-padded
+    /// planes (for stride 2 each padded plane is split into its four even/odd row/column phases), and the output is
+    /// computed on a grid of OutH x GridW positions, where row k = (c, r, q) of the column matrix is one contiguous
+    /// slice of the planes starting at Offsets[k]: the GEMM packs its B panels with plain vector copies and never
+    /// builds an im2col matrix. The GridW - OutW extra columns per row are computed and dropped.
+    /// </summary>
+    sealed class ConvGrid
+    {
+        public ConvGrid(in ConvSpec s)
+        {
+            Stride = s.Stride; Hp = s.H + 2 * s.Pad; Wp = s.W + 2 * s.Pad;
+            PhaseH = (Hp + Stride - 1) / Stride; PhaseW = (Wp + Stride - 1) / Stride;
+            GridW = PhaseW;
+            Wide = s.OutH * GridW;
+            int phases = Stride * Stride, rs = s.R * s.S;
+            Offsets = GC.AllocateArray<int>(s.CPerGroup * rs, pinned: true);
+            for (int c = 0; c < s.CPerGroup; c++)
+                for (int r = 0; r < s.R; r++)
+                    for (int q = 0; q < s.S; q++)
+                        Offsets[c * rs + r * s.S + q] = ((c * phases + r % Stride * Stride + q % Stride) * PhaseH + r / Stride) * PhaseW + q / Stride;
+            PlanesSize = (long)s.CPerGroup * phases * PhaseH * PhaseW;
+            // Slices start up to (R-1)/stride rows and (S-1)/stride columns into a plane and run Wide (rounded to
+            // 16) floats, so they may read past the last plane: keep a zeroed tail.
+            ScratchSize = PlanesSize + ((s.R - 1) / Stride + 1) * PhaseW + s.S + (Wide + 15) / 16 * 16 + 16;
+        }
+
+        public int Stride { get; }
+        public int Hp { get; }
+        public int Wp { get; }
+        public int PhaseH { get; }
+        public int PhaseW { get; }
+        public int GridW { get; }
+        public int Wide { get; }
+        public int[] Offsets { get; }
+        public long PlanesSize { get; }
+        public long ScratchSize { get; }
+
+        public static bool Supports(in ConvSpec s) => (s.Stride == 1 && !IsPointwise(s)) || s.Stride == 2;
+
+        /// <summary>Writes the padded (and, for stride 2, phase-split) planes of one image group; the tail up to
+        /// ScratchSize must already be zero and is left untouched.</summary>
+        public void Fill(in ConvSpec s, float* x, float* dst)
+        {
+            new Span<float>(dst, (int)PlanesSize).Clear();
+            if (Stride == 1)
+            {
+                for (int c = 0; c < s.CPerGroup; c++)
+                    for (int i = 0; i < s.H; i++)
+                        CopyRun(x + ((long)c * s.H + i) * s.W, dst + ((long)c * Hp + i + s.Pad) * Wp + s.Pad, s.W);
+                return;
+            }
+            long phaseSize = (long)PhaseH * PhaseW;
+            for (int c = 0; c < s.CPerGroup; c++)
+                for (int i = 0; i < s.H; i++)
+                {
+                    int ph = i + s.Pad;
+                    float* src = x + ((long)c * s.H + i) * s.W;
+                    float* even = dst + (c * 4 + ph % 2 * 2) * phaseSize + (long)(ph / 2) * PhaseW, odd = even + phaseSize;
+                    for (int j = 0; j < s.W; j++)
+                    {
+                        int pw = j + s.Pad;
+                        (pw % 2 == 0 ? even : odd)[pw / 2] = src[j];
+                    }
+                }
+        }
+    }
+
+    readonly Dictionary<ConvSpec, ConvGrid> _grids = [];
+
+    ConvGrid Grid(in ConvSpec s)
+    {
+        lock (_grids)
+        {
+            if (!_grids.TryGetValue(s, out var g)) _grids[s] = g = new ConvGrid(s);
+            return g;
+        }
+    }
+
+    /// <summary>y = conv(x, w) + beta y: on the implicit-GEMM grid for stride 1 and 2 (see <see cref="ConvGrid"/>),
+    /// as a plain GEMM for 1x1 stride-1 convolutions, with im2col otherwise. Small grids are batched: several
+    /// images side by side form one GEMM with N = images x grid size, so the weights are packed once per batch and
+    /// few panels are partial.</summary>
     void Forward(ConvSpec spec, float* xp, float* wp, float* yp, float beta)
     {
-        int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W;
-        bool padded = spec.Stride == 1 && !IsPointwise(spec);
-        int hp = spec.H + 2 * spec.Pad, wpd = spec.W + 2 * spec.Pad, wide = spec.OutH * wpd;
-        long planeSize = (long)spec.CPerGroup * hp * wpd + spec.S;      // + S: the last shifted row reads past the plane
+        int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
+        var grid = ConvGrid.Supports(spec) ? Grid(spec) : null;
+        int batch = grid == null ? 1 : Math.Clamp(1024 / grid.Wide, 1, 16);
         ForImages(spec.N, (worker, n0, n1) =>
         {
             var gemm = WorkerGemm(worker);
-            float* scratch = padded ? ColScratch(planeSize + (long)spec.KPerGroup * wide + 16, out _) : IsPointwise(spec) ? null : ColScratch((long)ckk * ohw, out _);
-            for (int n = n0; n < n1; n++)
+            if (grid == null)
+            {
+                float* col = IsPointwise(spec) ? null : ColScratch((long)ckk * ohw, out _);
+                for (int n = n0; n < n1; n++)
+                    for (int g = 0; g < spec.Groups; g++)
+                    {
+                        float* xg = xp + ((long)n * spec.C + g * spec.CPerGroup) * hw, b = xg;
+                        if (col != null) { Im2Col(spec, xg, col); b = col; }
+                        gemm.Run(new GemmSpec(false, false, kg, ohw, ckk, Beta: beta), wp + (long)g * kg * ckk, b, yp + ((long)n * spec.K + g * kg) * ohw);
+                    }
+                return;
+            }
+            long slot = (grid.ScratchSize + 15) / 16 * 16;
+            int wideAll = batch * grid.Wide;
+            float* scratch = ColScratch(batch * slot + (long)kg * wideAll + 16, out _);
+            float* wideOut = scratch + batch * slot;
+            new Span<float>(scratch, (int)(batch * slot)).Clear();
+            for (int n = n0; n < n1; n += batch)
+            {
+                int nb = Math.Min(batch, n1 - n);
                 for (int g = 0; g < spec.Groups; g++)
                 {
-                    float* xg = xp + ((long)n * spec.C + g * spec.CPerGroup) * hw;
-                    float* wg = wp + (long)g * spec.KPerGroup * ckk, yg = yp + ((long)n * spec.K + g * spec.KPerGroup) * ohw;
-                    if (IsPointwise(spec)) { gemm.Run(new GemmSpec(false, false, spec.KPerGroup, ohw, ckk, Beta: beta), wg, xg, yg); continue; }
-                    if (!padded)
+                    for (int b = 0; b < nb; b++) grid.Fill(spec, xp + ((long)(n + b) * spec.C + g * spec.CPerGroup) * hw, scratch + b * slot);
+                    fixed (int* offsets = grid.Offsets)
+                        gemm.Run(new GemmSpec(false, false, kg, nb * grid.Wide, ckk), wp + (long)g * kg * ckk,
+                            new OffsetPacker(scratch, slot, grid.Wide, offsets), wideOut);
+                    // Compact: drop the extra grid columns, adding beta y. Without beta, rows are copied with whole
+                    // vectors that may spill into the next row's start; rows go in order, so the next copy
+                    // overwrites the spill; rows whose spill would pass the end of the block are copied exactly.
+                    int rows = kg * spec.OutH, owv = (spec.OutW + 15) / 16 * 16;
+                    for (int b = 0; b < nb; b++)
                     {
-                        Im2Col(spec, xg, scratch);
-                        gemm.Run(new GemmSpec(false, false, spec.KPerGroup, ohw, ckk, Beta: beta), wg, scratch, yg);
-                        continue;
-                    }
-                    float* plane = scratch, wideOut = scratch + planeSize;
-                    PadPlanes(spec, xg, plane, hp, wpd);
-                    gemm.Run(new GemmSpec(false, false, spec.KPerGroup, wide, ckk), wg, new ShiftedPlanePacker(plane, spec.R, spec.S, hp, wpd), wideOut);
-                    // Compact: drop the padded-width columns, adding beta y. Without beta, rows are copied with whole
-                    // vectors that may spill into the next row's start; rows go in order, so the next copy overwrites
-                    // the spill; rows whose spill would pass the end of the block are copied exactly.
-                    int rows = spec.KPerGroup * spec.OutH, owv = (spec.OutW + 15) / 16 * 16;
-                    for (int row = 0; row < rows; row++)
-                    {
-                        int k = row / spec.OutH, i = row - k * spec.OutH;
-                        float* src = wideOut + (long)k * wide + (long)i * wpd, dst = yg + (long)row * spec.OutW;
-                        if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, spec.OutW);
-                        else if ((long)(rows - 1 - row) * spec.OutW < owv - spec.OutW) CopyRun(src, dst, spec.OutW);   // spill not covered by later rows
-                        else for (int j = 0; j < owv; j += 16) Vector512.Store(Vector512.Load(src + j), dst + j);
+                        float* yg = yp + ((long)(n + b) * spec.K + g * kg) * ohw;
+                        for (int row = 0; row < rows; row++)
+                        {
+                            int k = row / spec.OutH, i = row - k * spec.OutH;
+                            float* src = wideOut + (long)k * nb * grid.Wide + (long)b * grid.Wide + (long)i * grid.GridW, dst = yg + (long)row * spec.OutW;
+                            if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, spec.OutW);
+                            else if ((long)(rows - 1 - row) * spec.OutW < owv - spec.OutW) CopyRun(src, dst, spec.OutW);   // spill not covered by later rows
+                            else for (int j = 0; j < owv; j += 16) Vector512.Store(Vector512.Load(src + j), dst + j);
+                        }
                     }
                 }
+            }
         });
     }
 
-    /// <summary>Weight gradient of a stride-1 convolution on the padded-width grid: dW[k, (c, r, q)] = sum over
-    /// n of dy[k, n] plane_c[n + r wp + q], with dy laid out on the grid (zeros in the extra columns). Both
-    /// operands are contiguous along the reduction, so a dot-product kernel (4 x 4 outputs, 16-lane partial
-    /// sums) needs no transposing pack. Workers sum their images into partials, added in worker order.</summary>
-    void ShiftedWeightGrad(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate)
+    /// <summary>Weight gradient on the implicit-GEMM grid: dW[k, j] = sum over positions n of dy[k, n]
+    /// planes[Offsets[j] + n], with dy laid out on the grid (zeros in the extra columns). Both operands are
+    /// contiguous along the reduction, so a dot-product kernel (4 x 4 outputs, 16-lane partial sums) needs no
+    /// transposing pack. Workers sum their images into partials, added in worker order.</summary>
+    void GridWeightGrad(ConvSpec spec, ConvGrid grid, float* xp, float* dyp, float* dwp, bool accumulate)
     {
         int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
-        int hp = spec.H + 2 * spec.Pad, wpd = spec.W + 2 * spec.Pad;
-        int wide = (spec.OutH * wpd + 15) / 16 * 16;                              // reduction length, padded to 16
-        long planeSize = (long)spec.CPerGroup * hp * wpd + spec.S + (spec.R - 1) * wpd + 16 + wide;   // shifted reads stay inside
+        int wide = (grid.Wide + 15) / 16 * 16;                              // reduction length, padded to 16
         long wsize = spec.WeightSize;
         int workers = Math.Min(_parallel.Threads, spec.N);
         var partials = new float[workers][];
         ForImages(spec.N, (worker, n0, n1) =>
         {
             var part = partials[worker] = WorkerPartial(worker, (int)wsize);
-            float* scratch = ColScratch(planeSize + (long)kg * wide, out _);
-            float* plane = scratch, dyWide = scratch + planeSize;
+            float* scratch = ColScratch(grid.ScratchSize + (long)kg * wide, out _);
+            float* planes = scratch, dyWide = scratch + grid.ScratchSize;
             // The shifted reads run past the planes into a tail that must hold zeros (garbage times 0 could be NaN).
-            new Span<float>(scratch, (int)(planeSize + (long)kg * wide)).Clear();
+            new Span<float>(scratch, (int)(grid.ScratchSize + (long)kg * wide)).Clear();
             fixed (float* pp = part)
+            fixed (int* offsets = grid.Offsets)
                 for (int n = n0; n < n1; n++)
                     for (int g = 0; g < spec.Groups; g++)
                     {
-                        PadPlanes(spec, xp + ((long)n * spec.C + g * spec.CPerGroup) * hw, plane, hp, wpd);
+                        grid.Fill(spec, xp + ((long)n * spec.C + g * spec.CPerGroup) * hw, planes);
                         float* dyg = dyp + ((long)n * spec.K + g * kg) * ohw;
                         for (int k = 0; k < kg; k++)
                             for (int i = 0; i < spec.OutH; i++)
-                                CopyRun(dyg + (long)k * ohw + (long)i * spec.OutW, dyWide + (long)k * wide + (long)i * wpd, spec.OutW);
-                        ShiftedDots(spec, plane, hp, wpd, dyWide, wide, kg, ckk, pp + (long)g * kg * ckk);
+                                CopyRun(dyg + (long)k * ohw + (long)i * spec.OutW, dyWide + (long)k * wide + (long)i * grid.GridW, spec.OutW);
+                        ShiftedDots(planes, offsets, dyWide, wide, kg, ckk, pp + (long)g * kg * ckk);
                     }
         });
         if (!accumulate) new Span<float>(dwp, (int)wsize).Clear();
@@ -141,11 +232,9 @@ public unsafe partial class CpuBackend
             fixed (float* pp = part) BinaryRun(BinaryOp.Add, dwp, pp, dwp, (int)wsize);
     }
 
-    /// <summary>out[k, j] += dot(dy row k, plane shifted for column j) over len (a multiple of 16), 4 x 4 blocks.</summary>
-    static void ShiftedDots(ConvSpec s, float* plane, int hp, int wp, float* dy, int len, int kg, int ckk, float* output)
+    /// <summary>out[k, j] += dot(dy row k, planes + offsets[j]) over len (a multiple of 16), in 4 x 4 blocks.</summary>
+    static void ShiftedDots(float* plane, int* offsets, float* dy, int len, int kg, int ckk, float* output)
     {
-        int rs = s.R * s.S;
-        long Base(int j) { int c = j / rs, rem = j - c * rs, r = rem / s.S; return ((long)c * hp + r) * wp + (rem - r * s.S); }
         int k = 0;
         for (; k + 4 <= kg; k += 4)
         {
@@ -153,7 +242,7 @@ public unsafe partial class CpuBackend
             int j = 0;
             for (; j + 4 <= ckk; j += 4)
             {
-                float* b0 = plane + Base(j), b1 = plane + Base(j + 1), b2 = plane + Base(j + 2), b3 = plane + Base(j + 3);
+                float* b0 = plane + offsets[j], b1 = plane + offsets[j + 1], b2 = plane + offsets[j + 2], b3 = plane + offsets[j + 3];
                 Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
                 Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
                 for (int p = 0; p < len; p += 16)
@@ -175,10 +264,10 @@ public unsafe partial class CpuBackend
                 o[0] += Vector512.Sum(c30); o[1] += Vector512.Sum(c31); o[2] += Vector512.Sum(c32); o[3] += Vector512.Sum(c33);
             }
             for (; j < ckk; j++)
-                for (int kk = k; kk < k + 4; kk++) output[(long)kk * ckk + j] += Dot16(dy + (long)kk * len, plane + Base(j), len);
+                for (int kk = k; kk < k + 4; kk++) output[(long)kk * ckk + j] += Dot16(dy + (long)kk * len, plane + offsets[j], len);
         }
         for (; k < kg; k++)
-            for (int j = 0; j < ckk; j++) output[(long)k * ckk + j] += Dot16(dy + (long)k * len, plane + Base(j), len);
+            for (int j = 0; j < ckk; j++) output[(long)k * ckk + j] += Dot16(dy + (long)k * len, plane + offsets[j], len);
     }
 
     static float Dot16(float* a, float* b, int len)
@@ -188,29 +277,29 @@ public unsafe partial class CpuBackend
         return Vector512.Sum(acc);
     }
 
-    /// <summary>Copies each channel of an image group into a zero-padded hp x wp plane (plus a zeroed tail).</summary>
-    static void PadPlanes(in ConvSpec s, float* x, float* dst, int hp, int wp)
-    {
-        long total = (long)s.CPerGroup * hp * wp + s.S;
-        new Span<float>(dst, (int)total).Clear();
-        for (int c = 0; c < s.CPerGroup; c++)
-            for (int i = 0; i < s.H; i++)
-                CopyRun(x + ((long)c * s.H + i) * s.W, dst + ((long)c * hp + i + s.Pad) * wp + s.Pad, s.W);
-    }
-
-    /// <summary>B panels of a stride-1 convolution on the padded-width grid: row k = (c, r, q) is the padded plane
-    /// of channel c shifted by r wp + q, so a panel row is a contiguous copy.</summary>
-    readonly struct ShiftedPlanePacker(float* plane, int r, int s, int hp, int wp) : IPanelPacker
+    /// <summary>B panels on the implicit-GEMM grid of a batch of images side by side: column j belongs to image
+    /// j / wide, whose planes start at planes + image * slot; row k of that image is the contiguous slice at
+    /// offsets[k]. A panel that straddles two images is copied in two parts.</summary>
+    readonly struct OffsetPacker(float* planes, long slot, int wide, int* offsets) : IPanelPacker
     {
         public void Pack(float* dst, int pc, int kc, int j0, int cols, int nr)
         {
-            int rs = r * s;
-            int c = pc / rs, rem = pc - c * rs, ri = rem / s, q = rem - ri * s;
+            int image = j0 / wide, local = j0 - image * wide;
+            int first = Math.Min(cols, wide - local);          // columns in the first image
+            float* p0 = planes + image * slot + local, p1 = planes + (image + 1) * slot;
             for (int kk = 0; kk < kc; kk++)
             {
-                float* src = plane + ((long)c * hp + ri) * wp + q + j0;
+                int off = offsets[pc + kk];
+                float* src = p0 + off;
                 float* d = dst + kk * nr;
-                if (cols == 32) { Vector512.Store(Vector512.Load(src), d); Vector512.Store(Vector512.Load(src + 16), d + 16); }
+                if (first < cols)
+                {
+                    int j = 0;
+                    for (; j < first; j++) d[j] = src[j];
+                    for (; j < cols; j++) d[j] = p1[off + j - first];
+                    for (; j < nr; j++) d[j] = 0f;
+                }
+                else if (cols == 32) { Vector512.Store(Vector512.Load(src), d); Vector512.Store(Vector512.Load(src + 16), d + 16); }
                 else if (cols == 16 && nr == 16) { Vector256.Store(Vector256.Load(src), d); Vector256.Store(Vector256.Load(src + 8), d + 8); }
                 else
                 {
@@ -218,7 +307,6 @@ public unsafe partial class CpuBackend
                     for (; j < cols; j++) d[j] = src[j];
                     for (; j < nr; j++) d[j] = 0f;
                 }
-                if (++q == s) { q = 0; if (++ri == r) { ri = 0; c++; } }
             }
         }
     }
@@ -286,10 +374,10 @@ public unsafe partial class CpuBackend
     {
         if (s.IsDepthwise && s.Stride == 1) { DepthwiseShiftedWeightGrad(s, P(x), P(dy), P(dw), accumulate); return; }
         if (s.IsDepthwise) { DepthwiseBackwardWeight(s, P(x), P(dy), P(dw), accumulate); return; }
-        // The dot-product kernel needs long reductions to amortise its horizontal sums: planes of 14 x 14 and up.
-        if (s.Stride == 1 && !IsPointwise(s) && Vector512.IsHardwareAccelerated && s.OutH * (s.W + 2 * s.Pad) >= 128)
+        // The dot-product kernel needs long reductions to amortise its horizontal sums: grids of 14 x 14 and up.
+        if (ConvGrid.Supports(s) && Vector512.IsHardwareAccelerated && Grid(s) is { Wide: >= 128 } grid)
         {
-            ShiftedWeightGrad(s, P(x), P(dy), P(dw), accumulate);
+            GridWeightGrad(s, grid, P(x), P(dy), P(dw), accumulate);
             return;
         }
         var spec = s;
