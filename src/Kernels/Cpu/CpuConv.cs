@@ -100,6 +100,32 @@ public unsafe partial class CpuBackend
 
         /// <summary>Writes the padded (and, for stride 2, phase-split) planes of one image group; the tail up to
         /// ScratchSize must already be zero and is left untouched.</summary>
+        /// <summary>The adjoint of <see cref="Fill"/>: dx (+)= the plane gradient at each input's padded position.</summary>
+        public void Extract(in ConvSpec s, float* planes, float* dx, bool accumulate)
+        {
+            long phaseSize = (long)PhaseH * PhaseW;
+            for (int c = 0; c < s.CPerGroup; c++)
+                for (int i = 0; i < s.H; i++)
+                {
+                    int ph = i + s.Pad;
+                    float* d = dx + ((long)c * s.H + i) * s.W;
+                    if (Stride == 1)
+                    {
+                        float* src = planes + ((long)c * Hp + ph) * Wp + s.Pad;
+                        if (accumulate) AddRun(d, src, s.W);
+                        else CopyRun(src, d, s.W);
+                        continue;
+                    }
+                    float* even = planes + (c * 4 + ph % 2 * 2) * phaseSize + (long)(ph / 2) * PhaseW, odd = even + phaseSize;
+                    for (int j = 0; j < s.W; j++)
+                    {
+                        int pw = j + s.Pad;
+                        float v = (pw % 2 == 0 ? even : odd)[pw / 2];
+                        d[j] = accumulate ? d[j] + v : v;
+                    }
+                }
+        }
+
         public void Fill(in ConvSpec s, float* x, float* dst)
         {
             new Span<float>(dst, (int)PlanesSize).Clear();
@@ -127,6 +153,8 @@ public unsafe partial class CpuBackend
     }
 
     readonly Dictionary<ConvSpec, ConvGrid> _grids = [];
+
+
 
     ConvGrid Grid(in ConvSpec s)
     {
@@ -196,66 +224,81 @@ public unsafe partial class CpuBackend
         });
     }
 
-    /// <summary>Weight gradient on the implicit-GEMM grid: dW[k, j] = sum over positions n of dy[k, n]
+    /// <summary>Weight gradient on the implicit-GEMM grid: dW[k, j] = sum over images and positions n of dy[k, n]
     /// planes[Offsets[j] + n], with dy laid out on the grid (zeros in the extra columns). Both operands are
     /// contiguous along the reduction, so a dot-product kernel (4 x 4 outputs, 16-lane partial sums) needs no
-    /// transposing pack. Workers sum their images into partials, added in worker order.</summary>
+    /// transposing pack; it runs over a batch of images at once so that its horizontal sums are amortised on small
+    /// grids. Workers sum their images into partials, added in worker order (deterministic).</summary>
     void GridWeightGrad(ConvSpec spec, ConvGrid grid, float* xp, float* dyp, float* dwp, bool accumulate)
     {
         int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
-        int wide = (grid.Wide + 15) / 16 * 16;                              // reduction length, padded to 16
+        int wide = (grid.Wide + 15) / 16 * 16;                              // reduction length per image, padded to 16
+        int batch = Math.Clamp(1024 / wide, 1, 16);
+        long slot = (grid.ScratchSize + 15) / 16 * 16;
         long wsize = spec.WeightSize;
         int workers = Math.Min(_parallel.Threads, spec.N);
         var partials = new float[workers][];
         ForImages(spec.N, (worker, n0, n1) =>
         {
             var part = partials[worker] = WorkerPartial(worker, (int)wsize);
-            float* scratch = ColScratch(grid.ScratchSize + (long)kg * wide, out _);
-            float* planes = scratch, dyWide = scratch + grid.ScratchSize;
+            float* scratch = ColScratch(batch * (slot + (long)kg * wide), out _);
+            float* dyAll = scratch + batch * slot;
             // The shifted reads run past the planes into a tail that must hold zeros (garbage times 0 could be NaN).
-            new Span<float>(scratch, (int)(grid.ScratchSize + (long)kg * wide)).Clear();
+            new Span<float>(scratch, (int)(batch * (slot + (long)kg * wide))).Clear();
             fixed (float* pp = part)
             fixed (int* offsets = grid.Offsets)
-                for (int n = n0; n < n1; n++)
+                for (int n = n0; n < n1; n += batch)
+                {
+                    int nb = Math.Min(batch, n1 - n);
                     for (int g = 0; g < spec.Groups; g++)
                     {
-                        grid.Fill(spec, xp + ((long)n * spec.C + g * spec.CPerGroup) * hw, planes);
-                        float* dyg = dyp + ((long)n * spec.K + g * kg) * ohw;
-                        for (int k = 0; k < kg; k++)
-                            for (int i = 0; i < spec.OutH; i++)
-                                CopyRun(dyg + (long)k * ohw + (long)i * spec.OutW, dyWide + (long)k * wide + (long)i * grid.GridW, spec.OutW);
-                        ShiftedDots(planes, offsets, dyWide, wide, kg, ckk, pp + (long)g * kg * ckk);
+                        for (int b = 0; b < nb; b++)
+                        {
+                            grid.Fill(spec, xp + ((long)(n + b) * spec.C + g * spec.CPerGroup) * hw, scratch + b * slot);
+                            float* dyg = dyp + ((long)(n + b) * spec.K + g * kg) * ohw, dyb = dyAll + (long)b * kg * wide;
+                            for (int k = 0; k < kg; k++)
+                                for (int i = 0; i < spec.OutH; i++)
+                                    CopyRun(dyg + (long)k * ohw + (long)i * spec.OutW, dyb + (long)k * wide + (long)i * grid.GridW, spec.OutW);
+                        }
+                        ShiftedDots(scratch, slot, offsets, dyAll, wide, nb, kg, ckk, pp + (long)g * kg * ckk);
                     }
+                }
         });
         if (!accumulate) new Span<float>(dwp, (int)wsize).Clear();
         foreach (var part in partials)
             fixed (float* pp = part) BinaryRun(BinaryOp.Add, dwp, pp, dwp, (int)wsize);
     }
 
-    /// <summary>out[k, j] += dot(dy row k, planes + offsets[j]) over len (a multiple of 16), in 4 x 4 blocks.</summary>
-    static void ShiftedDots(float* plane, int* offsets, float* dy, int len, int kg, int ckk, float* output)
+    /// <summary>out[k, j] += sum over images b of dot(dy_b row k, planes_b + offsets[j]) over len (a multiple of
+    /// 16); image b's planes start at planes + b slot and its dy at dy + b kg len. 4 x 4 blocks.</summary>
+    static void ShiftedDots(float* plane, long slot, int* offsets, float* dy, int len, int images, int kg, int ckk, float* output)
     {
+        long dyStride = (long)kg * len;
         int k = 0;
         for (; k + 4 <= kg; k += 4)
         {
-            float* a0 = dy + (long)k * len, a1 = a0 + len, a2 = a1 + len, a3 = a2 + len;
             int j = 0;
             for (; j + 4 <= ckk; j += 4)
             {
-                float* b0 = plane + offsets[j], b1 = plane + offsets[j + 1], b2 = plane + offsets[j + 2], b3 = plane + offsets[j + 3];
                 Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
                 Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
-                for (int p = 0; p < len; p += 16)
+                for (int b = 0; b < images; b++)
                 {
-                    var v0 = Vector512.Load(b0 + p); var v1 = Vector512.Load(b1 + p); var v2 = Vector512.Load(b2 + p); var v3 = Vector512.Load(b3 + p);
-                    var u = Vector512.Load(a0 + p);
-                    c00 = Vector512.FusedMultiplyAdd(u, v0, c00); c01 = Vector512.FusedMultiplyAdd(u, v1, c01); c02 = Vector512.FusedMultiplyAdd(u, v2, c02); c03 = Vector512.FusedMultiplyAdd(u, v3, c03);
-                    u = Vector512.Load(a1 + p);
-                    c10 = Vector512.FusedMultiplyAdd(u, v0, c10); c11 = Vector512.FusedMultiplyAdd(u, v1, c11); c12 = Vector512.FusedMultiplyAdd(u, v2, c12); c13 = Vector512.FusedMultiplyAdd(u, v3, c13);
-                    u = Vector512.Load(a2 + p);
-                    c20 = Vector512.FusedMultiplyAdd(u, v0, c20); c21 = Vector512.FusedMultiplyAdd(u, v1, c21); c22 = Vector512.FusedMultiplyAdd(u, v2, c22); c23 = Vector512.FusedMultiplyAdd(u, v3, c23);
-                    u = Vector512.Load(a3 + p);
-                    c30 = Vector512.FusedMultiplyAdd(u, v0, c30); c31 = Vector512.FusedMultiplyAdd(u, v1, c31); c32 = Vector512.FusedMultiplyAdd(u, v2, c32); c33 = Vector512.FusedMultiplyAdd(u, v3, c33);
+                    float* a0 = dy + b * dyStride + (long)k * len, a1 = a0 + len, a2 = a1 + len, a3 = a2 + len;
+                    float* pb = plane + b * slot;
+                    float* b0 = pb + offsets[j], b1 = pb + offsets[j + 1], b2 = pb + offsets[j + 2], b3 = pb + offsets[j + 3];
+                    for (int p = 0; p < len; p += 16)
+                    {
+                        var v0 = Vector512.Load(b0 + p); var v1 = Vector512.Load(b1 + p); var v2 = Vector512.Load(b2 + p); var v3 = Vector512.Load(b3 + p);
+                        var u = Vector512.Load(a0 + p);
+                        c00 = Vector512.FusedMultiplyAdd(u, v0, c00); c01 = Vector512.FusedMultiplyAdd(u, v1, c01); c02 = Vector512.FusedMultiplyAdd(u, v2, c02); c03 = Vector512.FusedMultiplyAdd(u, v3, c03);
+                        u = Vector512.Load(a1 + p);
+                        c10 = Vector512.FusedMultiplyAdd(u, v0, c10); c11 = Vector512.FusedMultiplyAdd(u, v1, c11); c12 = Vector512.FusedMultiplyAdd(u, v2, c12); c13 = Vector512.FusedMultiplyAdd(u, v3, c13);
+                        u = Vector512.Load(a2 + p);
+                        c20 = Vector512.FusedMultiplyAdd(u, v0, c20); c21 = Vector512.FusedMultiplyAdd(u, v1, c21); c22 = Vector512.FusedMultiplyAdd(u, v2, c22); c23 = Vector512.FusedMultiplyAdd(u, v3, c23);
+                        u = Vector512.Load(a3 + p);
+                        c30 = Vector512.FusedMultiplyAdd(u, v0, c30); c31 = Vector512.FusedMultiplyAdd(u, v1, c31); c32 = Vector512.FusedMultiplyAdd(u, v2, c32); c33 = Vector512.FusedMultiplyAdd(u, v3, c33);
+                    }
                 }
                 float* o = output + (long)k * ckk + j;
                 o[0] += Vector512.Sum(c00); o[1] += Vector512.Sum(c01); o[2] += Vector512.Sum(c02); o[3] += Vector512.Sum(c03); o += ckk;
@@ -264,16 +307,20 @@ public unsafe partial class CpuBackend
                 o[0] += Vector512.Sum(c30); o[1] += Vector512.Sum(c31); o[2] += Vector512.Sum(c32); o[3] += Vector512.Sum(c33);
             }
             for (; j < ckk; j++)
-                for (int kk = k; kk < k + 4; kk++) output[(long)kk * ckk + j] += Dot16(dy + (long)kk * len, plane + offsets[j], len);
+                for (int kk = k; kk < k + 4; kk++) output[(long)kk * ckk + j] += BatchDot(plane, slot, offsets[j], dy, dyStride, (long)kk * len, len, images);
         }
         for (; k < kg; k++)
-            for (int j = 0; j < ckk; j++) output[(long)k * ckk + j] += Dot16(dy + (long)k * len, plane + offsets[j], len);
+            for (int j = 0; j < ckk; j++) output[(long)k * ckk + j] += BatchDot(plane, slot, offsets[j], dy, dyStride, (long)k * len, len, images);
     }
 
-    static float Dot16(float* a, float* b, int len)
+    static float BatchDot(float* plane, long slot, int offset, float* dy, long dyStride, long row, int len, int images)
     {
         var acc = Vector512<float>.Zero;
-        for (int p = 0; p < len; p += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + p), Vector512.Load(b + p), acc);
+        for (int b = 0; b < images; b++)
+        {
+            float* a = dy + b * dyStride + row, p = plane + b * slot + offset;
+            for (int i = 0; i < len; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(p + i), acc);
+        }
         return Vector512.Sum(acc);
     }
 
@@ -311,6 +358,50 @@ public unsafe partial class CpuBackend
         }
     }
 
+    /// <summary>Input gradient on the implicit-GEMM grid (the adjoint of <see cref="Forward"/>): dCol = W^T dy with dy
+    /// on the grid (zeros in the extra columns) for a batch of images, then each row k of dCol is added as a
+    /// contiguous run into the plane gradient at Offsets[k] (a col2im whose every add is a vector run), and the
+    /// plane gradient is read back through the padding and phase layout into dx.</summary>
+    void GridBackwardInput(ConvSpec spec, ConvGrid grid, float* dyp, float* wp, float* dxp, bool accumulate)
+    {
+        int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
+        int batch = Math.Clamp(1024 / grid.Wide, 1, 16);
+        long slot = (grid.ScratchSize + 15) / 16 * 16;
+        ForImages(spec.N, (worker, n0, n1) =>
+        {
+            var gemm = WorkerGemm(worker);
+            int wideAll = batch * grid.Wide;
+            float* scratch = ColScratch(slot + (long)kg * wideAll + (long)ckk * wideAll, out _);
+            float* dPlanes = scratch, dyGrid = scratch + slot, dCol = dyGrid + (long)kg * wideAll;
+            new Span<float>(dyGrid, kg * wideAll).Clear();
+            for (int n = n0; n < n1; n += batch)
+            {
+                int nb = Math.Min(batch, n1 - n), cols = nb * grid.Wide;
+                for (int g = 0; g < spec.Groups; g++)
+                {
+                    for (int b = 0; b < nb; b++)
+                    {
+                        float* dyg = dyp + ((long)(n + b) * spec.K + g * kg) * ohw;
+                        for (int k = 0; k < kg; k++)
+                            for (int i = 0; i < spec.OutH; i++)
+                                CopyRun(dyg + (long)k * ohw + (long)i * spec.OutW, dyGrid + (long)k * cols + (long)b * grid.Wide + (long)i * grid.GridW, spec.OutW);
+                    }
+                    gemm.Run(new GemmSpec(true, false, ckk, cols, kg), wp + (long)g * kg * ckk, dyGrid, dCol);
+                    for (int b = 0; b < nb; b++)
+                    {
+                        new Span<float>(dPlanes, (int)grid.ScratchSize).Clear();
+                        for (int k = 0; k < ckk; k++)
+                        {
+                            float* dst = dPlanes + grid.Offsets[k];
+                            AddRun(dst, dCol + (long)k * cols + (long)b * grid.Wide, grid.Wide);
+                        }
+                        grid.Extract(spec, dPlanes, dxp + ((long)(n + b) * spec.C + g * spec.CPerGroup) * hw, accumulate);
+                    }
+                }
+            }
+        });
+    }
+
     /// <summary>W' [C, K/G, R, S] per group with W'[c, k, r, q] = W[k, c, R-1-r, S-1-q]: the input gradient of a
     /// stride-1 convolution is the forward convolution of dy with W' and padding R-1-pad.</summary>
     float[] FlipTranspose(in ConvSpec s, float* w)
@@ -344,6 +435,7 @@ public unsafe partial class CpuBackend
                 Forward(new ConvSpec(s.N, s.K, s.OutH, s.OutW, s.C, s.R, s.S, 1, s.R - 1 - s.Pad, s.Groups), P(dy), fp, P(dx), accumulate ? 1f : 0f);
             return;
         }
+        if (s.Stride == 2) { GridBackwardInput(s, Grid(s), P(dy), P(weight), P(dx), accumulate); return; }
         var spec = s;
         float* dyp = P(dy), wp = P(weight), dxp = P(dx);
         int ohw = s.OutH * s.OutW, ckk = s.CPerGroup * s.R * s.S, hw = s.H * s.W;
@@ -374,8 +466,7 @@ public unsafe partial class CpuBackend
     {
         if (s.IsDepthwise && s.Stride == 1) { DepthwiseShiftedWeightGrad(s, P(x), P(dy), P(dw), accumulate); return; }
         if (s.IsDepthwise) { DepthwiseBackwardWeight(s, P(x), P(dy), P(dw), accumulate); return; }
-        // The dot-product kernel needs long reductions to amortise its horizontal sums: grids of 14 x 14 and up.
-        if (ConvGrid.Supports(s) && Vector512.IsHardwareAccelerated && Grid(s) is { Wide: >= 128 } grid)
+        if (ConvGrid.Supports(s) && Vector512.IsHardwareAccelerated && Grid(s) is { } grid)
         {
             GridWeightGrad(s, grid, P(x), P(dy), P(dw), accumulate);
             return;
@@ -445,6 +536,14 @@ public unsafe partial class CpuBackend
                         for (int j = hi; j < ow; j++) dst[j] = 0f;
                     }
                 }
+    }
+
+    /// <summary>dst[i] += src[i].</summary>
+    static void AddRun(float* dst, float* src, int n)
+    {
+        int i = 0;
+        for (; i <= n - 16; i += 16) Vector512.Store(Vector512.Load(dst + i) + Vector512.Load(src + i), dst + i);
+        for (; i < n; i++) dst[i] += src[i];
     }
 
     /// <summary>Copies a short run (one image row, 7 to 30 floats here) without a call into the runtime.</summary>
