@@ -18,6 +18,7 @@ public static class Program
         root.Subcommands.Add(StudyCommands.SingleRun(distill: true));
         root.Subcommands.Add(StudyCommands.Eval());
         root.Subcommands.Add(StudyCommands.ReportCommand());
+        root.Subcommands.Add(StudyCommands.Export());
         try
         {
             var parsed = root.Parse(args);

@@ -149,6 +149,44 @@ internal static class StudyCommands
         return model;
     }
 
+    /// <summary>`lskd export`: features, logits and labels (a training subset and the test set) and the final layer of
+    /// every checkpoint of a study, as .npy files under exports/&lt;run&gt;/.</summary>
+    public static Command Export()
+    {
+        var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var dataDir = DataDir();
+        var outDir = new Option<string>("--out") { Description = "a study's results folder (holds config.json and checkpoints/)", Required = true };
+        var trainImages = new Option<int>("--train-images") { Description = "training images exported per model", DefaultValueFactory = _ => 2000 };
+        var cmd = new Command("export", "Export penultimate features, logits, labels and final layers of a study's models as .npy.") { outDir, trainImages, dataDir, device, threads };
+        cmd.SetAction(pr =>
+        {
+            string dir = pr.GetValue(outDir)!;
+            string configPath = Path.Combine(dir, "config.json");
+            if (!File.Exists(configPath)) throw new UsageException($"--out: {configPath} not found (not a study result folder)");
+            var cfg = StudyConfig.FromFile(configPath);
+            int n = pr.GetValue(trainImages);
+            if (n < 1) throw new UsageException($"--train-images must be >= 1, got {n}");
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var (train, test, _) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
+            if (cfg.TrainImages > 0) train = train.Take(cfg.TrainImages);
+            if (cfg.TestImages > 0) test = test.Take(cfg.TestImages);
+            train = train.Take(n);
+            var checkpoints = Directory.Exists(Path.Combine(dir, "checkpoints")) ? Directory.GetFiles(Path.Combine(dir, "checkpoints"), "*.safetensors").Order(StringComparer.Ordinal).ToList() : [];
+            if (checkpoints.Count == 0) throw new UsageException($"--out: no checkpoints in {Path.Combine(dir, "checkpoints")}");
+            foreach (var ckpt in checkpoints)
+            {
+                var model = WithDataErrors(() => LoadCheckpoint(ckpt, be));
+                string target = Path.Combine(dir, "exports", Path.GetFileNameWithoutExtension(ckpt));
+                Directory.CreateDirectory(target);
+                Analysis.Exporter.ExportHead(model, target);
+                Analysis.Exporter.ExportSet(be, model, train, target, "train");
+                Analysis.Exporter.ExportSet(be, model, test, target, "test");
+                AnsiConsole.MarkupLine($"exported {Markup.Escape(Path.GetFileNameWithoutExtension(ckpt))}: {train.Count} training and {test.Count} test images");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
     public static Command Eval()
     {
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var dataDir = DataDir();
