@@ -252,6 +252,17 @@ public static class ReferenceOps
         return (dx, dw);
     }
 
+    /// <summary>Mean and biased variance of channel c over the batch and spatial positions, in two passes.</summary>
+    static (double Mean, double Var) ChannelStats(in BatchNormSpec s, ReadOnlySpan<float> x, int c)
+    {
+        long m = (long)s.N * s.Spatial;
+        double sum = 0, sq = 0;
+        for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) sum += x[(n * s.C + c) * s.Spatial + i];
+        double mu = sum / m;
+        for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) { double d = x[(n * s.C + c) * s.Spatial + i] - mu; sq += d * d; }
+        return (mu, sq / m);
+    }
+
     /// <summary>Batch norm in float64: y, the batch (or running) mean and 1/sqrt(var + eps), and the updated running
     /// statistics.</summary>
     public static (double[] Y, double[] Mean, double[] InvStd, double[] RunMean, double[] RunVar) BatchNorm(in BatchNormSpec s, ReadOnlySpan<float> x,
@@ -265,13 +276,9 @@ public static class ReferenceOps
             double mu, var;
             if (training)
             {
-                double sum = 0, sq = 0;
-                for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) sum += x[(n * s.C + c) * s.Spatial + i];
-                mu = sum / m;
-                for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) { double d = x[(n * s.C + c) * s.Spatial + i] - mu; sq += d * d; }
-                var = sq / m;
+                (mu, var) = ChannelStats(s, x, c);
                 rm[c] = (1 - s.Momentum) * runMean[c] + s.Momentum * mu;
-                rv[c] = (1 - s.Momentum) * runVar[c] + s.Momentum * sq / (m - 1);
+                rv[c] = (1 - s.Momentum) * runVar[c] + s.Momentum * var * m / (m - 1);
             }
             else { mu = runMean[c]; var = runVar[c]; rm[c] = runMean[c]; rv[c] = runVar[c]; }
             mean[c] = mu; inv[c] = 1 / Math.Sqrt(var + s.Epsilon);
@@ -295,14 +302,7 @@ public static class ReferenceOps
         for (int c = 0; c < s.C; c++)
         {
             double mu, var;
-            if (training)
-            {
-                double sum = 0, sq = 0;
-                for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) sum += x[(n * s.C + c) * s.Spatial + i];
-                mu = sum / m;
-                for (int n = 0; n < s.N; n++) for (int i = 0; i < s.Spatial; i++) { double d = x[(n * s.C + c) * s.Spatial + i] - mu; sq += d * d; }
-                var = sq / m;
-            }
+            if (training) (mu, var) = ChannelStats(s, x, c);
             else { mu = runMean[c]; var = runVar[c]; }
             double inv = 1 / Math.Sqrt(var + s.Epsilon), sdy = 0, sdyx = 0;
             for (int n = 0; n < s.N; n++)
