@@ -117,11 +117,16 @@ public unsafe partial class CpuBackend
                         continue;
                     }
                     float* even = planes + (c * 4 + ph % 2 * 2) * phaseSize + (long)(ph / 2) * PhaseW, odd = even + phaseSize;
-                    for (int j = 0; j < s.W; j++)
+                    int j0 = s.Pad % 2, j1 = 1 - s.Pad % 2;
+                    if (accumulate)
                     {
-                        int pw = j + s.Pad;
-                        float v = (pw % 2 == 0 ? even : odd)[pw / 2];
-                        d[j] = accumulate ? d[j] + v : v;
+                        for (int j = j0; j < s.W; j += 2) d[j] += even[(j + s.Pad) >> 1];
+                        for (int j = j1; j < s.W; j += 2) d[j] += odd[(j + s.Pad) >> 1];
+                    }
+                    else
+                    {
+                        for (int j = j0; j < s.W; j += 2) d[j] = even[(j + s.Pad) >> 1];
+                        for (int j = j1; j < s.W; j += 2) d[j] = odd[(j + s.Pad) >> 1];
                     }
                 }
         }
@@ -143,11 +148,10 @@ public unsafe partial class CpuBackend
                     int ph = i + s.Pad;
                     float* src = x + ((long)c * s.H + i) * s.W;
                     float* even = dst + (c * 4 + ph % 2 * 2) * phaseSize + (long)(ph / 2) * PhaseW, odd = even + phaseSize;
-                    for (int j = 0; j < s.W; j++)
-                    {
-                        int pw = j + s.Pad;
-                        (pw % 2 == 0 ? even : odd)[pw / 2] = src[j];
-                    }
+                    // Padded column pw = j + pad goes to phase pw % 2 at pw / 2: two branch-free strided loops.
+                    int j0 = s.Pad % 2, j1 = 1 - s.Pad % 2;     // first j landing in the even / odd phase
+                    for (int j = j0; j < s.W; j += 2) even[(j + s.Pad) >> 1] = src[j];
+                    for (int j = j1; j < s.W; j += 2) odd[(j + s.Pad) >> 1] = src[j];
                 }
         }
     }
