@@ -178,6 +178,8 @@ public unsafe partial class CpuBackend
         int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
         var grid = ConvGrid.Supports(spec) ? Grid(spec) : null;
         int batch = grid == null ? 1 : Math.Clamp(1024 / grid.Wide, 1, 16);
+        // Layers with 16 to 64 output channels per group use the direct kernel with transposed weights [G][ckk][kg].
+        float[]? wT = grid != null && kg % 16 == 0 && kg <= 64 && Vector512.IsHardwareAccelerated ? TransposeWeights(wp, spec.Groups, kg, ckk) : null;
         ForImages(spec.N, (worker, n0, n1) =>
         {
             var gemm = WorkerGemm(worker);
@@ -194,8 +196,8 @@ public unsafe partial class CpuBackend
                 return;
             }
             long slot = (grid.ScratchSize + 15) / 16 * 16;
-            int wideAll = batch * grid.Wide;
-            float* scratch = ColScratch(batch * slot + (long)kg * wideAll + 16, out _);
+            int ld = (grid.Wide + 15) / 16 * 16;
+            float* scratch = ColScratch(batch * slot + (long)batch * kg * ld + 16, out _);
             float* wideOut = scratch + batch * slot;
             new Span<float>(scratch, (int)(batch * slot)).Clear();
             for (int n = n0; n < n1; n += batch)
@@ -204,9 +206,25 @@ public unsafe partial class CpuBackend
                 for (int g = 0; g < spec.Groups; g++)
                 {
                     for (int b = 0; b < nb; b++) grid.Fill(spec, xp + ((long)(n + b) * spec.C + g * spec.CPerGroup) * hw, scratch + b * slot);
+                    long rowStride, imageStride;
                     fixed (int* offsets = grid.Offsets)
-                        gemm.Run(new GemmSpec(false, false, kg, nb * grid.Wide, ckk), wp + (long)g * kg * ckk,
-                            new OffsetPacker(scratch, slot, grid.Wide, offsets), wideOut);
+                    {
+                        if (wT != null)
+                        {
+                            // Few output channels: a direct 16-row kernel reads B straight from the planes (no packing).
+                            rowStride = ld; imageStride = (long)kg * ld;
+                            fixed (float* at = wT)
+                                for (int b = 0; b < nb; b++)
+                                    for (int j0 = 0; j0 < grid.Wide; j0 += 16)
+                                        DirectChunk(at + (long)g * ckk * kg, kg, ckk, scratch + b * slot, offsets, j0, wideOut + b * imageStride, ld);
+                        }
+                        else
+                        {
+                            rowStride = (long)nb * grid.Wide; imageStride = grid.Wide;
+                            gemm.Run(new GemmSpec(false, false, kg, nb * grid.Wide, ckk), wp + (long)g * kg * ckk,
+                                new OffsetPacker(scratch, slot, grid.Wide, offsets), wideOut);
+                        }
+                    }
                     // Compact: drop the extra grid columns, adding beta y. Without beta, rows are copied with whole
                     // vectors that may spill into the next row's start; rows go in order, so the next copy
                     // overwrites the spill; rows whose spill would pass the end of the block are copied exactly.
@@ -217,7 +235,7 @@ public unsafe partial class CpuBackend
                         for (int row = 0; row < rows; row++)
                         {
                             int k = row / spec.OutH, i = row - k * spec.OutH;
-                            float* src = wideOut + (long)k * nb * grid.Wide + (long)b * grid.Wide + (long)i * grid.GridW, dst = yg + (long)row * spec.OutW;
+                            float* src = wideOut + k * rowStride + b * imageStride + (long)i * grid.GridW, dst = yg + (long)row * spec.OutW;
                             if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, spec.OutW);
                             else if ((long)(rows - 1 - row) * spec.OutW < owv - spec.OutW) CopyRun(src, dst, spec.OutW);   // spill not covered by later rows
                             else for (int j = 0; j < owv; j += 16) Vector512.Store(Vector512.Load(src + j), dst + j);
@@ -226,6 +244,52 @@ public unsafe partial class CpuBackend
                 }
             }
         });
+    }
+
+    float[] _wT = [];
+
+    float[] TransposeWeights(float* w, int groups, int kg, int ckk)
+    {
+        long size = (long)groups * kg * ckk;
+        if (_wT.Length < size) _wT = GC.AllocateArray<float>((int)size, pinned: true);
+        for (int g = 0; g < groups; g++)
+            for (int k = 0; k < kg; k++)
+                for (int j = 0; j < ckk; j++)
+                    _wT[((long)g * ckk + j) * kg + k] = w[((long)g * kg + k) * ckk + j];
+        return _wT;
+    }
+
+    /// <summary>out[m, j0 .. j0 + 16) = sum over k of at[k, m] planes[offsets[k] + j0 ..] for m in [0, kg), kg a
+    /// multiple of 16: 16 output rows in 16 vector accumulators, one B load and 16 broadcasts per k.</summary>
+    static void DirectChunk(float* at, int kg, int ckk, float* planes, int* offsets, int j0, float* output, int ld)
+    {
+        for (int mb = 0; mb < kg; mb += 16)
+        {
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+            Vector512<float> c8 = default, c9 = default, c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
+            float* a = at + mb;
+            float* pj = planes + j0;
+            for (int k = 0; k < ckk; k++, a += kg)
+            {
+                var b = Vector512.Load(pj + offsets[k]);
+                c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b, c0); c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[1]), b, c1);
+                c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2]), b, c2); c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[3]), b, c3);
+                c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a[4]), b, c4); c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), b, c5);
+                c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a[6]), b, c6); c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a[7]), b, c7);
+                c8 = Vector512.FusedMultiplyAdd(Vector512.Create(a[8]), b, c8); c9 = Vector512.FusedMultiplyAdd(Vector512.Create(a[9]), b, c9);
+                c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a[10]), b, c10); c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a[11]), b, c11);
+                c12 = Vector512.FusedMultiplyAdd(Vector512.Create(a[12]), b, c12); c13 = Vector512.FusedMultiplyAdd(Vector512.Create(a[13]), b, c13);
+                c14 = Vector512.FusedMultiplyAdd(Vector512.Create(a[14]), b, c14); c15 = Vector512.FusedMultiplyAdd(Vector512.Create(a[15]), b, c15);
+            }
+            float* o = output + (long)mb * ld + j0;
+            Vector512.Store(c0, o); Vector512.Store(c1, o + ld); Vector512.Store(c2, o + 2 * ld); Vector512.Store(c3, o + 3 * ld);
+            o += 4 * ld;
+            Vector512.Store(c4, o); Vector512.Store(c5, o + ld); Vector512.Store(c6, o + 2 * ld); Vector512.Store(c7, o + 3 * ld);
+            o += 4 * ld;
+            Vector512.Store(c8, o); Vector512.Store(c9, o + ld); Vector512.Store(c10, o + 2 * ld); Vector512.Store(c11, o + 3 * ld);
+            o += 4 * ld;
+            Vector512.Store(c12, o); Vector512.Store(c13, o + ld); Vector512.Store(c14, o + 2 * ld); Vector512.Store(c15, o + 3 * ld);
+        }
     }
 
     /// <summary>Weight gradient on the implicit-GEMM grid: dW[k, j] = sum over images and positions n of dy[k, n]
