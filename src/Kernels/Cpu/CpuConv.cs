@@ -98,8 +98,8 @@ public unsafe partial class CpuBackend
 
         public static bool Supports(in ConvSpec s) => (s.Stride == 1 && !IsPointwise(s)) || s.Stride == 2;
 
-        /// <summary>Writes the padded (and, for stride 2, phase-split) planes of one image group; the tail up to
-        /// ScratchSize must already be zero and is left untouched.</summary>
+        /// <summary>Writes the padded (and, for stride 2, phase-split) planes of one image group into a scratch slot
+        /// whose padding and tail (up to ScratchSize) are already zero.</summary>
         /// <summary>The adjoint of <see cref="Fill"/>: dx (+)= the plane gradient at each input's padded position.</summary>
         public void Extract(in ConvSpec s, float* planes, float* dx, bool accumulate)
         {
@@ -131,9 +131,10 @@ public unsafe partial class CpuBackend
                 }
         }
 
+        /// <remarks>Only input positions are written, the same ones for every image, so the padding stays zero: the
+        /// caller clears the scratch once per call instead of once per image.</remarks>
         public void Fill(in ConvSpec s, float* x, float* dst)
         {
-            new Span<float>(dst, (int)PlanesSize).Clear();
             if (Stride == 1)
             {
                 for (int c = 0; c < s.CPerGroup; c++)
