@@ -17,30 +17,46 @@ internal static class TrainBench
         var models = new Option<string>("--models") { Description = "comma-separated model names", DefaultValueFactory = _ => "resnet20,resnet8,mobilenetv2" };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 128 };
         var steps = new Option<int>("--steps") { Description = "timed steps per model (after 5 warm-up steps)", DefaultValueFactory = _ => 6 };
-        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts.") { device, threads, models, batch, steps, peer };
+        var rounds = new Option<int>("--rounds") { Description = "alternate PyTorch and LsKd this many times and report medians (the machine's noise is large)", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts.") { device, threads, models, batch, steps, rounds, peer };
         cmd.SetAction(pr =>
         {
             var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var n in names)
                 if (!Nets.Models.Names.Contains(n)) throw new UsageException($"--models: unknown model '{n}'; valid models: {string.Join(", ", Nets.Models.Names)}");
-            int b = pr.GetValue(batch), s = pr.GetValue(steps);
+            int b = pr.GetValue(batch), s = pr.GetValue(steps), r = pr.GetValue(rounds);
             if (b < 2) throw new UsageException($"--batch must be at least 2 (batch norm needs it), got {b}");
             if (s < 1) throw new UsageException($"--steps must be at least 1, got {s}");
+            if (r < 1) throw new UsageException($"--rounds must be at least 1, got {r}");
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            AnsiConsole.MarkupLine($"training steps at batch {b} on [bold]{Markup.Escape(be.ToString()!)}[/]");
-            Dictionary<string, double>? peerRate = null;
-            if (pr.GetValue(peer))
-                peerRate = BenchCommand.RunPeer("train_torch.py", $"--threads {be.Threads} --batch {b} --steps {s} --models {string.Join(',', names)}")
-                    .ToDictionary(j => j.GetProperty("model").GetString()!, j => j.GetProperty("img_per_s").GetDouble());
+            AnsiConsole.MarkupLine($"training steps at batch {b} on [bold]{Markup.Escape(be.ToString()!)}[/], {r} round(s)");
+            bool withPeer = pr.GetValue(peer);
+            var ours = names.ToDictionary(n => n, _ => new List<TrainRate>());
+            var theirs = names.ToDictionary(n => n, _ => new List<double>());
+            for (int round = 0; round < r; round++)
+            {
+                // PyTorch first, then LsKd, in every round: both see the same stretch of the machine's load.
+                if (withPeer)
+                    foreach (var j in BenchCommand.RunPeer("train_torch.py", $"--threads {be.Threads} --batch {b} --steps {s} --models {string.Join(',', names)}"))
+                        theirs[j.GetProperty("model").GetString()!].Add(j.GetProperty("img_per_s").GetDouble());
+                foreach (var name in names) ours[name].Add(Measure(be, name, b, s));
+            }
             var table = new Table().AddColumn("model").AddColumn("parameters").AddColumn("fwd MFLOP/img").AddColumn("step ms (median)")
                 .AddColumn("img/s").AddColumn("GFLOP/s (3x fwd)");
-            if (peerRate != null) table.AddColumn("PyTorch img/s").AddColumn("ratio");
+            if (withPeer) table.AddColumn("PyTorch img/s").AddColumn("ratio").AddColumn("per-round ratios");
             foreach (var name in names)
             {
-                var r = Measure(be, name, b, s);
-                var row = new List<string> { name, $"{r.Parameters:N0}", $"{r.ForwardFlops / 1e6:F1}", $"{r.StepMs:F1}", $"{r.ImagesPerSecond:F1}",
-                    $"{3 * r.ForwardFlops * r.ImagesPerSecond / 1e9:F1}" };
-                if (peerRate != null && peerRate.TryGetValue(name, out var pr2)) { row.Add($"{pr2:F1}"); row.Add($"{r.ImagesPerSecond / pr2:F2}x"); }
+                var mine = ours[name];
+                double rate = Median(mine.Select(x => x.ImagesPerSecond)), stepMs = Median(mine.Select(x => x.StepMs));
+                var first = mine[0];
+                var row = new List<string> { name, $"{first.Parameters:N0}", $"{first.ForwardFlops / 1e6:F1}", $"{stepMs:F1}", $"{rate:F1}",
+                    $"{3 * first.ForwardFlops * rate / 1e9:F1}" };
+                if (withPeer && theirs[name].Count > 0)
+                {
+                    double peerRate = Median(theirs[name]);
+                    row.Add($"{peerRate:F1}"); row.Add($"{rate / peerRate:F2}x");
+                    row.Add(string.Join(" ", mine.Zip(theirs[name], (m, t) => $"{m.ImagesPerSecond / t:F2}")));
+                }
                 table.AddRow(row.ToArray());
             }
             AnsiConsole.Write(table);
@@ -48,6 +64,12 @@ internal static class TrainBench
             return 0;
         });
         return cmd;
+    }
+
+    static double Median(IEnumerable<double> values)
+    {
+        var v = values.Order().ToList();
+        return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
     }
 
     public readonly record struct TrainRate(long Parameters, long ForwardFlops, double StepMs, double ImagesPerSecond);
