@@ -265,6 +265,21 @@ public abstract class BackendBase : IBackend
         if (count > 0) DropoutCore(x, y, count, p, seed);
     }
 
+    public void ClassCentroids(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes)
+    {
+        NonNegative(count, "count"); Positive(dim, "dim"); Positive(classes, "classes");
+        Fits(this, features, (long)count * dim, "features"); Fits(this, centroids, (long)classes * dim, "centroids");
+        CheckLabels(labels, count, classes);
+        ClassCentroidsCore(features, labels, centroids, count, dim, classes);
+    }
+
+    public void PairwiseDistances(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim)
+    {
+        NonNegative(m, "m"); NonNegative(n, "n"); Positive(dim, "dim");
+        Fits(this, a, (long)m * dim, "a"); Fits(this, b, (long)n * dim, "b"); Fits(this, distances, (long)m * n, "distances");
+        if ((long)m * n > 0) PairwiseDistancesCore(a, b, distances, m, n, dim);
+    }
+
     static void RowShape(int rows, int cols)
     {
         NonNegative(rows, "rows"); Positive(cols, "cols");
@@ -318,5 +333,7 @@ public abstract class BackendBase : IBackend
     protected abstract void Pool2dCore(in PoolSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax);
     protected abstract void Pool2dBackwardCore(in PoolSpec spec, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate);
     protected abstract void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed);
+    protected abstract void ClassCentroidsCore(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes);
+    protected abstract void PairwiseDistancesCore(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim);
     protected abstract void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes);
 }

@@ -119,6 +119,14 @@ public interface IBackend : IDisposable
     /// <summary>Inverted dropout: y[i] = x[i] / (1 - p) where Uniform01(seed, i) >= p, else 0. The mask is a pure
     /// function of (seed, i), so backward is the same call on dy and no mask is stored.</summary>
     void Dropout(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed);
+
+    // ---- analysis (feature geometry) ----------------------------------------------------------------------
+    /// <summary>centroids[c, :] = mean of features[i, :] over the rows i with labels[i] = c (zeros for a class with
+    /// no rows); features is [count, dim], centroids [classes, dim].</summary>
+    void ClassCentroids(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes);
+
+    /// <summary>distances[i, j] = Euclidean distance between rows a[i, :] and b[j, :]; a is [m, dim], b [n, dim].</summary>
+    void PairwiseDistances(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim);
 }
 
 /// <summary>KD hyper-parameters (see GUIDE section 3): temperature T > 0, mixing beta in [0, 1], label smoothing

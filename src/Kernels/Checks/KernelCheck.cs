@@ -23,7 +23,7 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
     public static IReadOnlyList<string> Ops { get; } =
         ["gemm", "unary", "unary-backward", "binary", "axpby", "reduce", "transpose", "copy-fill", "init", "sgd", "adamw",
          "softmax", "softmax-backward", "label-smoothing-ce", "kd-loss", "entropy", "topk", "confusion",
-         "conv2d", "batchnorm", "pool", "dropout"];
+         "conv2d", "batchnorm", "pool", "dropout", "centroids", "distances"];
 
     public IReadOnlyList<CheckResult> Run(string op)
     {
@@ -52,6 +52,8 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
             case "batchnorm": BatchNorm(); break;
             case "pool": Pool(); break;
             case "dropout": Dropout(); break;
+            case "centroids": Centroids(); break;
+            case "distances": Distances(); break;
             default: throw new ArgumentException($"unknown op '{op}'; valid ops: {string.Join(", ", Ops)}", nameof(op));
         }
         return [.. _results];
@@ -547,6 +549,32 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
             double kept = expected.Count(v => v != 0) / (double)n, sigma = Math.Sqrt(p * (1 - p) / n);
             _results.Add(new CheckResult("dropout", $"kept fraction p={p}", Math.Abs(kept - (1 - p)) <= 6 * sigma + 1e-9,
                 Math.Abs(kept - (1 - p)), 0, kept, 1 - p, 6 * sigma, 0, 0, 1));
+        }
+    }
+
+    /// <summary>Odd sizes and a class with no rows; a 60,000 x 512 case (the analysis size) when not small.</summary>
+    void Centroids()
+    {
+        var cases = small ? new[] { (37, 5, 4), (100, 17, 10) } : new[] { (37, 5, 4), (100, 17, 10), (60000, 512, 10) };
+        foreach (var (n, d, k) in cases)
+        {
+            var f = Random(n * d, 120, 3f, 1f);
+            var y = Labels(n, k - 1, 121);     // the last class gets no rows
+            using var df = Up(f); using var dy = Up(y); using var c = backend.Allocate(k * d);
+            backend.ClassCentroids(df, dy, c, n, d, k);
+            Compare("centroids", $"n={n} d={d} K={k}", c.ToArray(), ReferenceOps.ClassCentroids(f, y, n, d, k), 1e-5, 1e-5);
+        }
+    }
+
+    void Distances()
+    {
+        var cases = small ? new[] { (3, 4, 7), (10, 10, 33) } : new[] { (3, 4, 7), (10, 10, 33), (200, 150, 512) };
+        foreach (var (m, n, d) in cases)
+        {
+            var a = Random(m * d, 130); var b = Random(n * d, 131);
+            using var da = Up(a); using var db = Up(b); using var dd = backend.Allocate(m * n);
+            backend.PairwiseDistances(da, db, dd, m, n, d);
+            Compare("distances", $"{m}x{n} d={d}", dd.ToArray(), ReferenceOps.PairwiseDistances(a, b, m, n, d), 1e-5, 1e-5);
         }
     }
 }

@@ -40,6 +40,8 @@ public sealed class IlgpuBackend : BackendBase
     Action<Index1D, FView, FView, IView, PoolParams, int>? _pool;
     Action<Index1D, FView, IView, FView, PoolParams>? _poolBackward;
     Action<Index1D, FView, FView, float, ulong>? _dropout;
+    Action<Index1D, FView, IView, FView, int, int>? _centroids;
+    Action<Index1D, FView, FView, FView, int, int>? _distances;
 
     IlgpuBackend(Context context, Accelerator accelerator, string name)
     {
@@ -238,6 +240,14 @@ public sealed class IlgpuBackend : BackendBase
 
     protected override void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed) =>
         Auto(ref _dropout, IlgpuConvKernels.Dropout)(count, V(x), V(y), p, seed);
+
+    protected override void ClassCentroidsCore(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes) =>
+        (_centroids ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, IView, FView, int, int>(IlgpuAnalysisKernels.Centroids))
+            (classes * dim, V(features), V(labels), V(centroids), count, dim);
+
+    protected override void PairwiseDistancesCore(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim) =>
+        (_distances ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, FView, int, int>(IlgpuAnalysisKernels.Distances))
+            (m * n, V(a), V(b), V(distances), n, dim);
 
     protected override void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes) =>
         Auto(ref _confusion, IlgpuKernels.Confusion)(count, V(predictions), V(labels), V(matrix), classes);

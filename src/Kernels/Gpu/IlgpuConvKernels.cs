@@ -204,3 +204,26 @@ internal static class IlgpuConvKernels
     public static void Dropout(Index1D i, FView x, FView y, float p, ulong seed) =>
         y[i] = ScalarMath.DropoutKeep(seed, (ulong)(int)i, p) ? x[i] / (1f - p) : 0f;
 }
+
+/// <summary>ILGPU feature-geometry kernels: one thread per centroid element (a deterministic sum over rows in
+/// order, no atomics) and one thread per distance.</summary>
+internal static class IlgpuAnalysisKernels
+{
+    public static void Centroids(Index1D index, FView features, IView labels, FView centroids, int count, int dim)
+    {
+        int c = index / dim, j = index % dim;
+        float sum = 0f;
+        int members = 0;
+        for (int i = 0; i < count; i++)
+            if (labels[i] == c) { sum += features[(long)i * dim + j]; members++; }
+        centroids[index] = members == 0 ? 0f : sum / members;
+    }
+
+    public static void Distances(Index1D index, FView a, FView b, FView distances, int n, int dim)
+    {
+        int i = index / n, j = index % n;
+        float s = 0f;
+        for (int k = 0; k < dim; k++) { float d = a[(long)i * dim + k] - b[(long)j * dim + k]; s += d * d; }
+        distances[index] = MathF.Sqrt(s);
+    }
+}

@@ -362,4 +362,31 @@ public static class ReferenceOps
         for (int i = 0; i < x.Length; i++) y[i] = ScalarMath.DropoutKeep(seed, (ulong)i, p) ? x[i] / (1.0 - p) : 0;
         return y;
     }
+
+    public static double[] ClassCentroids(ReadOnlySpan<float> features, ReadOnlySpan<int> labels, int count, int dim, int classes)
+    {
+        var sums = new double[classes * dim];
+        var counts = new int[classes];
+        for (int i = 0; i < count; i++)
+        {
+            counts[labels[i]]++;
+            for (int j = 0; j < dim; j++) sums[labels[i] * dim + j] += features[i * dim + j];
+        }
+        for (int c = 0; c < classes; c++)
+            for (int j = 0; j < dim; j++) sums[c * dim + j] = counts[c] == 0 ? 0 : sums[c * dim + j] / counts[c];
+        return sums;
+    }
+
+    public static double[] PairwiseDistances(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int m, int n, int dim)
+    {
+        var d = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int k = 0; k < dim; k++) { double t = (double)a[i * dim + k] - b[j * dim + k]; s += t * t; }
+                d[i * n + j] = Math.Sqrt(s);
+            }
+        return d;
+    }
 }
