@@ -1,5 +1,6 @@
 using LsKd.Autograd;
 using LsKd.Kernels;
+using LsKd.Kernels.Reference;
 
 namespace LsKd.Tests;
 
@@ -8,26 +9,6 @@ namespace LsKd.Tests;
 /// evaluation, max and average pooling, global average pooling and dropout.</summary>
 public partial class GradientCheckTests
 {
-    static double[] ConvD(ConvSpec s, double[] x, double[] w)
-    {
-        var y = new double[s.OutputSize];
-        int cg = s.CPerGroup, kg = s.KPerGroup;
-        for (int n = 0; n < s.N; n++)
-            for (int k = 0; k < s.K; k++)
-                for (int oh = 0; oh < s.OutH; oh++)
-                    for (int ow = 0; ow < s.OutW; ow++)
-                        for (int c = 0; c < cg; c++)
-                            for (int r = 0; r < s.R; r++)
-                                for (int q = 0; q < s.S; q++)
-                                {
-                                    int ih = oh * s.Stride - s.Pad + r, iw = ow * s.Stride - s.Pad + q;
-                                    if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
-                                    y[((n * s.K + k) * s.OutH + oh) * s.OutW + ow] +=
-                                        x[((n * s.C + k / kg * cg + c) * s.H + ih) * s.W + iw] * w[((k * cg + c) * s.R + r) * s.S + q];
-                                }
-        return y;
-    }
-
     static IEnumerable<TestCaseData> ConvCases() => ForBackends("3x3-pad", "3x3-stride2", "groups2", "depthwise", "depthwise-stride2", "1x1");
 
     [TestCaseSource(nameof(ConvCases))]
@@ -43,7 +24,7 @@ public partial class GradientCheckTests
             _ => new ConvSpec(2, 3, 4, 4, 5, 1, 1),
         };
         int[] xs = [s.N, s.C, s.H, s.W], ws = [s.K, s.CPerGroup, s.R, s.S];
-        Check(backend, [xs, ws], t => Weighted(Ops.Conv2d(t[0], t[1], s.Stride, s.Pad, s.Groups)), x => Weighted(ConvD(s, x[0], x[1])));
+        Check(backend, [xs, ws], t => Weighted(Ops.Conv2d(t[0], t[1], s.Stride, s.Pad, s.Groups)), x => Weighted(ReferenceOps.Conv2d(s, x[0], x[1])));
     }
 
     static double[] BatchNormD(double[] x, double[] gamma, double[] beta, int n, int c, int spatial, bool training, double[] rm, double[] rv)

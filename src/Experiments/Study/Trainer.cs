@@ -77,6 +77,7 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
         using var opt = new Sgd(model.Parameters(), new SgdConfig(s.Lr, s.Momentum, s.WeightDecay));
         teacher?.Eval();
         var epochs = new List<EpochMetrics>();
+        int[] lastConfusion = [];
         string status = "finished";
         var total = Stopwatch.StartNew();
         long images = 0;
@@ -117,13 +118,13 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
                 trainSeconds += sw.Elapsed.TotalSeconds;
                 if (status != "finished") break;
                 var trainMetrics = Evaluate(model, trainEval, out _);
-                var testMetrics = Evaluate(model, test, out _);
+                var testMetrics = Evaluate(model, test, out lastConfusion);
                 epochs.Add(new EpochMetrics(epoch + 1, opt.LearningRate, lossSum / steps, trainMetrics, testMetrics, sw.Elapsed.TotalSeconds));
             }
         }
         finally { x.Buffer.Dispose(); }
-        int[] confusion = [];
-        if (status == "finished") Evaluate(model, test, out confusion);
+        // The last finished epoch's test confusion is the final model's (a diverged run reports none).
+        int[] confusion = status == "finished" ? lastConfusion : [];
         return new Outcome(epochs, status, total.Elapsed.TotalSeconds, trainSeconds > 0 ? images / trainSeconds : 0, confusion);
     }
 

@@ -200,7 +200,17 @@ public static class ReferenceOps
 
     // ---- convolution, batch norm, pooling, dropout (direct float64 definitions) ---------------------------------
 
-    public static double[] Conv2d(in ConvSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> w)
+    public static double[] Conv2d(in ConvSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> w) => Conv2d(s, ToDouble(x), ToDouble(w));
+
+    static double[] ToDouble(ReadOnlySpan<float> x)
+    {
+        var d = new double[x.Length];
+        for (int i = 0; i < x.Length; i++) d[i] = x[i];
+        return d;
+    }
+
+    /// <summary>The convolution in float64 from float64 inputs (finite-difference checks perturb them by 1e-5).</summary>
+    public static double[] Conv2d(in ConvSpec s, ReadOnlySpan<double> x, ReadOnlySpan<double> w)
     {
         var y = new double[s.OutputSize];
         int cg = s.CPerGroup, kg = s.KPerGroup;
@@ -217,7 +227,7 @@ public static class ReferenceOps
                                 {
                                     int ih = oh * s.Stride - s.Pad + r, iw = ow * s.Stride - s.Pad + q;
                                     if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
-                                    acc += (double)x[((n * s.C + g * cg + c) * s.H + ih) * s.W + iw] * w[((k * cg + c) * s.R + r) * s.S + q];
+                                    acc += x[((n * s.C + g * cg + c) * s.H + ih) * s.W + iw] * w[((k * cg + c) * s.R + r) * s.S + q];
                                 }
                         y[((n * s.K + k) * s.OutH + oh) * s.OutW + ow] = acc;
                     }
