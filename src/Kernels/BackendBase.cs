@@ -280,6 +280,40 @@ public abstract class BackendBase : IBackend
         if ((long)m * n > 0) PairwiseDistancesCore(a, b, distances, m, n, dim);
     }
 
+    public void HouseholderQr(DeviceBuffer<float> a, DeviceBuffer<float> q, DeviceBuffer<float> r, int m, int n)
+    {
+        Positive(n, "n");
+        if (m < n) throw new ArgumentOutOfRangeException(nameof(m), m, $"QR needs a tall matrix: m = {m} rows < n = {n} columns");
+        Fits(this, a, (long)m * n, "a"); Fits(this, q, (long)m * n, "q"); Fits(this, r, (long)n * n, "r");
+        HouseholderQrCore(a, q, r, m, n);
+    }
+
+    /// <summary>Built from other ops (a column reduction, a broadcast subtract and one transposed GEMM), so every
+    /// backend gets it from kernels that are already checked.</summary>
+    public void Covariance(DeviceBuffer<float> x, DeviceBuffer<float> mean, DeviceBuffer<float> cov, int n, int d)
+    {
+        if (n < 2) throw new ArgumentOutOfRangeException(nameof(n), n, $"covariance needs at least 2 rows, got {n}");
+        Positive(d, "d");
+        Fits(this, x, (long)n * d, "x"); Fits(this, mean, d, "mean"); Fits(this, cov, (long)d * d, "cov");
+        Reduce(ReduceOp.Mean, x, mean, 1, n, d);
+        using var centred = Allocate(checked(n * d));
+        Binary(BinaryOp.Sub, x, mean, centred, n * d, d);
+        Gemm(new GemmSpec(TransA: true, TransB: false, M: d, N: d, K: n, Alpha: 1f / (n - 1)), centred, centred, cov);
+    }
+
+    public void SymmetricEigen(DeviceBuffer<float> a, DeviceBuffer<float> eigenvalues, DeviceBuffer<float> eigenvectors, int d)
+    {
+        Positive(d, "d");
+        Fits(this, a, (long)d * d, "a"); Fits(this, eigenvalues, d, "eigenvalues"); Fits(this, eigenvectors, (long)d * d, "eigenvectors");
+        SymmetricEigenCore(a, eigenvalues, eigenvectors, d);
+        // Order and sign on the host: d + d^2 values, small next to the O(d^3) rotations.
+        var values = eigenvalues.ToArray().AsSpan(0, d).ToArray();
+        var vectors = eigenvectors.ToArray().AsSpan(0, d * d).ToArray();
+        var (sortedValues, sortedVectors) = EigenOrder.SortAndSign(values, vectors, d);
+        eigenvalues.Upload(sortedValues);
+        eigenvectors.Upload(sortedVectors);
+    }
+
     static void RowShape(int rows, int cols)
     {
         NonNegative(rows, "rows"); Positive(cols, "cols");
@@ -335,5 +369,8 @@ public abstract class BackendBase : IBackend
     protected abstract void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed);
     protected abstract void ClassCentroidsCore(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes);
     protected abstract void PairwiseDistancesCore(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim);
+    protected abstract void HouseholderQrCore(DeviceBuffer<float> a, DeviceBuffer<float> q, DeviceBuffer<float> r, int m, int n);
+    /// <summary>Unordered eigenpairs: eigenvalues[k] and row k of eigenvectors; the caller orders and signs them.</summary>
+    protected abstract void SymmetricEigenCore(DeviceBuffer<float> a, DeviceBuffer<float> eigenvalues, DeviceBuffer<float> eigenvectors, int d);
     protected abstract void ConfusionMatrixCore(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes);
 }

@@ -127,6 +127,18 @@ public interface IBackend : IDisposable
 
     /// <summary>distances[i, j] = Euclidean distance between rows a[i, :] and b[j, :]; a is [m, dim], b [n, dim].</summary>
     void PairwiseDistances(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim);
+
+    /// <summary>Thin Householder QR of a tall matrix a [m, n], m >= n: q [m, n] with orthonormal columns and r [n, n]
+    /// upper triangular with a non-negative diagonal (which makes the factorisation unique), a = q r.</summary>
+    void HouseholderQr(DeviceBuffer<float> a, DeviceBuffer<float> q, DeviceBuffer<float> r, int m, int n);
+
+    /// <summary>Centring and covariance of x [n, d]: mean[j] = column mean, cov [d, d] = (x - mean)^T (x - mean) / (n - 1).</summary>
+    void Covariance(DeviceBuffer<float> x, DeviceBuffer<float> mean, DeviceBuffer<float> cov, int n, int d);
+
+    /// <summary>Eigen-decomposition of a symmetric a [d, d] by parallel cyclic Jacobi rotations in float64:
+    /// eigenvalues [d] in descending order, eigenvectors [d, d] with row k the unit eigenvector of eigenvalue k,
+    /// signed so that its largest-magnitude component is positive. a is left unchanged.</summary>
+    void SymmetricEigen(DeviceBuffer<float> a, DeviceBuffer<float> eigenvalues, DeviceBuffer<float> eigenvectors, int d);
 }
 
 /// <summary>KD hyper-parameters (see GUIDE section 3): temperature T > 0, mixing beta in [0, 1], label smoothing

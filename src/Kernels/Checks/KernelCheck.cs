@@ -23,7 +23,7 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
     public static IReadOnlyList<string> Ops { get; } =
         ["gemm", "unary", "unary-backward", "binary", "axpby", "reduce", "transpose", "copy-fill", "init", "sgd", "adamw",
          "softmax", "softmax-backward", "label-smoothing-ce", "kd-loss", "entropy", "topk", "confusion",
-         "conv2d", "batchnorm", "pool", "dropout", "centroids", "distances"];
+         "conv2d", "batchnorm", "pool", "dropout", "centroids", "distances", "qr", "covariance", "eigen", "pca"];
 
     public IReadOnlyList<CheckResult> Run(string op)
     {
@@ -54,6 +54,10 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
             case "dropout": Dropout(); break;
             case "centroids": Centroids(); break;
             case "distances": Distances(); break;
+            case "qr": Qr(); break;
+            case "covariance": Covariance(); break;
+            case "eigen": Eigen(); break;
+            case "pca": PcaCheck(); break;
             default: throw new ArgumentException($"unknown op '{op}'; valid ops: {string.Join(", ", Ops)}", nameof(op));
         }
         return [.. _results];
@@ -575,6 +579,95 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
             using var da = Up(a); using var db = Up(b); using var dd = backend.Allocate(m * n);
             backend.PairwiseDistances(da, db, dd, m, n, d);
             Compare("distances", $"{m}x{n} d={d}", dd.ToArray(), ReferenceOps.PairwiseDistances(a, b, m, n, d), 1e-5, 1e-5);
+        }
+    }
+
+    /// <summary>Q and R against the float64 Householder reference (both with R's diagonal non-negative), and
+    /// Q's orthonormality: max |Q^T Q - I| must stay below 1e-5.</summary>
+    void Qr()
+    {
+        var cases = small ? new[] { (7, 3), (50, 5) } : new[] { (7, 3), (50, 5), (513, 3), (4000, 64) };
+        foreach (var (m, n) in cases)
+        {
+            var a = Random(m * n, 140 + n);
+            using var da = Up(a); using var q = backend.Allocate(m * n); using var r = backend.Allocate(n * n);
+            backend.HouseholderQr(da, q, r, m, n);
+            var (eq, er) = ReferenceOps.HouseholderQr(a, m, n);
+            var gotQ = q.ToArray();
+            Compare("qr", $"Q {m}x{n}", gotQ, eq, 2e-5, 1e-4);
+            Compare("qr", $"R {m}x{n}", r.ToArray(), er, 2e-5 * Math.Sqrt(m), 1e-4);
+            var gram = new double[n * n];
+            for (int i = 0; i < m; i++)
+                for (int x = 0; x < n; x++)
+                    for (int y = 0; y < n; y++) gram[x * n + y] += (double)gotQ[i * n + x] * gotQ[i * n + y];
+            var identity = new float[n * n];
+            for (int x = 0; x < n; x++) identity[x * n + x] = 1f;
+            Compare("qr", $"Q^T Q = I {m}x{n}", identity, gram, 1e-5, 0);
+        }
+    }
+
+    void Covariance()
+    {
+        var cases = small ? new[] { (2, 3), (101, 7) } : new[] { (2, 3), (101, 7), (20000, 64) };
+        foreach (var (n, d) in cases)
+        {
+            var x = Random(n * d, 150 + d, 2f, 0.5f);
+            using var dx = Up(x); using var mean = backend.Allocate(d); using var cov = backend.Allocate(d * d);
+            backend.Covariance(dx, mean, cov, n, d);
+            var (em, ec) = ReferenceOps.Covariance(x, n, d);
+            Compare("covariance", $"mean n={n} d={d}", mean.ToArray(), em, 1e-5, 1e-4);
+            Compare("covariance", $"cov n={n} d={d}", cov.ToArray(), ec, 1e-5, 1e-4);
+        }
+    }
+
+    static float[] Symmetric(int d, int seed)
+    {
+        var x = Random(d * d, seed);
+        var s = new float[d * d];
+        for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) s[i * d + j] = x[Math.Min(i, j) * d + Math.Max(i, j)];
+        return s;
+    }
+
+    /// <summary>Eigenvalues and (signed) eigenvectors against serial float64 Jacobi; tolerances relative to the
+    /// spectral scale. Random symmetric matrices have well-separated eigenvalues, so vectors are well defined.</summary>
+    void Eigen()
+    {
+        var sizes = small ? new[] { 1, 5, 12 } : new[] { 1, 5, 12, 65 };
+        foreach (int d in sizes)
+        {
+            var a = Symmetric(d, 160 + d);
+            using var da = Up(a); using var values = backend.Allocate(d); using var vectors = backend.Allocate(d * d);
+            backend.SymmetricEigen(da, values, vectors, d);
+            var (ev, evec) = ReferenceOps.SymmetricEigen(a, d);
+            double scale = ev.Max(Math.Abs);
+            Compare("eigen", $"values d={d}", values.ToArray(), ev, 1e-5 * scale, 0);
+            Compare("eigen", $"vectors d={d}", vectors.ToArray(), evec, 1e-4, 0);
+        }
+    }
+
+    /// <summary>PCA (covariance, eigen, projection) against the float64 chain: projected coordinates of the
+    /// first components, whose sign is fixed by the eigenvector convention.</summary>
+    void PcaCheck()
+    {
+        var cases = small ? new[] { (60, 3, 2) } : new[] { (60, 3, 2), (3000, 40, 4) };
+        foreach (var (n, d, k) in cases)
+        {
+            var x = Random(n * d, 170 + d);
+            for (int i = 0; i < n; i++) for (int j = 0; j < d; j++) x[i * d + j] *= (j + 1);   // distinct variances
+            var model = Pca.Fit(backend, x, n, d, k);
+            var got = Pca.Transform(backend, model, x, n);
+            var (mean, cov) = ReferenceOps.Covariance(x, n, d);
+            var covF = cov.Select(v => (float)v).ToArray();
+            var (_, vec) = ReferenceOps.SymmetricEigen(covF, d);
+            var expected = new double[n * k];
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < k; c++)
+                {
+                    double s = 0;
+                    for (int j = 0; j < d; j++) s += (x[i * d + j] - mean[j]) * vec[c * d + j];
+                    expected[i * k + c] = s;
+                }
+            Compare("pca", $"projection n={n} d={d} k={k}", got, expected, 1e-3, 1e-4);
         }
     }
 }

@@ -11,7 +11,7 @@ using IView = ILGPU.Runtime.ArrayView1D<int, ILGPU.Stride1D.Dense>;
 
 /// <summary>The ILGPU backend: CUDA on an NVIDIA GPU, or ILGPU's CPU accelerator (a slow emulator for kernel
 /// debugging and tests). Each kernel is compiled once per accelerator, on first use, and the delegate cached.</summary>
-public sealed class IlgpuBackend : BackendBase
+public sealed partial class IlgpuBackend : BackendBase
 {
     readonly Context _context;
     readonly int _rowGroup, _gemmTile;

@@ -399,4 +399,114 @@ public static class ReferenceOps
             }
         return d;
     }
+
+    /// <summary>Thin QR by Householder reflections in float64, with R's diagonal made non-negative (unique).</summary>
+    public static (double[] Q, double[] R) HouseholderQr(ReadOnlySpan<float> a, int m, int n)
+    {
+        var w = new double[m * n];
+        for (int i = 0; i < m * n; i++) w[i] = a[i];
+        var vs = new double[n][];
+        for (int j = 0; j < n; j++)
+        {
+            double norm = 0;
+            for (int i = j; i < m; i++) norm += w[i * n + j] * w[i * n + j];
+            norm = Math.Sqrt(norm);
+            double alpha = w[j * n + j] >= 0 ? -norm : norm;
+            var v = new double[m];
+            for (int i = j; i < m; i++) v[i] = w[i * n + j];
+            v[j] -= alpha;
+            double vn = 0;
+            for (int i = j; i < m; i++) vn += v[i] * v[i];
+            vs[j] = v;
+            if (vn == 0) continue;
+            for (int c = j; c < n; c++)
+            {
+                double dot = 0;
+                for (int i = j; i < m; i++) dot += v[i] * w[i * n + c];
+                for (int i = j; i < m; i++) w[i * n + c] -= 2 * dot / vn * v[i];
+            }
+            for (int i = j; i < m; i++) v[i] /= Math.Sqrt(vn);
+        }
+        var q = new double[m * n];
+        for (int j = 0; j < n; j++) q[j * n + j] = 1;
+        for (int j = n - 1; j >= 0; j--)
+            for (int c = 0; c < n; c++)
+            {
+                double dot = 0;
+                for (int i = j; i < m; i++) dot += vs[j][i] * q[i * n + c];
+                for (int i = j; i < m; i++) q[i * n + c] -= 2 * dot * vs[j][i];
+            }
+        var r = new double[n * n];
+        for (int j = 0; j < n; j++)
+        {
+            double sign = w[j * n + j] < 0 ? -1 : 1;
+            for (int c = j; c < n; c++) r[j * n + c] = sign * w[j * n + c];
+            for (int i = 0; i < m; i++) q[i * n + j] *= sign;
+        }
+        return (q, r);
+    }
+
+    /// <summary>Column means and the unbiased covariance, in float64.</summary>
+    public static (double[] Mean, double[] Cov) Covariance(ReadOnlySpan<float> x, int n, int d)
+    {
+        var mean = new double[d];
+        for (int i = 0; i < n; i++) for (int j = 0; j < d; j++) mean[j] += x[i * d + j];
+        for (int j = 0; j < d; j++) mean[j] /= n;
+        var cov = new double[d * d];
+        for (int i = 0; i < n; i++)
+            for (int a = 0; a < d; a++)
+            {
+                double xa = x[i * d + a] - mean[a];
+                for (int b = 0; b < d; b++) cov[a * d + b] += xa * (x[i * d + b] - mean[b]);
+            }
+        for (int k = 0; k < d * d; k++) cov[k] /= n - 1;
+        return (mean, cov);
+    }
+
+    /// <summary>Eigenpairs of a symmetric matrix by serial cyclic Jacobi in float64 (a different rotation order from
+    /// the backends' parallel one), descending, each vector signed so its largest-magnitude entry is positive.</summary>
+    public static (double[] Values, double[] Vectors) SymmetricEigen(ReadOnlySpan<float> a, int d)
+    {
+        var A = new double[d * d];
+        for (int i = 0; i < d * d; i++) A[i] = a[i];
+        var V = new double[d * d];
+        for (int i = 0; i < d; i++) V[i * d + i] = 1;
+        for (int sweep = 0; sweep < 100; sweep++)
+        {
+            double off = 0, total = 0;
+            for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) { total += A[i * d + j] * A[i * d + j]; if (i != j) off += A[i * d + j] * A[i * d + j]; }
+            if (off <= 1e-30 * total) break;
+            for (int p = 0; p < d - 1; p++)
+                for (int q = p + 1; q < d; q++)
+                {
+                    Jacobi.Rotation(A[p * d + p], A[q * d + q], A[p * d + q], out double c, out double s);
+                    if (s == 0) continue;
+                    for (int k = 0; k < d; k++)
+                    {
+                        double x = A[p * d + k], y = A[q * d + k];
+                        A[p * d + k] = c * x - s * y; A[q * d + k] = s * x + c * y;
+                    }
+                    for (int k = 0; k < d; k++)
+                    {
+                        double x = A[k * d + p], y = A[k * d + q];
+                        A[k * d + p] = c * x - s * y; A[k * d + q] = s * x + c * y;
+                        x = V[k * d + p]; y = V[k * d + q];
+                        V[k * d + p] = c * x - s * y; V[k * d + q] = s * x + c * y;
+                    }
+                }
+        }
+        var order = Enumerable.Range(0, d).OrderByDescending(k => A[k * d + k]).ToArray();
+        var values = new double[d];
+        var vectors = new double[d * d];
+        for (int i = 0; i < d; i++)
+        {
+            int k = order[i];
+            values[i] = A[k * d + k];
+            int big = 0;
+            for (int j = 1; j < d; j++) if (Math.Abs(V[j * d + k]) > Math.Abs(V[big * d + k])) big = j;
+            double sign = V[big * d + k] < 0 ? -1 : 1;
+            for (int j = 0; j < d; j++) vectors[i * d + j] = sign * V[j * d + k];
+        }
+        return (values, vectors);
+    }
 }
