@@ -19,6 +19,7 @@ public static class Program
         root.Subcommands.Add(StudyCommands.Eval());
         root.Subcommands.Add(StudyCommands.ReportCommand());
         root.Subcommands.Add(StudyCommands.Export());
+        root.Subcommands.Add(StudyCommands.Analyze());
         try
         {
             var parsed = root.Parse(args);

@@ -31,8 +31,9 @@ internal static class StudyCommands
         var config = new Option<string?>("--config") { Description = "JSON configuration file (overrides --preset; keys as in results/<study>/config.json)" };
         var outDir = Out("results"); var dataDir = DataDir(); var seed = Seed();
         var shard = new Option<string?>("--shard") { Description = "train only part i/n of the sweep (0-based), e.g. one Slurm array task; merge with `lskd report`" };
-        var cmd = new Command("study", "Run the whole study: teachers with label smoothing, students distilled at each temperature, baselines, report.")
-            { preset, config, outDir, dataDir, device, threads, seed, shard };
+        var noAnalysis = new Option<bool>("--no-analysis") { Description = "skip `lskd analyze` after training (it runs by default on an unsharded study)" };
+        var cmd = new Command("study", "Run the whole study: teachers with label smoothing, students distilled at each temperature, baselines, matched-entropy runs, analysis, report.")
+            { preset, config, outDir, dataDir, device, threads, seed, shard, noAnalysis };
         cmd.SetAction(pr =>
         {
             var cfg = pr.GetValue(config) is { } path ? StudyConfig.FromFile(path) : StudyConfig.Preset(pr.GetValue(preset)!);
@@ -43,11 +44,17 @@ internal static class StudyCommands
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             var runner = new StudyRunner(cfg, dir, be, pr.GetValue(dataDir), sh);
             var (trained, skipped, diverged) = WithDataErrors(runner.Run);
+            var (matchedTrained, matchedSkipped) = WithDataErrors(runner.RunMatched);
+            if (sh == null && !pr.GetValue(noAnalysis))
+            {
+                var outcome = WithDataErrors(() => new Analysis.Analyzer(cfg, [dir], be, pr.GetValue(dataDir)).Run());
+                AnsiConsole.MarkupLine($"analysis: {outcome.Figures.Count} figures, {outcome.Seconds:F1} s");
+            }
             var runs = Report.LoadRuns([dir]);
             var info = DatasetInfo.Load(cfg.Dataset);
             Report.Write(cfg, runs, dir, info);
-            AnsiConsole.MarkupLine($"{trained} run(s) trained, {skipped} skipped, {diverged} diverged; report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
-            if (sh != null) AnsiConsole.MarkupLine("sharded sweep: merge the shards' folders with `lskd report --out <folder> --merge <other folders>`");
+            AnsiConsole.MarkupLine($"{trained} run(s) trained, {skipped} skipped, {diverged} diverged; {matchedTrained} matched-entropy run(s) trained, {matchedSkipped} skipped; report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
+            if (sh != null) AnsiConsole.MarkupLine("sharded sweep: merge the shards' folders with `lskd report --out <folder> --merge <other folders>`, then run `lskd analyze` with the same --merge");
             return 0;
         });
         return cmd;
@@ -79,6 +86,36 @@ internal static class StudyCommands
             var runs = Report.LoadRuns(dirs);
             Report.Write(cfg, runs, dir, DatasetInfo.Load(cfg.Dataset));
             AnsiConsole.MarkupLine($"{runs.Count} run(s) from {dirs.Count} folder(s); wrote {Markup.Escape(Path.Combine(dir, "report.md"))} and runs.csv");
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>`lskd analyze`: the analyses of a finished study (merging shard folders), then the report again.</summary>
+    public static Command Analyze()
+    {
+        var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var dataDir = DataDir();
+        var outDir = new Option<string>("--out") { Description = "a study's results folder (holds config.json); analysis/ and exports/ are written there", Required = true };
+        var merge = new Option<string[]>("--merge") { Description = "other result folders (shards) whose runs and checkpoints are used too", AllowMultipleArgumentsPerToken = true };
+        var cmd = new Command("analyze", "Analyse a finished study: penultimate-layer plots, diffusion index, soft targets, entropy and matched temperatures, summary figures, verdict.")
+            { outDir, merge, dataDir, device, threads };
+        cmd.SetAction(pr =>
+        {
+            string dir = pr.GetValue(outDir)!;
+            string configPath = Path.Combine(dir, "config.json");
+            if (!File.Exists(configPath)) throw new UsageException($"--out: {configPath} not found (not a study result folder)");
+            var cfg = StudyConfig.FromFile(configPath);
+            var dirs = new List<string> { dir };
+            dirs.AddRange(pr.GetValue(merge) ?? []);
+            foreach (var d in dirs.Skip(1))
+                if (!File.Exists(Path.Combine(d, "config.json")) || File.ReadAllText(Path.Combine(d, "config.json")) != File.ReadAllText(configPath))
+                    throw new UsageException($"--merge: {d} is not a shard of the same study (its config.json is missing or differs)");
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var outcome = WithDataErrors(() => new Analysis.Analyzer(cfg, dirs, be, pr.GetValue(dataDir)).Run());
+            var runs = Report.LoadRuns(dirs);
+            Report.Write(cfg, runs, dir, DatasetInfo.Load(cfg.Dataset));
+            AnsiConsole.Write(new Markup(Markup.Escape(outcome.Verdict) + "\n"));
+            AnsiConsole.MarkupLine($"analysis of {Markup.Escape(dir)}: {outcome.Figures.Count} figures in {Markup.Escape(Path.Combine(dir, "analysis", "figures"))}, {outcome.Seconds:F1} s; report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
             return 0;
         });
         return cmd;

@@ -5,7 +5,7 @@ namespace LsKd.Experiments.Data;
 
 /// <summary>Class names and the class hierarchy of a dataset, from its data file (Data/&lt;name&gt;.json).</summary>
 public sealed record DatasetInfo(string Name, string DebianPackage, string DefaultDir, Dictionary<string, string> Files,
-    float Mean, float Std, string[] Classes, Dictionary<string, int[]> Hierarchy)
+    float Mean, float Std, string[] Classes, Dictionary<string, int[]> Hierarchy, string[]? ResidualGroups = null)
 {
     static readonly JsonSerializerOptions s_json = new() { PropertyNameCaseInsensitive = true };
 
@@ -18,6 +18,14 @@ public sealed record DatasetInfo(string Name, string DebianPackage, string Defau
 
     /// <summary>The group (from the hierarchy) each class belongs to.</summary>
     public string GroupOf(int cls) => Hierarchy.First(g => g.Value.Contains(cls)).Key;
+
+    /// <summary>Semantically similar classes of a class (S1 of the diffusion index): the other members of its
+    /// hierarchy group, or none for a residual group ("everything else", whose members are not alike).</summary>
+    public int[] SimilarTo(int cls)
+    {
+        var group = Hierarchy.First(g => g.Value.Contains(cls));
+        return ResidualGroups?.Contains(group.Key) == true ? [] : group.Value.Where(k => k != cls).ToArray();
+    }
 }
 
 /// <summary>A labelled image set held in memory: images normalised to zero mean and unit variance (per-dataset

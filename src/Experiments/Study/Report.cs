@@ -38,7 +38,7 @@ public static class Report
     public static string Write(StudyConfig config, IReadOnlyList<RunRecord> runs, string outDir, DatasetInfo info)
     {
         AtomicFile.WriteText(Path.Combine(outDir, "runs.csv"), Csv(runs));
-        string md = Markdown(config, runs, info);
+        string md = Markdown(config, runs, info, outDir);
         AtomicFile.WriteText(Path.Combine(outDir, "report.md"), md);
         return md;
     }
@@ -71,7 +71,7 @@ public static class Report
         return $"{mean.ToString("F2", Inv)} ± {sd.ToString("F2", Inv)}";
     }
 
-    static string Markdown(StudyConfig c, IReadOnlyList<RunRecord> runs, DatasetInfo info)
+    static string Markdown(StudyConfig c, IReadOnlyList<RunRecord> runs, DatasetInfo info, string outDir)
     {
         var sb = new StringBuilder();
         var finished = runs.Where(r => r.Status == "finished" && r.Last != null).ToList();
@@ -179,12 +179,21 @@ public static class Report
             sb.AppendLine();
         }
 
-        // Timing last, so the tables above are identical for identical results (the shard-merge test relies on it).
+        // The analysis (`lskd analyze`) when it has been run: its tables and figures, then the verdict at the very end.
+        string analysisDir = Path.Combine(outDir, "analysis");
+        if (File.Exists(Path.Combine(analysisDir, "analysis.md"))) sb.Append(File.ReadAllText(Path.Combine(analysisDir, "analysis.md")));
+
+        // Timing after the results, so the tables above are identical for identical results (the shard-merge test relies on it).
         sb.AppendLine("## Timing");
         sb.AppendLine();
         sb.AppendLine("| run | status | epochs | wall s | train img/s | device |");
         sb.AppendLine("|---|---|---|---|---|---|");
         foreach (var r in runs) sb.AppendLine($"| {r.Id} | {r.Status} | {r.Epochs.Count} | {r.WallSeconds.ToString("F1", Inv)} | {r.TrainImagesPerSecond.ToString("F0", Inv)} | {r.Device} |");
+        if (File.Exists(Path.Combine(analysisDir, "verdict.md")))
+        {
+            sb.AppendLine();
+            sb.Append(File.ReadAllText(Path.Combine(analysisDir, "verdict.md")));
+        }
         return sb.ToString();
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LsKd.Experiments.Analysis;
 
 namespace LsKd.Experiments.Study;
 
@@ -34,6 +35,8 @@ public sealed record StudyConfig
     public bool Baselines { get; init; } = true;
     /// <summary>Temperatures for the class-wise tables (Tables 17-19 layout).</summary>
     public float[] ClassWiseTemperatures { get; init; } = [1f, 3f];
+    /// <summary>What `lskd analyze` computes on the finished study (and `lskd study` runs automatically).</summary>
+    public AnalysisSettings Analysis { get; init; } = new();
 
     public static IReadOnlyList<string> PresetNames { get; } = ["smoke", "quick", "paper"];
 
@@ -47,6 +50,7 @@ public sealed record StudyConfig
             Student = new TrainSettings { Epochs = 1, Batch = 64, Lr = 0.05f },
             Students = [new("resnet8", 0.25f), new("mobilenetv2", 0.25f)],
             Temperatures = [1f, 4f], ClassWiseTemperatures = [1f, 4f],
+            Analysis = new AnalysisSettings { TrainImages = 256, TestImages = 250, EtaPairs = [[1f, 4f]], MatchTemperatures = [1f], VisTrainPoints = 20, VisValidationPoints = 10, PairwiseSamplesPerClass = 20 },
         },
         // Under ten minutes on two cores: ResNet-8 teachers on all 60,000 images for two epochs, narrow students
         // for one epoch on 10,000 images, every table of the report filled.
@@ -122,6 +126,7 @@ public sealed record StudyConfig
             if (!float.IsFinite(t) || t <= 0f) throw new UsageException($"{where}: temperature {t} is not a finite positive number");
         if (!(Beta >= 0f && Beta <= 1f)) throw new UsageException($"{where}: beta {Beta} is outside [0, 1]");
         if (Seeds.Length == 0) throw new UsageException($"{where}: seeds must not be empty");
+        Analysis.Validate(where + ".analysis", Temperatures);
     }
 
     /// <summary>Every run of the sweep, teachers first, in a fixed order (shards split this list).</summary>
@@ -145,6 +150,11 @@ public sealed record StudyConfig
             }
         return runs;
     }
+
+    /// <summary>The id of a matched-entropy student: the unsmoothed teacher at the temperature T' whose average
+    /// target entropy equals that of the smoothed teacher at T (printed with six decimals).</summary>
+    public static string MatchedId(StudentArch arch, float teacherAlpha, float temperature, int seed) =>
+        $"matched-{arch.Model}-w{F(arch.Width)}-a{F(teacherAlpha)}-T{temperature.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture)}-s{seed}";
 
     public static string TeacherId(float alpha, int seed) => $"teacher-a{F(alpha)}-s{seed}";
     public static string F(float v) => v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);

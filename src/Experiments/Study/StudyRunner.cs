@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LsKd.Experiments.Analysis;
 using LsKd.Experiments.Data;
 using LsKd.Kernels;
 using LsKd.Nets;
@@ -130,6 +131,67 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         }
         if (skipped > 0) AnsiConsole.MarkupLine($"{skipped} run(s) already finished were skipped (resumed sweep)");
         return (trained, skipped, diverged);
+    }
+
+    public string MatchedPath => Path.Combine(outDir, "matched.json");
+
+    /// <summary>The analysis images of the training set: the first Analysis.TrainImages of the study's training images.</summary>
+    public ImageSet AnalysisTrain(ImageSet train) => train.Take(config.Analysis.TrainImages);
+
+    /// <summary>
+    /// Matched-entropy distillation (paper appendix G): for each smoothed teacher at each T of
+    /// Analysis.MatchTemperatures, find T' at which the unsmoothed teacher's average target entropy (on the analysis
+    /// training images) is the same, record the pairs in matched.json, and distil every student architecture from
+    /// the unsmoothed teacher at T' (and from the smoothed one at T when T is not already in the sweep). Runs in
+    /// the unsharded study or in shard 0, after the main sweep. Returns (trained, skipped).
+    /// </summary>
+    public (int Trained, int Skipped) RunMatched()
+    {
+        var a = config.Analysis;
+        if (a.MatchTemperatures.Length == 0 || !config.Alphas.Contains(0f) || !config.Alphas.Any(x => x > 0f)) return (0, 0);
+        if (shard is { Index: > 0 }) return (0, 0);
+        Prepare();
+        var all = config.Runs();
+        var data = LoadData();
+        float background = -data.Info.Mean / data.Info.Std;
+        var trainer = new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Augment, background);
+        var studentTrainer = new Trainer(backend, config.StudentTrainImages > 0 ? data.Train.Take(config.StudentTrainImages) : data.Train, data.TrainEval, data.Test, config.Augment, background);
+        var analysisTrain = AnalysisTrain(data.Train);
+        var pairs = new List<MatchedPair>();
+        foreach (int seed in config.Seeds)
+        {
+            try
+            {
+                var plain = Analysis.SetOutputs.Compute(backend, Teacher(StudyConfig.TeacherId(0f, seed), all, trainer, data.Validation), analysisTrain);
+                var smoothed = config.Alphas.Where(x => x > 0f).ToDictionary(x => x,
+                    x => Analysis.SetOutputs.Compute(backend, Teacher(StudyConfig.TeacherId(x, seed), all, trainer, data.Validation), analysisTrain).Logits);
+                pairs.AddRange(Matching.Compute(seed, plain.Logits, smoothed, plain.Classes, a.MatchTemperatures));
+            }
+            catch (TeacherDivergedException e) { AnsiConsole.MarkupLine($"matched-entropy runs of seed {seed} skipped: {Markup.Escape(e.Message)}"); }
+        }
+        AtomicFile.WriteText(MatchedPath, JsonSerializer.Serialize(pairs, RunRecord.Json));
+        var specs = new List<RunSpec>();
+        foreach (var p in pairs)
+            foreach (var arch in config.Students)
+            {
+                var settings = config.Student with { Model = arch.Model, Width = arch.Width };
+                specs.Add(new RunSpec(StudyConfig.MatchedId(arch, 0f, p.MatchedTemperature, p.Seed), "matched", settings, 0f, p.MatchedTemperature, config.Beta,
+                    (ulong)p.Seed, StudyConfig.TeacherId(0f, p.Seed)) { TeacherAlpha = 0f });
+                if (!config.Temperatures.Contains(p.Temperature))
+                    specs.Add(new RunSpec(StudyConfig.MatchedId(arch, p.TeacherAlpha, p.Temperature, p.Seed), "matched", settings, 0f, p.Temperature, config.Beta,
+                        (ulong)p.Seed, StudyConfig.TeacherId(p.TeacherAlpha, p.Seed)) { TeacherAlpha = p.TeacherAlpha });
+            }
+        specs = specs.DistinctBy(s => s.Id).ToList();
+        int trained = 0, skipped = 0;
+        foreach (var spec in specs)
+        {
+            if (File.Exists(RunPath(outDir, spec.Id))) { skipped++; continue; }
+            var record = Train(spec, all, studentTrainer, data.Validation, trainer);
+            trained++;
+            AnsiConsole.MarkupLine($"[[matched {trained + skipped}/{specs.Count}]] {Markup.Escape(spec.Id)}: {record.Status}" +
+                                   (record.Last is { } l ? $", test top-1 {l.Test.Top1:F2}%" : "") + $", {record.WallSeconds:F1} s");
+        }
+        return (trained, skipped);
     }
 
     RunRecord Train(RunSpec spec, List<RunSpec> all, Trainer trainer, ImageSet validation, Trainer teacherTrainer)

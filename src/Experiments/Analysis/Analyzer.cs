@@ -1,0 +1,527 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using LsKd.Experiments.Data;
+using LsKd.Experiments.Study;
+using LsKd.Kernels;
+using LsKd.Nets;
+using ScottPlot;
+using Spectre.Console;
+
+namespace LsKd.Experiments.Analysis;
+
+/// <summary>What one analysis wrote: the markdown sections, the verdict and every figure with its panels.</summary>
+public sealed record AnalysisOutcome(string Markdown, string Verdict, IReadOnlyDictionary<string, IReadOnlyList<PanelRect>> Figures, double Seconds,
+    IReadOnlyList<MatchedPair> Matched);
+
+/// <summary>
+/// The analyses of a finished study (paper Figures 1-4, Tables 3, 4, 12-16, 21, Appendix D), written under
+/// &lt;study&gt;/analysis: analysis.md and verdict.md (embedded by report.md), figures/*.png, eta.csv,
+/// entropy.csv; and exports/&lt;run&gt;/*.npy for every teacher and student. Every checkpoint is run once over the
+/// analysis training images and the validation images; everything else works on those outputs.
+/// </summary>
+public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBackend backend, string? dataDir)
+{
+    static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    readonly string _outDir = dirs[0];
+    readonly AnalysisSettings _s = config.Analysis;
+    readonly DatasetInfo _info = DatasetInfo.Load(config.Dataset);
+    readonly Dictionary<string, ModelData> _models = [];
+    List<RunRecord> _runs = [];
+    string _valName = "test";
+
+    public string Dir => Path.Combine(_outDir, "analysis");
+    string FiguresDir => Path.Combine(Dir, "figures");
+    int K => _info.Classes.Length;
+
+    sealed class ModelData
+    {
+        public required RunRecord Run { get; init; }
+        public required ClassDistances Train { get; init; }
+        public required ClassDistances Val { get; init; }
+        public required float[] VisTrain { get; init; }
+        public required int[] VisTrainLabels { get; init; }
+        public required float[] VisVal { get; init; }
+        public required int[] VisValLabels { get; init; }
+        public float[]? TrainLogits { get; init; }
+        public int[]? TrainLabels { get; init; }
+    }
+
+    public AnalysisOutcome Run()
+    {
+        var clock = Stopwatch.StartNew();
+        int[] triple = _s.TripleIndices(_info.Classes, "analysis.triple");
+        _runs = Report.LoadRuns(dirs);
+        var runner = new StudyRunner(config, _outDir, backend, dataDir);
+        var data = runner.LoadData();
+        var train = runner.AnalysisTrain(data.Train);
+        var val = data.Validation.Count > 0 ? data.Validation : data.Test;
+        _valName = data.Validation.Count > 0 ? "validation" : "test";
+        if (_s.TestImages > 0) val = val.Take(_s.TestImages);
+        Directory.CreateDirectory(FiguresDir);
+
+        foreach (var run in _runs.Where(r => r.Status == "finished" && r.Kind is "teacher" or "student" or "matched"))
+        {
+            string? ckpt = dirs.Select(d => StudyRunner.CheckpointPath(d, run.Id)).FirstOrDefault(File.Exists);
+            if (ckpt == null) continue;
+            var model = Commands.StudyCommands.LoadCheckpoint(ckpt, backend);
+            var tr = SetOutputs.Compute(backend, model, train);
+            var va = SetOutputs.Compute(backend, model, val);
+            string export = Path.Combine(_outDir, "exports", run.Id);
+            Directory.CreateDirectory(export);
+            Exporter.ExportHead(model, export);
+            tr.Export(export, "train");
+            va.Export(export, _valName);
+
+            var bias = model.Head.Bias?.ToArray() ?? new float[K];
+            var projection = new Projection(backend, model.Head.Weight.ToArray(), bias, tr.Dim, triple);
+            var rowsT = Projection.PickRows(tr.Labels, triple, _s.VisTrainPoints);
+            var rowsV = Projection.PickRows(va.Labels, triple, _s.VisValidationPoints);
+            var (p2t, p2v, _) = Projection.To2D(backend, projection.Project(tr.Features, rowsT), projection.Project(va.Features, rowsV));
+            _models[run.Id] = new ModelData
+            {
+                Run = run,
+                Train = ClassDistances.Compute(backend, tr.Features, tr.Labels, tr.Dim, K, _s.PairwiseSamplesPerClass),
+                Val = ClassDistances.Compute(backend, va.Features, va.Labels, va.Dim, K, _s.PairwiseSamplesPerClass),
+                VisTrain = p2t, VisTrainLabels = rowsT.Select(i => tr.Labels[i]).ToArray(),
+                VisVal = p2v, VisValLabels = rowsV.Select(i => va.Labels[i]).ToArray(),
+                TrainLogits = run.Kind == "teacher" ? tr.Logits : null,
+                TrainLabels = run.Kind == "teacher" ? tr.Labels : null,
+            };
+        }
+
+        var figures = new Dictionary<string, IReadOnlyList<PanelRect>>();
+        var md = new StringBuilder();
+        md.AppendLine("## Analysis");
+        md.AppendLine();
+        md.AppendLine($"Computed by `lskd analyze` on {Markup.Remove(backend.ToString()!)} from {_models.Count} checkpoints: penultimate features and logits of " +
+                      $"{train.Count} training images and {val.Count} {_valName} images per model (also exported as .npy under `exports/<run>/`). " +
+                      $"Figures are in `analysis/figures/`, machine-readable tables in `analysis/*.csv`.");
+        md.AppendLine();
+        PenultimateFigures(md, figures, triple);
+        var sets = DiffusionTables(md);
+        SoftTargets(md, figures, triple);
+        var matched = SmoothnessTables(md);
+        SummaryFigures(md, figures, sets);
+        double seconds = clock.Elapsed.TotalSeconds;
+        md.AppendLine($"Analysis time: {seconds.ToString("F1", Inv)} s.");
+        md.AppendLine();
+        string verdict = Verdict(sets, matched);
+        AtomicFile.WriteText(Path.Combine(Dir, "analysis.md"), md.ToString());
+        AtomicFile.WriteText(Path.Combine(Dir, "verdict.md"), verdict);
+        return new AnalysisOutcome(md.ToString(), verdict, figures, seconds, matched);
+    }
+
+    // ---- helpers ----------------------------------------------------------------------------------------------
+
+    static string N(double v, string format = "F3") => double.IsFinite(v) ? v.ToString(format, Inv) : "n/a";
+    static string F(float v) => StudyConfig.F(v);
+    int FirstSeed => config.Seeds[0];
+    string ArchName(StudentArch a) => $"{a.Model} (width {F(a.Width)})";
+    static string Slug(string s) => new(s.Select(ch => char.IsLetterOrDigit(ch) || ch == '.' ? ch : '-').ToArray());
+
+    ModelData? Teacher(float alpha, int seed) => _models.GetValueOrDefault(StudyConfig.TeacherId(alpha, seed));
+
+    ModelData? Student(StudentArch arch, float alpha, float t, int seed) =>
+        _models.GetValueOrDefault($"student-{arch.Model}-w{F(arch.Width)}-a{F(alpha)}-T{F(t)}-s{seed}")
+        ?? _models.GetValueOrDefault(StudyConfig.MatchedId(arch, alpha, t, seed));
+
+    IEnumerable<RunRecord> StudentRuns(StudentArch arch, float alpha, float t) => _runs.Where(r =>
+        r.Status == "finished" && r.Last != null && r.Kind is "student" or "matched" && r.Model == arch.Model && r.Width == arch.Width && r.TeacherAlpha == alpha && r.Temperature == t);
+
+    double MeanAccuracy(StudentArch arch, float alpha, float t, bool top5 = false)
+    {
+        var v = StudentRuns(arch, alpha, t).Select(r => top5 ? r.Last!.Test.Top5 : r.Last!.Test.Top1).ToList();
+        return v.Count > 0 ? v.Average() : double.NaN;
+    }
+
+    int[] Targets => Enumerable.Range(0, K).Where(k => _info.SimilarTo(k).Length >= 2).ToArray();
+
+    // ---- Figures 1, 3, 4: penultimate layer ---------------------------------------------------------------------
+
+    void PenultimateFigures(StringBuilder md, Dictionary<string, IReadOnlyList<PanelRect>> figures, int[] triple)
+    {
+        md.AppendLine($"### Penultimate-layer representations ({string.Join(", ", triple.Select(k => _info.Classes[k]))})");
+        md.AppendLine();
+        md.AppendLine($"Algorithm 1: features projected on the orthonormal basis (Householder QR) of the three classes' final-layer rows with their biases, " +
+                      $"then PCA to 2-D fitted on the training projections and reused for the {_valName} ones. {_s.VisTrainPoints} training and {_s.VisValidationPoints} {_valName} points per class; seed {FirstSeed}. " +
+                      "Rows: teacher alpha; columns: the teacher, then its students at each T.");
+        md.AppendLine();
+        foreach (var arch in config.Students)
+            foreach (bool isTrain in new[] { true, false })
+            {
+                string split = isTrain ? "training" : _valName;
+                var panels = new Plot?[config.Alphas.Length, 1 + config.Temperatures.Length];
+                for (int r = 0; r < config.Alphas.Length; r++)
+                {
+                    float a = config.Alphas[r];
+                    panels[r, 0] = Panel($"teacher {config.Teacher.Model}, alpha = {F(a)}", Teacher(a, FirstSeed), isTrain, triple);
+                    for (int c = 0; c < config.Temperatures.Length; c++)
+                        panels[r, c + 1] = Panel($"student {arch.Model}, teacher alpha = {F(a)}, T = {F(config.Temperatures[c])}", Student(arch, a, config.Temperatures[c], FirstSeed), isTrain, triple);
+                }
+                string name = $"penultimate-{Slug(arch.Model)}-w{F(arch.Width)}-{(isTrain ? "train" : _valName)}.png";
+                figures[name] = Figures.SaveGrid(Path.Combine(FiguresDir, name), $"Penultimate layer, {split} images: {ArchName(arch)} students of {config.Teacher.Model}", panels);
+                md.AppendLine($"![penultimate layer, {ArchName(arch)}, {split}](analysis/figures/{name})");
+                md.AppendLine();
+            }
+    }
+
+    Plot? Panel(string title, ModelData? m, bool isTrain, int[] triple)
+    {
+        if (m == null) return null;
+        var xy = isTrain ? m.VisTrain : m.VisVal;
+        var labels = isTrain ? m.VisTrainLabels : m.VisValLabels;
+        var groups = triple.Select(c =>
+        {
+            var idx = Enumerable.Range(0, labels.Length).Where(i => labels[i] == c).ToArray();
+            return (_info.Classes[c], idx.Select(i => (double)xy[2 * i]).ToArray(), idx.Select(i => (double)xy[2 * i + 1]).ToArray());
+        }).ToList();
+        return Figures.Scatter(title, groups, "PC 1", "PC 2");
+    }
+
+    // ---- Tables 3, 4, 12, 21: diffusion index ----------------------------------------------------------------------
+
+    sealed record SetChoice(string Name, Dictionary<int, ClassSets> Sets);
+
+    List<SetChoice> DiffusionTables(StringBuilder md)
+    {
+        var hierarchy = new SetChoice("hierarchy", Targets.ToDictionary(k => k, k => ClassSets.FromHierarchy(_info, k)));
+        var choices = new List<SetChoice> { hierarchy };
+        md.AppendLine("### Diffusion index eta");
+        md.AppendLine();
+        md.AppendLine("eta(T1, T2; pi, S) (Eq. 1, percent) for every class with at least two similar classes. Centroid version: distances between class centroids; " +
+                      "pairwise version (Appendix J): mean distance between the classes' samples. S1 = similar classes, S2 = dissimilar ones. " +
+                      "Systematic diffusion shows as eta < 0 on S1 and eta > 0 on S2. Values are means over seeds.");
+        md.AppendLine();
+        var plain = Teacher(0f, FirstSeed);
+        if (plain != null)
+        {
+            var feature = new SetChoice("feature distance", Targets.ToDictionary(k => k, k => ClassSets.FromDistances(plain.Train.Centroid, K, k, hierarchy.Sets[k].S1.Length)));
+            choices.Add(feature);
+            md.AppendLine($"Sets from the class hierarchy ({string.Join("; ", _info.Hierarchy.Select(g => $"{g.Key}: {string.Join(", ", g.Value.Select(k => _info.Classes[k]))}"))}) " +
+                          $"and, separately, from feature distance (Appendix F.2: the |S1| classes whose centroids are nearest in the penultimate space of the teacher trained without LS, seed {FirstSeed}). Agreement (Table 12 layout):");
+            md.AppendLine();
+            md.AppendLine("| target class | S1 (hierarchy) | S1 (feature distance) | S1 agreement | S2 agreement |");
+            md.AppendLine("|---|---|---|---|---|");
+            double s1Sum = 0, s2Sum = 0;
+            foreach (int k in Targets)
+            {
+                var (a1, a2) = hierarchy.Sets[k].Agreement(feature.Sets[k]);
+                s1Sum += a1; s2Sum += a2;
+                md.AppendLine($"| {_info.Classes[k]} | {Names(hierarchy.Sets[k].S1)} | {Names(feature.Sets[k].S1)} | {N(a1)} | {N(a2)} |");
+            }
+            md.AppendLine($"| Average | | | {N(s1Sum / Targets.Length)} | {N(s2Sum / Targets.Length)} |");
+            md.AppendLine();
+        }
+        else md.AppendLine("No teacher trained without LS (alpha = 0) is in this study, so no feature-distance sets were computed.\n");
+
+        var csv = new StringBuilder("student,teacher_alpha,t1,t2,distance,sets,target,train_s1,train_s2,val_s1,val_s2\n");
+        foreach (var arch in config.Students)
+            foreach (var pair in _s.EtaPairs)
+                foreach (bool pairwise in new[] { false, true })
+                    foreach (var choice in choices)
+                    {
+                        md.AppendLine($"eta({F(pair[0])} -> {F(pair[1])}) of {ArchName(arch)} students, {(pairwise ? "pairwise distances (Table 21 layout)" : "centroid distances (Tables 3-4 layout)")}, sets from {choice.Name}:");
+                        md.AppendLine();
+                        md.AppendLine("| target class | " + string.Join(" | ", config.Alphas.Select(a => $"alpha {F(a)}: Train S1 | Train S2 | {Cap(_valName)} S1 | {Cap(_valName)} S2")) + " |");
+                        md.AppendLine("|---|" + string.Concat(config.Alphas.Select(_ => "---|---|---|---|")));
+                        var sums = new double[config.Alphas.Length * 4];
+                        foreach (int k in Targets)
+                        {
+                            var cells = new List<string>();
+                            for (int ai = 0; ai < config.Alphas.Length; ai++)
+                            {
+                                var v = EtaQuad(arch, config.Alphas[ai], pair[0], pair[1], choice.Sets[k], pairwise);
+                                for (int j = 0; j < 4; j++) { sums[ai * 4 + j] += v[j]; cells.Add(N(v[j])); }
+                                csv.AppendLine(string.Join(',', arch.Model + "-w" + F(arch.Width), F(config.Alphas[ai]), F(pair[0]), F(pair[1]), pairwise ? "pairwise" : "centroid",
+                                    choice.Name.Replace(' ', '-'), $"\"{_info.Classes[k]}\"", N(v[0], "R"), N(v[1], "R"), N(v[2], "R"), N(v[3], "R")));
+                            }
+                            md.AppendLine($"| {_info.Classes[k]} | {string.Join(" | ", cells)} |");
+                        }
+                        md.AppendLine($"| Mean | {string.Join(" | ", sums.Select(v => N(v / Targets.Length)))} |");
+                        md.AppendLine();
+                    }
+        AtomicFile.WriteText(Path.Combine(Dir, "eta.csv"), csv.ToString());
+        return choices;
+    }
+
+    static string Cap(string s) => char.ToUpperInvariant(s[0]) + s[1..];
+    string Names(IEnumerable<int> classes) => string.Join(", ", classes.Select(k => _info.Classes[k]));
+
+    /// <summary>(train S1, train S2, val S1, val S2), each the mean over seeds with both students present.</summary>
+    double[] EtaQuad(StudentArch arch, float alpha, float t1, float t2, ClassSets sets, bool pairwise)
+    {
+        var acc = new List<double[]>();
+        foreach (int seed in config.Seeds)
+        {
+            var a = Student(arch, alpha, t1, seed); var b = Student(arch, alpha, t2, seed);
+            if (a == null || b == null) continue;
+            acc.Add([
+                Diffusion.Eta(a.Train.Get(pairwise), b.Train.Get(pairwise), K, sets, true), Diffusion.Eta(a.Train.Get(pairwise), b.Train.Get(pairwise), K, sets, false),
+                Diffusion.Eta(a.Val.Get(pairwise), b.Val.Get(pairwise), K, sets, true), Diffusion.Eta(a.Val.Get(pairwise), b.Val.Get(pairwise), K, sets, false)]);
+        }
+        return Enumerable.Range(0, 4).Select(j => acc.Count == 0 ? double.NaN : acc.Average(v => v[j])).ToArray();
+    }
+
+    // ---- Figure 2, Appendix D: teachers' soft targets --------------------------------------------------------------
+
+    void SoftTargets(StringBuilder md, Dictionary<string, IReadOnlyList<PanelRect>> figures, int[] triple)
+    {
+        var teachers = config.Alphas.Select(a => (Alpha: a, Model: Teacher(a, FirstSeed))).Where(t => t.Model?.TrainLogits != null).ToList();
+        if (teachers.Count == 0) return;
+        int target = triple[0];
+        var similar = _info.SimilarTo(target);
+        md.AppendLine("### Teachers' soft targets");
+        md.AppendLine();
+        md.AppendLine($"Average soft output softmax(z / T) of each teacher over its training images of class {_info.Classes[target]} (Figure 2 layout): the class itself first, " +
+                      "then its similar classes, then the rest, each group by decreasing probability.");
+        md.AppendLine();
+        var panels = new Plot?[teachers.Count, _s.SoftTargetTemperatures.Length];
+        for (int r = 0; r < teachers.Count; r++)
+            for (int c = 0; c < _s.SoftTargetTemperatures.Length; c++)
+            {
+                float t = _s.SoftTargetTemperatures[c];
+                var avg = Smoothness.AverageSoftTargets(teachers[r].Model!.TrainLogits!, teachers[r].Model!.TrainLabels!, K, t);
+                var row = avg.AsSpan(target * K, K).ToArray();
+                var order = new[] { target }.Concat(similar.OrderByDescending(k => row[k]))
+                    .Concat(Enumerable.Range(0, K).Where(k => k != target && !similar.Contains(k)).OrderByDescending(k => row[k])).ToArray();
+                panels[r, c] = Figures.Bars($"teacher alpha = {F(teachers[r].Alpha)}, T = {F(t)}", order.Select(k => _info.Classes[k]).ToArray(),
+                    order.Select(k => row[k]).ToArray(), "average probability", order.Select(k => k == target ? 0 : similar.Contains(k) ? 1 : 2).ToArray());
+            }
+        string name = "soft-targets.png";
+        figures[name] = Figures.SaveGrid(Path.Combine(FiguresDir, name), $"Average soft targets of {_info.Classes[target]} training images", panels);
+        md.AppendLine($"![soft targets](analysis/figures/{name})");
+        md.AppendLine();
+        md.AppendLine("Appendix D: per class, the number of classes whose average probability is at least 100 times smaller than the second largest " +
+                      "(negligible even after temperature scaling), and the class holding the second largest probability:");
+        md.AppendLine();
+        var cols = teachers.SelectMany(t => _s.SoftTargetTemperatures.Select(temp => (t.Alpha, t.Model, T: temp))).ToList();
+        md.AppendLine("| class | " + string.Join(" | ", cols.Select(c => $"alpha {F(c.Alpha)}, T = {F(c.T)}")) + " |");
+        md.AppendLine("|---|" + string.Concat(cols.Select(_ => "---|")));
+        var averages = cols.Select(c => Smoothness.AverageSoftTargets(c.Model!.TrainLogits!, c.Model!.TrainLabels!, K, c.T)).ToList();
+        for (int k = 0; k < K; k++)
+        {
+            var cells = averages.Select(avg =>
+            {
+                var row = avg.AsSpan(k * K, K).ToArray();
+                if (!double.IsFinite(row[0])) return "n/a";
+                int second = Enumerable.Range(0, K).OrderByDescending(j => row[j]).ElementAt(1);
+                return $"{Smoothness.NegligibleClasses(row)} (2nd: {_info.Classes[second]})";
+            });
+            md.AppendLine($"| {_info.Classes[k]} | {string.Join(" | ", cells)} |");
+        }
+        md.AppendLine();
+    }
+
+    // ---- Tables 13-16: smoothness and matched entropy ---------------------------------------------------------------
+
+    List<MatchedPair> SmoothnessTables(StringBuilder md)
+    {
+        var teachers = config.Alphas.Select(a => (Alpha: a, Model: Teacher(a, FirstSeed))).Where(t => t.Model?.TrainLogits != null).ToList();
+        if (teachers.Count == 0) return [];
+        string path = Path.Combine(_outDir, "matched.json");
+        List<MatchedPair> matched;
+        bool trained = File.Exists(path);
+        if (trained) matched = JsonSerializer.Deserialize<List<MatchedPair>>(File.ReadAllText(path), RunRecord.Json) ?? [];
+        else
+        {
+            var plain = Teacher(0f, FirstSeed);
+            matched = plain == null ? [] : Matching.Compute(FirstSeed, plain.TrainLogits!, teachers.Where(t => t.Alpha > 0f).ToDictionary(t => t.Alpha, t => t.Model!.TrainLogits!), K, _s.MatchTemperatures);
+        }
+        var temps = _s.EntropyTemperatures.Concat(_s.MatchTemperatures).Concat(matched.Where(p => p.Seed == FirstSeed).Select(p => p.MatchedTemperature)).Distinct().Order().ToList();
+        md.AppendLine("### Smoothness of the teachers' targets");
+        md.AppendLine();
+        md.AppendLine($"Average entropy of softmax(z / T) over the {_s.TrainImages}-image analysis training set (Table 13 layout), seed {FirstSeed}; the ceiling is ln {K} = {N(Math.Log(K), "F4")}. " +
+                      "Matched temperatures (T' at which the teacher without LS has the same entropy as an LS teacher at T, solved by bisection to 1e-9) are included.");
+        md.AppendLine();
+        md.AppendLine("| T | " + string.Join(" | ", teachers.Select(t => $"alpha = {F(t.Alpha)}")) + " |");
+        md.AppendLine("|---|" + string.Concat(teachers.Select(_ => "---|")));
+        var csv = new StringBuilder("temperature," + string.Join(',', teachers.Select(t => "alpha_" + F(t.Alpha))) + "\n");
+        foreach (float t in temps)
+        {
+            var h = teachers.Select(x => Smoothness.AverageEntropy(x.Model!.TrainLogits!, K, t)).ToList();
+            md.AppendLine($"| {t.ToString("0.######", Inv)} | {string.Join(" | ", h.Select(v => N(v, "F4")))} |");
+            csv.AppendLine(t.ToString("R", Inv) + "," + string.Join(',', h.Select(v => v.ToString("R", Inv))));
+        }
+        md.AppendLine();
+        AtomicFile.WriteText(Path.Combine(Dir, "entropy.csv"), csv.ToString());
+
+        if (matched.Count == 0) { md.AppendLine("No matched-entropy pairs (the study needs teachers with alpha = 0 and alpha > 0, and analysis.matchTemperatures).\n"); return matched; }
+        md.AppendLine("Matched-entropy distillation (Tables 14-16 layout): students of the LS teacher at T and of the teacher without LS at the T' of equal average entropy. " +
+                      (trained ? "Both were trained by the study (`matched-*` runs when T is not in the sweep)." : "The matched students have not been trained (run `lskd study` to train them)."));
+        md.AppendLine();
+        md.AppendLine("| case | student | teacher alpha / T | average entropy | student top-1 / top-5 (test) |");
+        md.AppendLine("|---|---|---|---|---|");
+        int caseNo = 0;
+        foreach (var g in matched.GroupBy(p => (p.TeacherAlpha, p.Temperature)))
+        {
+            var first = g.First();
+            foreach (var arch in config.Students)
+            {
+                caseNo++;
+                double ls1 = MeanAccuracy(arch, g.Key.TeacherAlpha, g.Key.Temperature), ls5 = MeanAccuracy(arch, g.Key.TeacherAlpha, g.Key.Temperature, true);
+                var plainRuns = g.SelectMany(p => StudentRuns(arch, 0f, p.MatchedTemperature).Where(r => r.Seed == p.Seed)).ToList();
+                double p1 = plainRuns.Count > 0 ? plainRuns.Average(r => r.Last!.Test.Top1) : double.NaN, p5 = plainRuns.Count > 0 ? plainRuns.Average(r => r.Last!.Test.Top5) : double.NaN;
+                string tPrime = string.Join(", ", g.Select(p => p.MatchedTemperature.ToString("0.######", Inv)));
+                md.AppendLine($"| #{caseNo} | {ArchName(arch)} | {F(g.Key.TeacherAlpha)} / {F(g.Key.Temperature)} | {N(g.Average(p => p.Entropy), "F6")} | {N(ls1, "F2")} / {N(ls5, "F2")} |");
+                md.AppendLine($"| #{caseNo} | {ArchName(arch)} | 0 / {tPrime} | {N(g.Average(p => p.MatchedEntropy), "F6")} | {N(p1, "F2")} / {N(p5, "F2")} |");
+            }
+        }
+        md.AppendLine();
+        return matched;
+    }
+
+    // ---- summary figures -------------------------------------------------------------------------------------------
+
+    /// <summary>Mean over target classes of eta(T_first -> T) on S1 or S2 (centroid distances, hierarchy sets, training images).</summary>
+    double MeanEta(StudentArch arch, float alpha, float t, SetChoice sets, bool similar)
+    {
+        float t0 = config.Temperatures[0];
+        if (t == t0) return 0;
+        var v = Targets.Select(k => EtaQuad(arch, alpha, t0, t, sets.Sets[k], false)[similar ? 0 : 1]).Where(double.IsFinite).ToList();
+        return v.Count > 0 ? v.Average() : double.NaN;
+    }
+
+    void SummaryFigures(StringBuilder md, Dictionary<string, IReadOnlyList<PanelRect>> figures, List<SetChoice> sets)
+    {
+        md.AppendLine("### Summary figures");
+        md.AppendLine();
+        md.AppendLine($"Per student architecture: test top-1 accuracy over teacher alpha x T, eta(T = {F(config.Temperatures[0])} -> T) averaged over the target classes on S1 and on S2 " +
+                      "(centroid distances, hierarchy sets, training images), and accuracy against T for each teacher alpha.");
+        md.AppendLine();
+        var rowLabels = config.Alphas.Select(a => $"alpha {F(a)}").ToArray();
+        var colLabels = config.Temperatures.Select(t => $"T={F(t)}").ToArray();
+        foreach (var arch in config.Students)
+        {
+            var acc = new double[config.Alphas.Length, config.Temperatures.Length];
+            var eta1 = new double[config.Alphas.Length, config.Temperatures.Length];
+            var eta2 = new double[config.Alphas.Length, config.Temperatures.Length];
+            for (int r = 0; r < config.Alphas.Length; r++)
+                for (int c = 0; c < config.Temperatures.Length; c++)
+                {
+                    acc[r, c] = MeanAccuracy(arch, config.Alphas[r], config.Temperatures[c]);
+                    eta1[r, c] = MeanEta(arch, config.Alphas[r], config.Temperatures[c], sets[0], true);
+                    eta2[r, c] = MeanEta(arch, config.Alphas[r], config.Temperatures[c], sets[0], false);
+                }
+            var lines = config.Alphas.Select((a, r) => ($"teacher alpha {F(a)}", config.Temperatures.Select(t => (double)t).ToArray(),
+                Enumerable.Range(0, config.Temperatures.Length).Select(c => acc[r, c]).ToArray())).ToList();
+            var panels = new Plot?[2, 2];
+            panels[0, 0] = Figures.Heatmap("student test top-1 (%)", acc, rowLabels, colLabels, "temperature", "teacher label smoothing", "F2");
+            panels[0, 1] = Figures.LinesLog2("student test top-1 against T", lines, "temperature T", "test top-1 (%)");
+            panels[1, 0] = Figures.Heatmap($"eta S1 (%), T={F(config.Temperatures[0])} -> T", eta1, rowLabels, colLabels, "temperature", "teacher label smoothing");
+            panels[1, 1] = Figures.Heatmap($"eta S2 (%), T={F(config.Temperatures[0])} -> T", eta2, rowLabels, colLabels, "temperature", "teacher label smoothing");
+            string name = $"summary-{Slug(arch.Model)}-w{F(arch.Width)}.png";
+            figures[name] = Figures.SaveGrid(Path.Combine(FiguresDir, name), $"{ArchName(arch)} students of {config.Teacher.Model}", panels, 460, 360);
+            md.AppendLine($"![summary, {ArchName(arch)}](analysis/figures/{name})");
+            md.AppendLine();
+        }
+    }
+
+    // ---- verdict -----------------------------------------------------------------------------------------------------
+
+    /// <summary>Which of the paper's claims this study's numbers reproduce, each decided from the measurements.</summary>
+    string Verdict(List<SetChoice> sets, List<MatchedPair> matched)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("## Verdict");
+        sb.AppendLine();
+        sb.AppendLine("Each claim of the paper is checked against this study's own numbers (test top-1 means over seeds; eta from the analysis above). " +
+                      "A study this small can disagree with the paper for reasons of scale; the evidence is listed so the reader can judge.");
+        sb.AppendLine();
+        var smoothed = config.Alphas.Where(a => a > 0f).ToList();
+        float tLow = config.Temperatures.Min(), tHigh = config.Temperatures.Max();
+        double noise = NoiseLevel();
+
+        // 1. Compatibility at low T.
+        {
+            var evidence = new List<string>(); int yes = 0, total = 0;
+            foreach (var arch in config.Students)
+                foreach (float a in smoothed)
+                {
+                    double ls = MeanAccuracy(arch, a, tLow), plain = MeanAccuracy(arch, 0f, tLow);
+                    if (!double.IsFinite(ls) || !double.IsFinite(plain)) continue;
+                    total++; if (ls >= plain) yes++;
+                    evidence.Add($"{arch.Model}: alpha {F(a)} {N(ls, "F2")}% vs alpha 0 {N(plain, "F2")}%");
+                }
+            Claim(sb, $"An LS-trained teacher is compatible with KD at low temperature (T = {F(tLow)}): its students are at least as accurate as those of the teacher trained without LS.", yes, total, evidence);
+        }
+        // 2. Accuracy falls as T grows with an LS teacher.
+        {
+            var evidence = new List<string>(); int yes = 0, total = 0;
+            foreach (var arch in config.Students)
+                foreach (float a in smoothed)
+                {
+                    var accs = config.Temperatures.Order().Select(t => (t, acc: MeanAccuracy(arch, a, t))).Where(x => double.IsFinite(x.acc)).ToList();
+                    if (accs.Count < 2) continue;
+                    total++;
+                    double corr = Correlation(accs.Select(x => Math.Log(x.t)).ToArray(), accs.Select(x => x.acc).ToArray());
+                    if (accs[^1].acc < accs[0].acc) yes++;
+                    evidence.Add($"{arch.Model}, alpha {F(a)}: " + string.Join(", ", accs.Select(x => $"T={F(x.t)} {N(x.acc, "F2")}%")) + $" (correlation with log T {N(corr, "F2")})");
+                }
+            Claim(sb, $"With an LS-trained teacher, student accuracy falls as T grows (T = {F(tHigh)} is worse than T = {F(tLow)}).", yes, total, evidence);
+        }
+        // 3. Systematic diffusion: eta < 0 on S1 and > 0 on S2.
+        {
+            var evidence = new List<string>(); int yes = 0, total = 0;
+            foreach (var pair in _s.EtaPairs)
+                foreach (var arch in config.Students)
+                    foreach (float a in smoothed)
+                        foreach (bool train in new[] { true, false })
+                        {
+                            var quads = Targets.Select(k => EtaQuad(arch, a, pair[0], pair[1], sets[0].Sets[k], false)).Where(q => q.All(double.IsFinite)).ToList();
+                            if (quads.Count == 0) continue;
+                            int off = train ? 0 : 2;
+                            double s1 = quads.Average(q => q[off]), s2 = quads.Average(q => q[off + 1]);
+                            int classesOk = quads.Count(q => q[off] < 0 && q[off + 1] > 0);
+                            total++; if (s1 < 0 && s2 > 0) yes++;
+                            evidence.Add($"{arch.Model}, alpha {F(a)}, eta({F(pair[0])} -> {F(pair[1])}), {(train ? "train" : _valName)}: mean S1 {N(s1)}, mean S2 {N(s2)}; {classesOk} of {quads.Count} classes have S1 < 0 and S2 > 0");
+                        }
+            Claim(sb, "KD from an LS-trained teacher at higher T diffuses the student's representations systematically: eta < 0 on similar classes (S1) and eta > 0 on dissimilar ones (S2).", yes, total, evidence);
+        }
+        // 4. Equal entropy does not mean equal student accuracy.
+        {
+            var evidence = new List<string>(); int yes = 0, total = 0;
+            foreach (var g in matched.GroupBy(p => (p.TeacherAlpha, p.Temperature)))
+                foreach (var arch in config.Students)
+                {
+                    double ls = MeanAccuracy(arch, g.Key.TeacherAlpha, g.Key.Temperature);
+                    var plainRuns = g.SelectMany(p => StudentRuns(arch, 0f, p.MatchedTemperature).Where(r => r.Seed == p.Seed)).ToList();
+                    if (!double.IsFinite(ls) || plainRuns.Count == 0) continue;
+                    double plain = plainRuns.Average(r => r.Last!.Test.Top1);
+                    total++; if (Math.Abs(ls - plain) > noise) yes++;
+                    evidence.Add($"{arch.Model}: alpha {F(g.Key.TeacherAlpha)} at T={F(g.Key.Temperature)} {N(ls, "F2")}% vs alpha 0 at T'={string.Join("/", g.Select(p => p.MatchedTemperature.ToString("0.###", Inv)))} {N(plain, "F2")}% " +
+                                 $"(difference {N(ls - plain, "F2")} points, noise level {N(noise, "F2")})");
+                }
+            Claim(sb, $"Equal target entropy does not mean equal student accuracy: students of teachers matched in average entropy differ by more than the noise level ({N(noise, "F2")} points).", yes, total, evidence);
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>The accuracy difference taken as real: twice the mean seed standard deviation of the students when
+    /// there are several seeds, else 0.5 points.</summary>
+    double NoiseLevel()
+    {
+        var sds = _runs.Where(r => r.Kind == "student" && r.Status == "finished" && r.Last != null)
+            .GroupBy(r => (r.Model, r.Width, r.TeacherAlpha, r.Temperature)).Where(g => g.Count() > 1)
+            .Select(g => { var v = g.Select(r => r.Last!.Test.Top1).ToList(); double m = v.Average(); return Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)); }).ToList();
+        return sds.Count > 0 ? Math.Max(0.1, 2 * sds.Average()) : 0.5;
+    }
+
+    static double Correlation(double[] x, double[] y)
+    {
+        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
+        for (int i = 0; i < x.Length; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx); syy += (y[i] - my) * (y[i] - my); }
+        return sxx > 0 && syy > 0 ? sxy / Math.Sqrt(sxx * syy) : double.NaN;
+    }
+
+    static void Claim(StringBuilder sb, string claim, int yes, int total, List<string> evidence)
+    {
+        string outcome = total == 0 ? "not measurable (the runs it needs are missing)"
+            : yes == total ? $"**reproduced** ({yes} of {total} cases)"
+            : yes == 0 ? $"**not reproduced** (0 of {total} cases)"
+            : $"**partly reproduced** ({yes} of {total} cases)";
+        sb.AppendLine($"- {claim} — {outcome}.");
+        foreach (var e in evidence) sb.AppendLine($"  - {e}");
+    }
+}
