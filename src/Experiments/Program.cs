@@ -20,6 +20,7 @@ public static class Program
         root.Subcommands.Add(StudyCommands.ReportCommand());
         root.Subcommands.Add(StudyCommands.Export());
         root.Subcommands.Add(StudyCommands.Analyze());
+        root.Subcommands.Add(StudyCommands.Advise());
         try
         {
             var parsed = root.Parse(args);

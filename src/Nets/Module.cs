@@ -99,6 +99,7 @@ public sealed class Mlp : Classifier
 
     public override Tensor Features(Tensor x)
     {
+        if (x.Rank > 2) x = x.Reshape(x.Shape[0], x.Size / x.Shape[0]);   // images [N, C, H, W] -> [N, C*H*W]
         for (int i = 0; i < _layers.Length - 1; i++)
         {
             x = _layers[i].Forward(x);

@@ -121,6 +121,52 @@ internal static class StudyCommands
         return cmd;
     }
 
+    /// <summary>`lskd advise --teacher`: how smoothed a practitioner's teacher is, its target entropy against T, and a temperature.</summary>
+    public static Command Advise()
+    {
+        var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var dataDir = DataDir();
+        var teacher = new Option<string>("--teacher") { Description = "teacher checkpoint (.safetensors written by train-teacher or study)", Required = true };
+        var study = new Option<string?>("--study") { Description = "a finished study's results folder whose findings the advice uses (default: the paper's findings)" };
+        var images = new Option<int>("--train-images") { Description = "training images the teacher is assessed on", DefaultValueFactory = _ => 2000 };
+        var temps = new Option<float[]>("--temperatures") { Description = "temperatures of the entropy table", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1f, 1.5f, 2f, 3f, 4f, 8f, 16f, 64f] };
+        var cmd = new Command("advise", "Estimate how strongly a teacher is smoothed, print its target entropy against T, and recommend a distillation temperature.")
+            { teacher, study, images, temps, dataDir, device, threads };
+        cmd.SetAction(pr =>
+        {
+            int n = pr.GetValue(images);
+            if (n < 10) throw new UsageException($"--train-images must be >= 10, got {n}");
+            var ts = pr.GetValue(temps)!;
+            if (ts.Length == 0 || ts.Any(t => !float.IsFinite(t) || t <= 0f)) throw new UsageException("--temperatures must be finite positive numbers");
+            if (!ts.Contains(1f)) ts = [1f, .. ts];
+            StudyConfig? cfg = null; List<RunRecord>? runs = null;
+            if (pr.GetValue(study) is { } sdir)
+            {
+                string configPath = Path.Combine(sdir, "config.json");
+                if (!File.Exists(configPath)) throw new UsageException($"--study: {configPath} not found (not a study result folder)");
+                cfg = StudyConfig.FromFile(configPath);
+                runs = Report.LoadRuns([sdir]);
+            }
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var model = WithDataErrors(() => LoadCheckpoint(pr.GetValue(teacher)!, be));
+            var (train, _, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
+            if (model.Head.OutFeatures != info.Classes.Length)
+                throw new UsageException($"--teacher: the checkpoint has {model.Head.OutFeatures} outputs but {info.Name} has {info.Classes.Length} classes");
+            var outputs = Analysis.SetOutputs.Compute(be, model, train.Take(n));
+            var assessment = Analysis.Advisor.Assess(outputs, ts.Order().ToArray());
+            var advice = Analysis.Advisor.Recommend(assessment, runs, cfg);
+            var table = new Table().AddColumn("T").AddColumn("average target entropy").AddColumn("fraction of ln K");
+            foreach (var (t, h) in assessment.Entropies)
+                table.AddRow(StudyConfig.F(t), h.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), (h / Math.Log(assessment.Classes)).ToString("P1", System.Globalization.CultureInfo.InvariantCulture));
+            AnsiConsole.MarkupLine($"teacher {Markup.Escape(model.ModelName)} on {assessment.Images} training images: top-1 {assessment.Accuracy:F2}%, mean true-class probability {assessment.MeanTrueProbability:F4}, median logit gap {assessment.MedianLogitGap:F3}");
+            AnsiConsole.MarkupLine($"smoothing: effective alpha {assessment.EffectiveAlpha:F4} (logit gap), {assessment.AlphaFromConfidence:F4} (confidence): {(assessment.IsSmoothed ? "smoothed" : "not smoothed")}");
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"[bold]recommended temperature: T = {StudyConfig.F(advice.Temperature)}[/]");
+            foreach (var r in advice.Reasons) AnsiConsole.MarkupLine($"- {Markup.Escape(r)}");
+            return 0;
+        });
+        return cmd;
+    }
+
     static Option<string> Model(string def) => new("--model") { Description = $"architecture: {string.Join(", ", Nets.Models.Names)}", DefaultValueFactory = _ => def };
     static Option<float> Width(float def) => new("--width") { Description = "width multiplier", DefaultValueFactory = _ => def };
     static Option<int> Epochs() => new("--epochs") { Description = "training epochs", DefaultValueFactory = _ => 4 };
