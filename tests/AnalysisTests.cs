@@ -238,9 +238,12 @@ public class AnalysisTests
             {
                 string path = Path.Combine(dir, "analysis", "figures", name);
                 Assert.That(report, Does.Contain($"analysis/figures/{name}"));
-                using var bmp = SKBitmap.Decode(path);
-                AssertPng(path, bmp.Width, bmp.Height, panels);
-                Assert.That(panels.Count, Is.GreaterThan(0), name);
+                // Every cell of the layout is drawn: rows = teacher alphas; columns = teacher + each T, or each
+                // soft-target T; the summary is 2 x 2. The PNG's size is the layout's extent.
+                int expectedPanels = name.StartsWith("penultimate") ? c.Alphas.Length * (1 + c.Temperatures.Length)
+                    : name.StartsWith("soft") ? c.Alphas.Length * c.Analysis.SoftTargetTemperatures.Length : 4;
+                Assert.That(panels, Has.Count.EqualTo(expectedPanels), name);
+                AssertPng(path, panels.Max(p => p.X + p.Width), panels.Max(p => p.Y + p.Height), panels);
             }
             // Exports for every teacher and student, readable back.
             foreach (var run in Report.LoadRuns([dir]).Where(r => r.Kind != "baseline"))
