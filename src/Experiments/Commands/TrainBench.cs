@@ -18,7 +18,8 @@ internal static class TrainBench
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 128 };
         var steps = new Option<int>("--steps") { Description = "timed steps per model (after 5 warm-up steps)", DefaultValueFactory = _ => 6 };
         var rounds = new Option<int>("--rounds") { Description = "alternate PyTorch and LsKd this many times and report medians (the machine's noise is large)", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts.") { device, threads, models, batch, steps, rounds, peer };
+        var profile = new Option<bool>("--profile") { Description = "after timing, run the steps again with per-op timing and print where each model's step goes" };
+        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts.") { device, threads, models, batch, steps, rounds, peer, profile };
         cmd.SetAction(pr =>
         {
             var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -61,6 +62,22 @@ internal static class TrainBench
             }
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine("step = forward, label-smoothing CE (alpha 0.1), backward, SGD (momentum 0.9, weight decay 5e-4); synthetic 1x28x28 inputs.");
+            if (pr.GetValue(profile))
+                foreach (var name in names)
+                {
+                    OpProfiler.Reset();
+                    OpProfiler.Enabled = true;
+                    TrainRate rate;
+                    try { rate = Measure(be, name, b, s, profiledSteps: true); }
+                    finally { OpProfiler.Enabled = false; }
+                    var ops = OpProfiler.Snapshot();
+                    double total = rate.StepMs * s, inOps = ops.Sum(o => o.Milliseconds);
+                    var t = new Table().Title($"{name}: {rate.StepMs:F1} ms per step (profiled run)").AddColumn("op").AddColumn("calls/step").AddColumn("ms/step").AddColumn("share");
+                    foreach (var (op, ms, calls) in ops)
+                        t.AddRow(op, $"{calls / (double)s:F0}", $"{ms / s:F2}", $"{ms / total:P1}");
+                    t.AddRow("[italic]outside backend ops (autograd, allocation, framework)[/]", "", $"{(total - inOps) / s:F2}", $"{(total - inOps) / total:P1}");
+                    AnsiConsole.Write(t);
+                }
             return 0;
         });
         return cmd;
@@ -74,8 +91,11 @@ internal static class TrainBench
 
     public readonly record struct TrainRate(long Parameters, long ForwardFlops, double StepMs, double ImagesPerSecond);
 
-    public static TrainRate Measure(IBackend be, string name, int batch, int steps)
+    /// <summary>With profiledSteps, only the timed steps run with the op profiler on (the caller enables it).</summary>
+    public static TrainRate Measure(IBackend be, string name, int batch, int steps, bool profiledSteps = false)
     {
+        bool profilerWasOn = OpProfiler.Enabled;
+        OpProfiler.Enabled = false;   // model creation and warm-up are not part of a step
         var model = Nets.Models.Create(name, be, seed: 1);
         long flops = model.ForwardFlops(be, [1, 28, 28]);
         var x = Tensor.Create(be, [batch, 1, 28, 28]);
@@ -95,6 +115,7 @@ internal static class TrainBench
         }
         // Warm-up: buffer pool, packing buffers, and the JIT promoting hot kernels to optimised tier-1 code.
         for (int i = 0; i < 5; i++) Step();
+        OpProfiler.Enabled = profilerWasOn && profiledSteps;
         var times = new List<double>();
         for (int i = 0; i < steps; i++)
         {
@@ -103,8 +124,9 @@ internal static class TrainBench
             be.Synchronize();
             times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         }
+        double sum = times.Sum();
         times.Sort();
-        double median = times[times.Count / 2];
+        double median = profiledSteps ? sum / times.Count : times[times.Count / 2];   // the profile's shares need the mean
         x.Buffer.Dispose();
         return new TrainRate(model.ParameterCount, flops, median, batch / (median / 1e3));
     }

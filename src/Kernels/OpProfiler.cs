@@ -1,0 +1,37 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace LsKd.Kernels;
+
+/// <summary>Optional wall-clock time per backend op (`lskd bench train --profile`). Off by default: then each op
+/// pays one static flag test. Times include the op's argument checks; on asynchronous devices they measure the
+/// launch, not the kernel, unless the caller synchronises.</summary>
+public static class OpProfiler
+{
+    static readonly ConcurrentDictionary<string, (long Ticks, long Calls)> s_totals = new();
+    [ThreadStatic] static int t_depth;
+
+    public static bool Enabled { get; set; }
+
+    public static long Start()
+    {
+        if (!Enabled) return 0;
+        t_depth++;
+        return Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Only the outermost op on a thread is recorded, so composed ops are not counted twice.</summary>
+    public static void Stop(string op, long start)
+    {
+        if (start == 0) return;
+        if (--t_depth > 0) return;
+        long elapsed = Stopwatch.GetTimestamp() - start;
+        s_totals.AddOrUpdate(op, (elapsed, 1), (_, v) => (v.Ticks + elapsed, v.Calls + 1));
+    }
+
+    public static void Reset() => s_totals.Clear();
+
+    /// <summary>(op, total milliseconds, calls), most expensive first.</summary>
+    public static List<(string Op, double Milliseconds, long Calls)> Snapshot() =>
+        s_totals.Select(kv => (kv.Key, kv.Value.Ticks * 1000.0 / Stopwatch.Frequency, kv.Value.Calls)).OrderByDescending(x => x.Item2).ToList();
+}
