@@ -59,6 +59,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         var val = data.Validation.Count > 0 ? data.Validation : data.Test;
         _valName = data.Validation.Count > 0 ? "validation" : "test";
         if (_s.TestImages > 0) val = val.Take(_s.TestImages);
+        var testForExport = _s.TestImages > 0 ? data.Test.Take(_s.TestImages) : data.Test;
         Directory.CreateDirectory(FiguresDir);
 
         foreach (var run in _runs.Where(r => r.Status == "finished" && r.Kind is "teacher" or "student" or "matched"))
@@ -73,6 +74,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
             Exporter.ExportHead(model, export);
             tr.Export(export, "train");
             va.Export(export, _valName);
+            if (_valName != "test") SetOutputs.Compute(backend, model, testForExport).Export(export, "test");   // the test set is always exported
 
             var bias = model.Head.Bias?.ToArray() ?? new float[K];
             var projection = new Projection(backend, model.Head.Weight.ToArray(), bias, tr.Dim, triple);

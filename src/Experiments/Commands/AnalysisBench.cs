@@ -9,13 +9,13 @@ namespace LsKd.Experiments.Commands;
 /// penultimate features (60,000 x 512 by default): class centroids, distances, Householder QR and PCA.</summary>
 internal static class AnalysisBench
 {
-    public static Command Create()
+    public static Command Create(Func<Option<bool>> peerOption)
     {
-        var device = CommonOptions.Device(); var threads = CommonOptions.Threads();
+        var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var peer = peerOption();
         var rows = new Option<int>("--rows") { Description = "feature rows (samples)", DefaultValueFactory = _ => 60000 };
         var dim = new Option<int>("--dim") { Description = "feature dimension", DefaultValueFactory = _ => 512 };
         var runs = new Option<int>("--runs") { Description = "timed runs per kernel (after one warm-up)", DefaultValueFactory = _ => 3 };
-        var cmd = new Command("analysis", "Time centroids, distances, QR and PCA on a features matrix (default 60,000 x 512).") { device, threads, rows, dim, runs };
+        var cmd = new Command("analysis", "Time centroids, distances, QR and PCA on a features matrix (default 60,000 x 512).") { device, threads, rows, dim, runs, peer };
         cmd.SetAction(pr =>
         {
             int n = pr.GetValue(rows), d = pr.GetValue(dim), r = pr.GetValue(runs);
@@ -34,13 +34,20 @@ internal static class AnalysisBench
             using var pairs = be.Allocate(m * m);
             using var q = be.Allocate(n * d); using var rr = be.Allocate(d * d);
 
+            Dictionary<string, double>? peerMs = null;
+            if (pr.GetValue(peer))
+                peerMs = BenchCommand.RunPeer("analysis_torch.py", $"--threads {be.Threads} --rows {n} --dim {d} --runs {r}")
+                    .ToDictionary(j => j.GetProperty("kernel").GetString()!, j => j.GetProperty("median_ms").GetDouble());
             var table = new Table().AddColumn("kernel").AddColumn("shape").AddColumn("median ms").AddColumn("min-max ms").AddColumn("GFLOP/s or GB/s");
+            if (peerMs != null) table.AddColumn("PyTorch ms").AddColumn("speed-up");
             void Row(string name, string shape, Action run, double flops, double bytes)
             {
                 var t = Time(be, run, r);
-                string rate = flops > 0 ? $"{flops / (t.Median * 1e-3) / 1e9:F1} GFLOP/s" : $"{bytes / (t.Median * 1e-3) / 1e9:F1} GB/s";
-                table.AddRow(name, shape, $"{t.Median:F1}", $"{t.Min:F1}-{t.Max:F1}", rate);
-                AnsiConsole.MarkupLine($"  {name}: {t.Median:F1} ms");
+                string rate = flops > 0 ? $"{flops / (t.Median * 1e-3) / 1e9:F1} GFLOP/s" : bytes > 0 ? $"{bytes / (t.Median * 1e-3) / 1e9:F1} GB/s" : "";
+                var row = new List<string> { name, shape, $"{t.Median:F1}", $"{t.Min:F1}-{t.Max:F1}", rate };
+                if (peerMs != null && peerMs.TryGetValue(name, out double p)) { row.Add($"{p:F1}"); row.Add($"{p / t.Median:F2}x"); }
+                table.AddRow(row.ToArray());
+                AnsiConsole.MarkupLine($"  {Markup.Escape(name)}: {t.Median:F1} ms");
             }
             Row("class centroids", $"{n} x {d}, {classes} classes", () => be.ClassCentroids(x, labels, centroids, n, d, classes), 0, 4.0 * n * d);
             Row("distances to centroids", $"{n} x {classes}, dim {d}", () => be.PairwiseDistances(x, centroids, toCentroids, n, classes, d), 3.0 * n * classes * d, 0);
@@ -50,7 +57,7 @@ internal static class AnalysisBench
             using var cov = be.Allocate(d * d); using var mean = be.Allocate(d);
             be.Covariance(x, mean, cov, n, d);
             using var values = be.Allocate(d); using var vectors = be.Allocate(d * d);
-            Row("  of which symmetric eigen", $"{d} x {d}", () => be.SymmetricEigen(cov, values, vectors, d), 0, 8.0 * d * d);
+            Row("  of which symmetric eigen", $"{d} x {d}", () => be.SymmetricEigen(cov, values, vectors, d), 0, 0);
             AnsiConsole.Write(table);
             return 0;
         });

@@ -17,7 +17,7 @@ internal static class BenchCommand
         cmd.Subcommands.Add(Gemm());
         cmd.Subcommands.Add(Losses());
         cmd.Subcommands.Add(LayerBench.Create());
-        cmd.Subcommands.Add(AnalysisBench.Create());
+        cmd.Subcommands.Add(AnalysisBench.Create(PeerOption));
         cmd.Subcommands.Add(TrainBench.Create(PeerOption));
         return cmd;
     }

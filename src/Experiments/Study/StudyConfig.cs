@@ -127,6 +127,7 @@ public sealed record StudyConfig
         if (!(Beta >= 0f && Beta <= 1f)) throw new UsageException($"{where}: beta {Beta} is outside [0, 1]");
         if (Seeds.Length == 0) throw new UsageException($"{where}: seeds must not be empty");
         Analysis.Validate(where + ".analysis", Temperatures);
+        Analysis.TripleIndices(Data.DatasetInfo.Load(Dataset).Classes, where + ".analysis.triple");
     }
 
     /// <summary>Every run of the sweep, teachers first, in a fixed order (shards split this list).</summary>

@@ -586,7 +586,7 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
     /// Q's orthonormality: max |Q^T Q - I| must stay below 1e-5.</summary>
     void Qr()
     {
-        var cases = small ? new[] { (7, 3), (50, 5) } : new[] { (7, 3), (50, 5), (513, 3), (4000, 64) };
+        var cases = small ? new[] { (7, 3), (50, 5) } : new[] { (7, 3), (50, 5), (513, 3), (300, 70), (4000, 64) };
         foreach (var (m, n) in cases)
         {
             var a = Random(m * n, 140 + n);

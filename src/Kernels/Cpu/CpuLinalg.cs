@@ -7,40 +7,59 @@ namespace LsKd.Kernels.Cpu;
 /// Jacobi eigen-solver (PCA's covariance is composed in <see cref="BackendBase.Covariance"/>).</summary>
 public unsafe partial class CpuBackend
 {
+    /// <summary>Columns per panel of the blocked QR.</summary>
+    const int QrBlock = 32;
+
     /// <summary>
-    /// Unblocked Householder QR on a row-major copy W of a. Step j reflects rows j.. of the trailing columns with
-    /// H = I - 2 v v^T (unit v): one pass forms w = v^T W (row chunks with private float64 sums, SIMD across
-    /// columns), a second applies W -= 2 v w^T and, in the same sweep, sums the squares of the next column, so a
-    /// column's norm never costs a strided pass of its own. The reflectors are kept in the columns of q (v_j has
-    /// zeros above row j); Q = H_0 ... H_{n-1} [I; 0] is then accumulated backwards in place.
+    /// Blocked Householder QR (LAPACK's geqrf/orgqr scheme) on a row-major copy W of a. Each panel of 32 columns is
+    /// factored column by column: one pass forms w = v^T W over the panel (row chunks with float64 partial sums,
+    /// SIMD across columns), a second applies W -= 2 v w^T and sums the squares of the next column. The panel's
+    /// reflectors then act on the rest of the matrix at once as I - V T V^T (compact WY, T upper triangular),
+    /// through two GEMMs on contiguous copies. Q = H_0 ... H_{n-1} [I; 0] is accumulated backwards panel by panel
+    /// in the same way; R's diagonal is made non-negative.
     /// </summary>
     protected override void HouseholderQrCore(DeviceBuffer<float> a, DeviceBuffer<float> q, DeviceBuffer<float> r, int m, int n)
     {
         float* qp = P(q), rp = P(r);
         long size = (long)m * n;
-        float* w = (float*)NativeMemory.AlignedAlloc((nuint)(size * sizeof(float)), 64);
-        float* v = (float*)NativeMemory.AlignedAlloc((nuint)m * sizeof(float), 64);
-        float* dots = (float*)NativeMemory.AlignedAlloc((nuint)n * sizeof(float), 64);
+        int panels = (n + QrBlock - 1) / QrBlock;
+        // Panel p's reflectors, (m - j0) x b row-major, one after another: exactly the V the GEMMs need.
+        var offsets = new long[panels + 1];
+        for (int p = 0; p < panels; p++) offsets[p + 1] = offsets[p] + (long)(m - p * QrBlock) * Math.Min(QrBlock, n - p * QrBlock);
+        float* w = Alloc(size), reflectors = Alloc(offsets[panels]), panel = Alloc((long)m * QrBlock);
+        float* work = Alloc((long)m * (n + QrBlock) + 2L * QrBlock * n);   // trailing block, Y, Z
+        float* v = Alloc(m), dots = Alloc(QrBlock);
+        var ts = new double[panels][];
         try
         {
             Buffer.MemoryCopy(P(a), w, size * sizeof(float), size * sizeof(float));
-            new Span<float>(qp, (int)size).Clear();
-            double norm2 = 0;
-            for (int i = 0; i < m; i++) { double x = w[(long)i * n]; norm2 += x * x; }
-            for (int j = 0; j < n; j++)
+            for (int p = 0; p < panels; p++)
             {
-                double x0 = w[(long)j * n + j], norm = Math.Sqrt(norm2);
-                double alpha = x0 >= 0 ? -norm : norm;
-                double vnorm2 = 2 * norm * (norm + Math.Abs(x0));      // |x - alpha e_1|^2, without cancellation
-                double inv = vnorm2 > 0 ? 1 / Math.Sqrt(vnorm2) : 0;   // a zero column reflects nothing
-                for (int i = j; i < m; i++)
+                int j0 = p * QrBlock, b = Math.Min(QrBlock, n - j0), rows = m - j0;
+                float* vp = reflectors + offsets[p];
+                // Factor the panel in a contiguous rows x b copy (short rows: no TLB misses, the panel stays in cache).
+                CopyBlock(w, n, j0, j0, rows, b, panel, toBlock: true);
+                new Span<float>(vp, rows * b).Clear();
+                double norm2 = 0;
+                for (int i = 0; i < rows; i++) { double x = panel[(long)i * b]; norm2 += x * x; }
+                for (int j = 0; j < b; j++)
                 {
-                    double x = i == j ? x0 - alpha : w[(long)i * n + j];
-                    v[i] = (float)(x * inv);
-                    qp[(long)i * n + j] = v[i];
+                    double x0 = panel[(long)j * b + j], norm = Math.Sqrt(norm2);
+                    double alpha = x0 >= 0 ? -norm : norm;
+                    double vnorm2 = 2 * norm * (norm + Math.Abs(x0));      // |x - alpha e_1|^2, without cancellation
+                    double inv = vnorm2 > 0 ? 1 / Math.Sqrt(vnorm2) : 0;   // a zero column reflects nothing
+                    for (int i = j; i < rows; i++)
+                    {
+                        double x = i == j ? x0 - alpha : panel[(long)i * b + j];
+                        v[i] = (float)(x * inv);
+                        vp[(long)i * b + j] = v[i];
+                    }
+                    panel[(long)j * b + j] = (float)alpha;
+                    norm2 = ReflectTrailing(panel, v, dots, rows, b, j, j + 1, b, nextColumnNorm: j + 1 < b);
                 }
-                w[(long)j * n + j] = (float)alpha;
-                norm2 = ReflectTrailing(w, v, dots, m, n, j, j + 1, nextColumnNorm: true);
+                CopyBlock(w, n, j0, j0, b, b, panel, toBlock: false);   // the panel's rows of R
+                ts[p] = BlockReflectorT(vp, work, rows, b);
+                if (j0 + b < n) ApplyBlockReflector(w, vp, work, m, n, j0, b, j0 + b, ts[p], transposeT: true);
             }
 
             // R gets a non-negative diagonal: row j of R and column j of Q change sign together.
@@ -50,12 +69,12 @@ public unsafe partial class CpuBackend
                 sign[j] = w[(long)j * n + j] < 0 ? -1f : 1f;
                 for (int c = 0; c < n; c++) rp[(long)j * n + c] = c >= j ? sign[j] * w[(long)j * n + c] : 0f;
             }
-            for (int j = n - 1; j >= 0; j--)
+            new Span<float>(qp, (int)size).Clear();
+            for (int j = 0; j < n; j++) qp[(long)j * n + j] = 1f;
+            for (int p = panels - 1; p >= 0; p--)
             {
-                for (int i = j; i < m; i++) v[i] = qp[(long)i * n + j];
-                ReflectTrailing(qp, v, dots, m, n, j, j + 1, nextColumnNorm: false);
-                float vj = v[j];
-                for (int i = j; i < m; i++) qp[(long)i * n + j] = (i == j ? 1f : 0f) - 2f * v[i] * vj;
+                int j0 = p * QrBlock;
+                ApplyBlockReflector(qp, reflectors + offsets[p], work, m, n, j0, Math.Min(QrBlock, n - j0), j0, ts[p], transposeT: false);
             }
             _parallel.For(m, n, (i0, i1) =>
             {
@@ -65,15 +84,75 @@ public unsafe partial class CpuBackend
         }
         finally
         {
-            NativeMemory.AlignedFree(w); NativeMemory.AlignedFree(v); NativeMemory.AlignedFree(dots);
+            NativeMemory.AlignedFree(w); NativeMemory.AlignedFree(reflectors); NativeMemory.AlignedFree(panel);
+            NativeMemory.AlignedFree(work); NativeMemory.AlignedFree(v); NativeMemory.AlignedFree(dots);
         }
     }
 
-    /// <summary>mat[i, c] -= 2 v[i] (v^T mat)[c] for rows i >= row0 and columns c >= col0; returns the sum of
-    /// squares of the updated column col0 over rows > row0 when asked (the next step's column norm).</summary>
-    double ReflectTrailing(float* mat, float* v, float* dots, int m, int n, int row0, int col0, bool nextColumnNorm)
+    static float* Alloc(long count) => (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, count) * sizeof(float)), 64);
+
+    /// <summary>T of H_0 ... H_(b-1) = I - V T V^T for a panel's reflectors vp (rows x b; LAPACK larft, forward,
+    /// columnwise) with H = I - tau v v^T, tau = 2 for a unit reflector and 0 for an empty one:
+    /// T[i, i] = tau_i, T[:i, i] = -tau_i T[:i, :i] (V^T V)[:i, i].</summary>
+    double[] BlockReflectorT(float* vp, float* work, int rows, int b)
     {
-        int width = n - col0, rows = m - row0;
+        float* gram = work;
+        _gemm.Run(new GemmSpec(TransA: true, TransB: false, M: b, N: b, K: rows), vp, vp, gram);
+        var t = new double[b * b];
+        for (int i = 0; i < b; i++)
+        {
+            double tau = gram[i * b + i] > 0 ? 2 : 0;
+            t[i * b + i] = tau;
+            for (int row = 0; row < i; row++)
+            {
+                double acc = 0;
+                for (int k = row; k < i; k++) acc += t[row * b + k] * gram[k * b + i];
+                t[row * b + i] = -tau * acc;
+            }
+        }
+        return t;
+    }
+
+    /// <summary>mat[row0:, col0:] = (I - V T' V^T) mat[row0:, col0:] with T' = T^T (applying Q^T, factorisation) or
+    /// T (applying Q, forming Q), V = a panel's reflectors vp ((m - row0) x b). Two GEMMs on a contiguous copy of
+    /// the block: Y = V^T M, then M -= V (T' Y).</summary>
+    void ApplyBlockReflector(float* mat, float* vp, float* work, int m, int n, int row0, int b, int col0, double[] t, bool transposeT)
+    {
+        int rows = m - row0, cols = n - col0;
+        float* mt = work, y = mt + (long)rows * cols, z = y + (long)b * cols;
+        CopyBlock(mat, n, row0, col0, rows, cols, mt, toBlock: true);
+        _gemm.Run(new GemmSpec(TransA: true, TransB: false, M: b, N: cols, K: rows), vp, mt, y);
+        for (int i = 0; i < b; i++)
+            for (int c = 0; c < cols; c++)
+            {
+                double acc = 0;
+                for (int k = 0; k < b; k++) acc += (transposeT ? t[k * b + i] : t[i * b + k]) * y[(long)k * cols + c];
+                z[(long)i * cols + c] = (float)acc;
+            }
+        _gemm.Run(new GemmSpec(TransA: false, TransB: false, M: rows, N: cols, K: b, Alpha: -1f, Beta: 1f), vp, z, mt);
+        CopyBlock(mat, n, row0, col0, rows, cols, mt, toBlock: false);
+    }
+
+    /// <summary>Copies the rows x cols block at (row0, col0) of a row-major matrix with n columns to or from a
+    /// contiguous buffer.</summary>
+    void CopyBlock(float* mat, int n, int row0, int col0, int rows, int cols, float* block, bool toBlock)
+    {
+        _parallel.For(rows, cols, (i0, i1) =>
+        {
+            for (long i = i0; i < i1; i++)
+            {
+                float* src = mat + (row0 + i) * n + col0, dst = block + i * cols;
+                if (toBlock) Buffer.MemoryCopy(src, dst, cols * sizeof(float), cols * sizeof(float));
+                else Buffer.MemoryCopy(dst, src, cols * sizeof(float), cols * sizeof(float));
+            }
+        });
+    }
+
+    /// <summary>mat[i, c] -= 2 v[i] (v^T mat)[c] for rows i >= row0 and columns col0 &lt;= c &lt; colEnd; returns the
+    /// sum of squares of the updated column col0 over rows > row0 when asked (the next step's column norm).</summary>
+    double ReflectTrailing(float* mat, float* v, float* dots, int m, int n, int row0, int col0, int colEnd, bool nextColumnNorm)
+    {
+        int width = colEnd - col0, rows = m - row0;
         if (width <= 0) return 0;
         int chunks = (long)rows * width < (1 << 15) ? 1 : Math.Min(_parallel.Threads, rows);
         var partial = new double[chunks * width];
