@@ -52,12 +52,14 @@ public partial class GradientCheckTests
         return y;
     }
 
-    static IEnumerable<TestCaseData> BatchNormCases() => ForBackends("train", "eval", "train-2d");
+    static IEnumerable<TestCaseData> BatchNormCases() => ForBackends("train", "eval", "train-2d", "train-relu", "eval-relu6");
 
     [TestCaseSource(nameof(BatchNormCases))]
     public void BatchNorm(string backend, string kind)
     {
-        bool training = kind != "eval";
+        bool training = !kind.StartsWith("eval");
+        var act = kind.EndsWith("relu6") ? NormActivation.Relu6 : kind.EndsWith("relu") ? NormActivation.Relu : NormActivation.None;
+        double Act(double v) => act == NormActivation.Relu ? Math.Max(v, 0) : act == NormActivation.Relu6 ? Math.Clamp(v, 0, 6) : v;
         int n = 3, c = 4, spatial = kind == "train-2d" ? 1 : 6;
         int[] xs = kind == "train-2d" ? [n, c] : [n, c, 2, 3];
         var be = Backends.Get(backend);
@@ -67,9 +69,14 @@ public partial class GradientCheckTests
         Check(backend, [xs, [c], [c]], t =>
         {
             rm.Buffer.Upload(rmHost); rv.Buffer.Upload(rvHost);
-            return Weighted(Ops.BatchNorm(t[0], t[1], t[2], rm, rv, training));
-        }, x => Weighted(BatchNormD(x[0], x[1], x[2], n, c, spatial, training, rmHost.Select(v => (double)v).ToArray(), rvHost.Select(v => (double)v).ToArray())),
-        scale: 2f, shift: 0.5f);
+            return Weighted(Ops.BatchNorm(t[0], t[1], t[2], rm, rv, training, activation: act));
+        }, x =>
+        {
+            // ReLU6 needs pre-activations above 6 too: the reference scales gamma the same way as the op below.
+            var y = BatchNormD(x[0], x[1], x[2], n, c, spatial, training, rmHost.Select(v => (double)v).ToArray(), rvHost.Select(v => (double)v).ToArray());
+            return Weighted(y.Select(Act).ToArray());
+        },
+        scale: act == NormActivation.Relu6 ? 6f : 2f, shift: 0.5f);
         rm.Buffer.Dispose(); rv.Buffer.Dispose();
     }
 

@@ -341,7 +341,7 @@ public abstract class BackendBase : IBackend
 
     public void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta,
-        bool training, bool accumulate)
+        bool training, bool accumulate, DeviceBuffer<float>? y = null)
     {
         long profileStart = OpProfiler.Start();
         try
@@ -350,7 +350,12 @@ public abstract class BackendBase : IBackend
             Fits(this, x, spec.Size, "x"); Fits(this, dy, spec.Size, "dy"); Fits(this, dx, spec.Size, "dx");
             Fits(this, gamma, spec.C, "gamma"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
             Fits(this, dGamma, spec.C, "dGamma"); Fits(this, dBeta, spec.C, "dBeta");
-            if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate);
+            if (spec.Activation != NormActivation.None)
+            {
+                if (y == null) throw new ArgumentException($"batch-norm backward with a fused {spec.Activation} needs the forward output y", nameof(y));
+                Fits(this, y, spec.Size, "y");
+            }
+            if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate, y);
         }
         finally { OpProfiler.Stop("BatchNormBackward", profileStart); }
     }
@@ -533,7 +538,8 @@ public abstract class BackendBase : IBackend
     protected abstract void BatchNormCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training);
     protected abstract void BatchNormBackwardCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
-        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate);
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,
+        DeviceBuffer<float>? y);
     protected abstract void Pool2dCore(in PoolSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax);
     protected abstract void Pool2dBackwardCore(in PoolSpec spec, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate);
     protected abstract void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed);

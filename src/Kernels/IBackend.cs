@@ -96,7 +96,7 @@ public interface IBackend : IDisposable
     /// <summary>dw (+)= gradient of the convolution with respect to its weight, summed over the batch.</summary>
     void Conv2dBackwardWeight(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate);
 
-    /// <summary>Batch normalisation. Training: normalises with the batch mean and biased variance, writes them to
+    /// <summary>Batch normalisation, followed by spec.Activation (ReLU or ReLU6) in the same pass. Training: normalises with the batch mean and biased variance, writes them to
     /// saveMean and saveInvStd (1 / sqrt(var + eps)) for backward, and updates the running statistics with
     /// momentum (the running variance uses the unbiased estimate, as PyTorch does). Evaluation: normalises with
     /// the running statistics and writes those to saveMean and saveInvStd.</summary>
@@ -104,10 +104,11 @@ public interface IBackend : IDisposable
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training);
 
     /// <summary>Backward of <see cref="BatchNorm"/>: dx (+)= dL/dx (through the batch statistics when training),
-    /// dGamma = sum(dy * xhat) and dBeta = sum(dy) per channel (overwritten).</summary>
+    /// dGamma = sum(dy * xhat) and dBeta = sum(dy) per channel (overwritten). With a fused activation, dy is first
+    /// masked where the forward output y (then required) was clamped.</summary>
     void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta,
-        bool training, bool accumulate);
+        bool training, bool accumulate, DeviceBuffer<float>? y = null);
 
     /// <summary>Max or average pooling; for max pooling, argMax (when given) receives the index h * W + w of the
     /// chosen input in its plane (first maximum wins).</summary>

@@ -84,7 +84,14 @@ public readonly record struct PoolSpec(PoolOp Op, int N, int C, int H, int W, in
 }
 
 /// <summary>Batch normalisation over NCHW (or [N, C] with Spatial = 1): statistics per channel over N and H*W.</summary>
-public readonly record struct BatchNormSpec(int N, int C, int Spatial, float Epsilon = 1e-5f, float Momentum = 0.1f)
+/// <summary>An activation fused into batch norm's output pass (and its mask into the backward pass).</summary>
+public enum NormActivation { None, Relu, Relu6 }
+
+public readonly record struct BatchNormSpec(int N, int C, int Spatial, float Epsilon = 1e-5f, float Momentum = 0.1f,
+    NormActivation Activation = NormActivation.None)
 {
+    /// <summary>Upper clamp of the fused activation (ReLU: none, ReLU6: 6).</summary>
+    public float Cap => Activation == NormActivation.Relu6 ? 6f : float.PositiveInfinity;
+
     public long Size => (long)N * C * Spatial;
 }

@@ -92,6 +92,10 @@ public sealed class BatchNorm2d : Module
     public Tensor RunningVar { get; }
 
     public override Tensor Forward(Tensor x) => Ops.BatchNorm(x, Gamma, Beta, RunningMean, RunningVar, Training, Epsilon, Momentum, Name);
+
+    /// <summary>Batch norm followed by an activation in the same pass (ReLU or ReLU6 after a convolution).</summary>
+    public Tensor Forward(Tensor x, NormActivation activation) =>
+        Ops.BatchNorm(x, Gamma, Beta, RunningMean, RunningVar, Training, Epsilon, Momentum, Name, activation);
 }
 
 /// <summary>Inverted dropout in training mode, identity in evaluation. Each training call uses a fresh mask

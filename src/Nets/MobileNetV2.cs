@@ -49,8 +49,8 @@ public sealed class InvertedResidual : Module
     public override Tensor Forward(Tensor x)
     {
         var h = x;
-        if (_expand != null) h = Ops.Relu6(_expandBn!.Forward(_expand.Forward(h)));
-        h = Ops.Relu6(_depthwiseBn.Forward(_depthwise.Forward(h)));
+        if (_expand != null) h = _expandBn!.Forward(_expand.Forward(h), NormActivation.Relu6);
+        h = _depthwiseBn.Forward(_depthwise.Forward(h), NormActivation.Relu6);
         h = _projectBn.Forward(_project.Forward(h));
         return _residual ? Ops.Add(h, x) : h;
     }
@@ -99,9 +99,9 @@ public sealed class MobileNetV2 : Classifier
 
     public override Tensor Features(Tensor x)
     {
-        var h = Ops.Relu6(_stemBn.Forward(_stem.Forward(x)));
+        var h = _stemBn.Forward(_stem.Forward(x), NormActivation.Relu6);
         foreach (var block in _blocks) h = block.Forward(h);
-        h = Ops.Relu6(_lastBn.Forward(_last.Forward(h)));
+        h = _lastBn.Forward(_last.Forward(h), NormActivation.Relu6);
         return _dropout.Forward(Ops.GlobalAvgPool(h));
     }
 }

@@ -43,7 +43,7 @@ public sealed class BasicBlock : Module
 
     public override Tensor Forward(Tensor x)
     {
-        var h = Ops.Relu(_bn1.Forward(_conv1.Forward(x)));
+        var h = _bn1.Forward(_conv1.Forward(x), NormActivation.Relu);
         h = _bn2.Forward(_conv2.Forward(h));
         var shortcut = _projection == null ? x : _projectionBn!.Forward(_projection.Forward(x));
         return Ops.Relu(Ops.Add(h, shortcut));
@@ -87,7 +87,7 @@ public sealed class ResNet : Classifier
 
     public override Tensor Features(Tensor x)
     {
-        var h = Ops.Relu(_stemBn.Forward(_stem.Forward(x)));
+        var h = _stemBn.Forward(_stem.Forward(x), NormActivation.Relu);
         foreach (var block in _blocks) h = block.Forward(h);
         return Ops.GlobalAvgPool(h);
     }

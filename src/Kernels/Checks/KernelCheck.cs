@@ -492,25 +492,28 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
     {
         var specs = small ? new[] { new BatchNormSpec(3, 4, 5), new BatchNormSpec(7, 3, 1) }
                           : new[] { new BatchNormSpec(3, 4, 5), new BatchNormSpec(7, 3, 1), new BatchNormSpec(32, 16, 196) };
-        foreach (var spec in specs)
+        foreach (var plain in specs)
+            foreach (var act in new[] { NormActivation.None, NormActivation.Relu, NormActivation.Relu6 })
             foreach (bool training in new[] { true, false })
             {
+                var spec = plain with { Activation = act };
                 var x = Random((int)spec.Size, 90, 2f, 0.5f); var dyh = Random((int)spec.Size, 91);
-                var gamma = Random(spec.C, 92, 0.5f, 1f); var beta = Random(spec.C, 93);
+                // ReLU6 needs outputs above 6 too: larger gammas.
+                var gamma = Random(spec.C, 92, act == NormActivation.Relu6 ? 3f : 0.5f, act == NormActivation.Relu6 ? 4f : 1f); var beta = Random(spec.C, 93);
                 var rm = Random(spec.C, 94, 0.2f); var rv = Random(spec.C, 95, 0.3f, 1f);
                 using var dx = Up(x); using var dg = Up(gamma); using var db = Up(beta); using var y = backend.Allocate(x.Length);
                 using var mean = backend.Allocate(spec.C); using var inv = backend.Allocate(spec.C); using var drm = Up(rm); using var drv = Up(rv);
                 backend.BatchNorm(spec, dx, dg, db, y, mean, inv, drm, drv, training);
                 var r = ReferenceOps.BatchNorm(spec, x, gamma, beta, rm, rv, training);
-                string name = $"N={spec.N} C={spec.C} spatial={spec.Spatial} {(training ? "train" : "eval")}";
+                string name = $"N={spec.N} C={spec.C} spatial={spec.Spatial} {(training ? "train" : "eval")}{(act == NormActivation.None ? "" : " + " + act)}";
                 Compare("batchnorm", "y " + name, y.ToArray(), r.Y, 1e-5, 1e-4);
                 Compare("batchnorm", "mean " + name, mean.ToArray(), r.Mean, 1e-6, 1e-5);
                 Compare("batchnorm", "invstd " + name, inv.ToArray(), r.InvStd, 1e-6, 1e-5);
                 Compare("batchnorm", "running mean " + name, drm.ToArray(), r.RunMean, 1e-6, 1e-5);
                 Compare("batchnorm", "running var " + name, drv.ToArray(), r.RunVar, 1e-6, 1e-5);
-                var e = ReferenceOps.BatchNormBackward(spec, x, dyh, gamma, rm, rv, training);
+                var e = ReferenceOps.BatchNormBackward(spec, x, dyh, gamma, rm, rv, training, beta);
                 using var gy = Up(dyh); using var gx = backend.Allocate(x.Length); using var gg = backend.Allocate(spec.C); using var gb = backend.Allocate(spec.C);
-                backend.BatchNormBackward(spec, dx, gy, dg, mean, inv, gx, gg, gb, training, accumulate: false);
+                backend.BatchNormBackward(spec, dx, gy, dg, mean, inv, gx, gg, gb, training, accumulate: false, y);
                 Compare("batchnorm", "input grad " + name, gx.ToArray(), e.Dx, 1e-5, 1e-4);
                 Compare("batchnorm", "gamma grad " + name, gg.ToArray(), e.DGamma, 1e-5 * spec.N * spec.Spatial, 1e-4);
                 Compare("batchnorm", "beta grad " + name, gb.ToArray(), e.DBeta, 1e-5 * spec.N * spec.Spatial, 1e-4);

@@ -862,7 +862,8 @@ public unsafe partial class CpuBackend
                 for (int n = 0; n < spec.N; n++)
                 {
                     long o = ((long)n * spec.C + c) * spec.Spatial;
-                    ScaleShift(xp + o, yp + o, a, b, spec.Spatial);
+                    if (spec.Activation == NormActivation.None) ScaleShift(xp + o, yp + o, a, b, spec.Spatial);
+                    else ScaleShiftClamp(xp + o, yp + o, a, b, spec.Spatial, spec.Cap);
                 }
             }
         });
@@ -912,6 +913,55 @@ public unsafe partial class CpuBackend
         }
     }
 
+    /// <summary>y = min(max(x a + b, 0), cap): batch norm with a fused ReLU (cap = infinity) or ReLU6.</summary>
+    static void ScaleShiftClamp(float* x, float* y, float a, float b, int n, float cap)
+    {
+        int i = 0;
+        var va = Vector256.Create(a); var vb = Vector256.Create(b); var vcap = Vector256.Create(cap);
+        for (; i <= n - 8; i += 8)
+            Vector256.Store(Vector256.Min(Vector256.Max(Vector256.FusedMultiplyAdd(Vector256.Load(x + i), va, vb), Vector256<float>.Zero), vcap), y + i);
+        for (; i < n; i++) y[i] = Math.Min(Math.Max(MathF.FusedMultiplyAdd(x[i], a, b), 0f), cap);
+    }
+
+    /// <summary>dy where the fused activation passed its input (0 &lt; y &lt; cap), else 0.</summary>
+    static Vector256<float> Masked(Vector256<float> g, Vector256<float> y, Vector256<float> cap) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(y, Vector256<float>.Zero) & Vector256.LessThan(y, cap), g, Vector256<float>.Zero);
+
+    /// <summary>(sum g, sum g (x - mean)) over one row, g masked by the fused activation's output y.</summary>
+    static (double, double) GradSumsMasked(float* g, float* x, float* y, int n, float mean, float cap)
+    {
+        int i = 0;
+        var sg = Vector256<float>.Zero; var sx = Vector256<float>.Zero; var vm = Vector256.Create(mean); var vcap = Vector256.Create(cap);
+        for (; i <= n - 8; i += 8)
+        {
+            var gv = Masked(Vector256.Load(g + i), Vector256.Load(y + i), vcap);
+            sg += gv;
+            sx = Vector256.FusedMultiplyAdd(gv, Vector256.Load(x + i) - vm, sx);
+        }
+        double a = Vector256.Sum(sg), b = Vector256.Sum(sx);
+        for (; i < n; i++) { float gi = y[i] > 0f && y[i] < cap ? g[i] : 0f; a += gi; b += gi * (x[i] - mean); }
+        return (a, b);
+    }
+
+    static void BatchNormGradRowMasked(float* g, float* x, float* y, float* dx, int n, float a1, float a2, float a3, float cap, bool accumulate)
+    {
+        int i = 0;
+        var v1 = Vector256.Create(a1); var v2 = Vector256.Create(a2); var v3 = Vector256.Create(a3); var vcap = Vector256.Create(cap);
+        for (; i <= n - 8; i += 8)
+        {
+            var gv = Masked(Vector256.Load(g + i), Vector256.Load(y + i), vcap);
+            var v = Vector256.FusedMultiplyAdd(gv, v1, Vector256.FusedMultiplyAdd(Vector256.Load(x + i), v2, v3));
+            if (accumulate) v += Vector256.Load(dx + i);
+            Vector256.Store(v, dx + i);
+        }
+        for (; i < n; i++)
+        {
+            float gi = y[i] > 0f && y[i] < cap ? g[i] : 0f;
+            float v = gi * a1 + x[i] * a2 + a3;
+            dx[i] = accumulate ? dx[i] + v : v;
+        }
+    }
+
     static void ScaleShift(float* x, float* y, float a, float b, int n)
     {
         int i = 0;
@@ -921,10 +971,14 @@ public unsafe partial class CpuBackend
     }
 
     protected override void BatchNormBackwardCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
-        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate)
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,
+        DeviceBuffer<float>? y)
     {
         var spec = s;
         float* xp = P(x), gp = P(dy), gam = P(gamma), mp = P(saveMean), ip = P(saveInvStd), dxp = P(dx), dgp = P(dGamma), dbp = P(dBeta);
+        float* yp = y == null ? null : P(y);
+        bool masked = spec.Activation != NormActivation.None;
+        float cap = spec.Cap;
         long m = (long)s.N * s.Spatial;
         _parallel.For(s.C, m * 6, (c0, c1) =>
         {
@@ -936,7 +990,7 @@ public unsafe partial class CpuBackend
                 for (int n = 0; n < spec.N; n++)
                 {
                     long o = ((long)n * spec.C + c) * spec.Spatial;
-                    var (a, b) = GradSums(gp + o, xp + o, spec.Spatial, mean);
+                    var (a, b) = masked ? GradSumsMasked(gp + o, xp + o, yp + o, spec.Spatial, mean, cap) : GradSums(gp + o, xp + o, spec.Spatial, mean);
                     sdy += a; sdx += b;
                 }
                 dbp[c] = (float)sdy;
@@ -950,7 +1004,8 @@ public unsafe partial class CpuBackend
                 for (int n = 0; n < spec.N; n++)
                 {
                     long o = ((long)n * spec.C + c) * spec.Spatial;
-                    BatchNormGradRow(gp + o, xp + o, dxp + o, spec.Spatial, a1, a2, a3, accumulate);
+                    if (masked) BatchNormGradRowMasked(gp + o, xp + o, yp + o, dxp + o, spec.Spatial, a1, a2, a3, cap, accumulate);
+                    else BatchNormGradRow(gp + o, xp + o, dxp + o, spec.Spatial, a1, a2, a3, accumulate);
                 }
             }
         });

@@ -36,7 +36,8 @@ public sealed partial class IlgpuBackend : BackendBase
     Action<Index1D, FView, IView, IView, int, int>? _topK;
     Action<Index1D, IView, IView, IView, int>? _confusion;
     Action<Index1D, FView, FView, FView, ConvParams>? _convForward, _convBackwardInput, _convBackwardWeight;
-    Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>? _batchNorm, _batchNormBackward;
+    Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>? _batchNorm;
+    Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>? _batchNormBackward;
     Action<Index1D, FView, FView, IView, PoolParams, int>? _pool;
     Action<Index1D, FView, IView, FView, PoolParams>? _poolBackward;
     Action<Index1D, FView, FView, float, ulong>? _dropout;
@@ -223,13 +224,13 @@ public sealed partial class IlgpuBackend : BackendBase
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training) =>
         (_batchNorm ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNorm))
             (RowConfig(s.C), V(x), V(gamma), V(beta), V(y), V(saveMean), V(saveInvStd), V(runningMean), V(runningVar),
-             new NormParams(s.N, s.C, s.Spatial, s.Epsilon, s.Momentum, training ? 1 : 0, 0));
+             NormParams.From(s, training, false));
 
     protected override void BatchNormBackwardCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
-        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate) =>
-        (_batchNormBackward ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNormBackward))
-            (RowConfig(s.C), V(x), V(dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dGamma), V(dBeta),
-             new NormParams(s.N, s.C, s.Spatial, s.Epsilon, s.Momentum, training ? 1 : 0, accumulate ? 1 : 0));
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,
+        DeviceBuffer<float>? y) =>
+        (_batchNormBackward ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNormBackward))
+            (RowConfig(s.C), V(x), V(dy), V(y ?? dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dGamma), V(dBeta), NormParams.From(s, training, accumulate));
 
     protected override void Pool2dCore(in PoolSpec s, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax) =>
         (_pool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, IView, PoolParams, int>(IlgpuConvKernels.Pool))

@@ -19,7 +19,11 @@ public readonly record struct PoolParams(int Max, int N, int C, int H, int W, in
         new(s.Op == PoolOp.Max ? 1 : 0, s.N, s.C, s.H, s.W, s.Kernel, s.Stride, s.Pad, s.OutH, s.OutW, accumulate ? 1 : 0);
 }
 
-public readonly record struct NormParams(int N, int C, int Spatial, float Epsilon, float Momentum, int Training, int Accumulate);
+public readonly record struct NormParams(int N, int C, int Spatial, float Epsilon, float Momentum, int Training, int Accumulate, int Activation, float Cap)
+{
+    public static NormParams From(in BatchNormSpec s, bool training, bool accumulate) =>
+        new(s.N, s.C, s.Spatial, s.Epsilon, s.Momentum, training ? 1 : 0, accumulate ? 1 : 0, (int)s.Activation, s.Cap);
+}
 
 /// <summary>ILGPU kernels for convolution, batch norm, pooling and dropout. Convolutions are direct: one thread
 /// per output element (forward), per input element (input gradient, a gather, so no atomics) and per weight
@@ -126,16 +130,24 @@ internal static class IlgpuConvKernels
         else { mean = runMean[c]; invStd = 1f / MathF.Sqrt(runVar[c] + p.Epsilon); }
         if (Group.IdxX == 0) { saveMean[c] = mean; saveInvStd[c] = invStd; }
         float a = gamma[c] * invStd, b = beta[c] - mean * a;
-        for (long j = Group.IdxX; j < m; j += Group.DimX) { long o = Offset(p, c, j); y[o] = x[o] * a + b; }
+        for (long j = Group.IdxX; j < m; j += Group.DimX)
+        {
+            long o = Offset(p, c, j);
+            float v = x[o] * a + b;
+            y[o] = p.Activation != 0 ? XMath.Min(XMath.Max(v, 0f), p.Cap) : v;
+        }
     }
 
-    public static void BatchNormBackward(FView x, FView dy, FView gamma, FView saveMean, FView saveInvStd, FView dx, FView dGamma, FView dBeta, NormParams p)
+    /// <summary>dy, or 0 where the fused activation clamped its input (y is the forward output).</summary>
+    static float MaskedGrad(FView dy, FView y, long o, NormParams p) => p.Activation == 0 || (y[o] > 0f && y[o] < p.Cap) ? dy[o] : 0f;
+
+    public static void BatchNormBackward(FView x, FView dy, FView y, FView gamma, FView saveMean, FView saveInvStd, FView dx, FView dGamma, FView dBeta, NormParams p)
     {
         int c = Grid.IdxX;
         long m = (long)p.N * p.Spatial;
         float mean = saveMean[c], invStd = saveInvStd[c];
         float sdy = 0f, sdx = 0f;
-        for (long j = Group.IdxX; j < m; j += Group.DimX) { long o = Offset(p, c, j); sdy += dy[o]; sdx += dy[o] * (x[o] - mean); }
+        for (long j = Group.IdxX; j < m; j += Group.DimX) { long o = Offset(p, c, j); float g = MaskedGrad(dy, y, o, p); sdy += g; sdx += g * (x[o] - mean); }
         sdy = GroupExtensions.AllReduce<float, AddFloat>(sdy);
         sdx = GroupExtensions.AllReduce<float, AddFloat>(sdx);
         if (Group.IdxX == 0) { dBeta[c] = sdy; dGamma[c] = sdx * invStd; }
@@ -144,7 +156,7 @@ internal static class IlgpuConvKernels
         for (long j = Group.IdxX; j < m; j += Group.DimX)
         {
             long o = Offset(p, c, j);
-            float v = k * (dy[o] - mdy - (x[o] - mean) * cx);
+            float v = k * (MaskedGrad(dy, y, o, p) - mdy - (x[o] - mean) * cx);
             dx[o] = p.Accumulate != 0 ? dx[o] + v : v;
         }
     }

@@ -296,16 +296,31 @@ public static class ReferenceOps
                 for (int i = 0; i < s.Spatial; i++)
                 {
                     int o = (n * s.C + c) * s.Spatial + i;
-                    y[o] = (x[o] - mu) * inv[c] * gamma[c] + beta[c];
+                    y[o] = Activate(s, (x[o] - mu) * inv[c] * gamma[c] + beta[c]);
                 }
         }
         return (y, mean, inv, rm, rv);
     }
 
-    /// <summary>Batch-norm gradients in float64 for output gradient dy.</summary>
-    public static (double[] Dx, double[] DGamma, double[] DBeta) BatchNormBackward(in BatchNormSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> dy,
-        ReadOnlySpan<float> gamma, ReadOnlySpan<float> runMean, ReadOnlySpan<float> runVar, bool training)
+    static double Activate(in BatchNormSpec s, double v) => s.Activation switch
     {
+        NormActivation.Relu => Math.Max(v, 0),
+        NormActivation.Relu6 => Math.Clamp(v, 0, 6),
+        _ => v,
+    };
+
+    /// <summary>Batch-norm gradients in float64 for output gradient dy; with a fused activation, dy is masked where
+    /// the pre-activation (recomputed from beta) lies outside the activation's linear range.</summary>
+    public static (double[] Dx, double[] DGamma, double[] DBeta) BatchNormBackward(in BatchNormSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> dyIn,
+        ReadOnlySpan<float> gamma, ReadOnlySpan<float> runMean, ReadOnlySpan<float> runVar, bool training, ReadOnlySpan<float> beta = default)
+    {
+        var dy = new double[s.Size];
+        for (int i = 0; i < dy.Length; i++) dy[i] = dyIn[i];
+        if (s.Activation != NormActivation.None)
+        {
+            var (pre, _, _, _, _) = BatchNorm(s with { Activation = NormActivation.None }, x, gamma, beta, runMean, runVar, training);
+            for (int i = 0; i < dy.Length; i++) if (!(pre[i] > 0 && pre[i] < s.Cap)) dy[i] = 0;
+        }
         var dx = new double[s.Size];
         double[] dg = new double[s.C], db = new double[s.C];
         long m = (long)s.N * s.Spatial;
