@@ -9,7 +9,7 @@ namespace LsKd.Tests;
 /// evaluation, max and average pooling, global average pooling and dropout.</summary>
 public partial class GradientCheckTests
 {
-    static IEnumerable<TestCaseData> ConvCases() => ForBackends("3x3-pad", "3x3-stride2", "groups2", "depthwise", "depthwise-stride2", "1x1");
+    static IEnumerable<TestCaseData> ConvCases() => ForBackends("3x3-pad", "3x3-stride2", "groups2", "depthwise", "depthwise-stride2", "1x1", "1x1-stride2");
 
     [TestCaseSource(nameof(ConvCases))]
     public void Conv(string backend, string kind)
@@ -21,6 +21,7 @@ public partial class GradientCheckTests
             "groups2" => new ConvSpec(2, 4, 5, 5, 6, 3, 3, 1, 1, 2),
             "depthwise" => new ConvSpec(2, 3, 5, 5, 3, 3, 3, 1, 1, 3),
             "depthwise-stride2" => new ConvSpec(2, 3, 7, 6, 3, 3, 3, 2, 1, 3),
+            "1x1-stride2" => new ConvSpec(2, 3, 5, 5, 4, 1, 1, 2, 0),
             _ => new ConvSpec(2, 3, 4, 4, 5, 1, 1),
         };
         int[] xs = [s.N, s.C, s.H, s.W], ws = [s.K, s.CPerGroup, s.R, s.S];

@@ -296,7 +296,7 @@ public abstract class BackendBase : IBackend
             Fits(this, x, spec.InputSize, "x"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, y, spec.OutputSize, "y");
             if (spec.N > 0) Conv2dCore(spec, x, weight, y);
         }
-        finally { OpProfiler.Stop("Conv2d", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2d {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart); }
     }
 
     public void Conv2dBackwardInput(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
@@ -308,7 +308,7 @@ public abstract class BackendBase : IBackend
             Fits(this, dy, spec.OutputSize, "dy"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, dx, spec.InputSize, "dx");
             if (spec.N > 0) Conv2dBackwardInputCore(spec, dy, weight, dx, accumulate);
         }
-        finally { OpProfiler.Stop("Conv2dBackwardInput", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2dBackwardInput {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart); }
     }
 
     public void Conv2dBackwardWeight(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
@@ -321,7 +321,7 @@ public abstract class BackendBase : IBackend
             if (spec.N > 0) Conv2dBackwardWeightCore(spec, x, dy, dw, accumulate);
             else if (!accumulate) Fill(dw, 0, (int)spec.WeightSize, 0f);
         }
-        finally { OpProfiler.Stop("Conv2dBackwardWeight", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2dBackwardWeight {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart); }
     }
 
     public void BatchNorm(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
@@ -336,7 +336,7 @@ public abstract class BackendBase : IBackend
             Fits(this, runningMean, spec.C, "runningMean"); Fits(this, runningVar, spec.C, "runningVar");
             if (spec.Size > 0) BatchNormCore(spec, x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, training);
         }
-        finally { OpProfiler.Stop("BatchNorm", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"BatchNorm {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}", profileStart); }
     }
 
     public void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
@@ -357,7 +357,7 @@ public abstract class BackendBase : IBackend
             }
             if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate, y);
         }
-        finally { OpProfiler.Stop("BatchNormBackward", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"BatchNormBackward {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}", profileStart); }
     }
 
     static void CheckBatchNorm(in BatchNormSpec s, bool training)

@@ -450,6 +450,8 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
         yield return new ConvSpec(1, 2, 8, 6, 3, 5, 3, 1, 0);
         yield return new ConvSpec(2, 3, 10, 9, 4, 3, 3, 2, 1);
         yield return new ConvSpec(2, 4, 8, 8, 6, 1, 1, 2, 0);
+        yield return new ConvSpec(2, 4, 7, 9, 6, 1, 1, 2, 0);        // strided 1x1 on odd sizes
+        yield return new ConvSpec(2, 4, 7, 7, 6, 1, 1, 3, 0, 2);     // stride 3, groups
         yield return new ConvSpec(2, 2, 11, 11, 3, 5, 5, 2, 2);
         // 16 and 32 output channels (and 16 input channels, for the input gradient) take the direct 16-row kernel.
         yield return new ConvSpec(2, 3, 9, 7, 16, 3, 3, 1, 1);

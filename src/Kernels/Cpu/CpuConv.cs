@@ -51,10 +51,55 @@ public unsafe partial class CpuBackend
 
     static bool IsPointwise(in ConvSpec s) => s.R == 1 && s.S == 1 && s.Stride == 1 && s.Pad == 0;
 
+    /// <summary>A 1x1 convolution with stride > 1 (a ResNet projection shortcut) reads only every stride-th pixel:
+    /// it runs as a stride-1 pointwise GEMM on the subsampled input instead of through the general grid.</summary>
+    static bool IsStridedPointwise(in ConvSpec s) => s.R == 1 && s.S == 1 && s.Stride > 1 && s.Pad == 0 && !s.IsDepthwise;
+
+    static ConvSpec Subsampled(in ConvSpec s) => new(s.N, s.C, s.OutH, s.OutW, s.K, 1, 1, 1, 0, s.Groups);
+
+    CpuBuffer<float>? _subsampleScratch;
+
+    /// <summary>A reusable [N, C, OutH, OutW] buffer for strided pointwise convolutions.</summary>
+    CpuBuffer<float> SubsampleScratch(in ConvSpec s)
+    {
+        int size = checked(s.N * s.C * s.OutH * s.OutW);
+        if (_subsampleScratch == null || _subsampleScratch.Length < size) _subsampleScratch = new CpuBuffer<float>(this, size);
+        return _subsampleScratch;
+    }
+
+    /// <summary>xs[n, c, i, j] = x[n, c, i stride, j stride] (gather), or dx[n, c, i stride, j stride] (+)= xs (scatter;
+    /// without accumulate the other positions of dx are zeroed).</summary>
+    void Subsample(in ConvSpec s, float* x, float* xs, bool scatter, bool accumulate)
+    {
+        var spec = s;
+        int planes = s.N * s.C;
+        _parallel.For(planes, (long)s.H * s.W, (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                float* plane = x + (long)p * spec.H * spec.W, sub = xs + (long)p * spec.OutH * spec.OutW;
+                if (scatter && !accumulate) new Span<float>(plane, spec.H * spec.W).Clear();
+                for (int i = 0; i < spec.OutH; i++)
+                {
+                    float* row = plane + (long)i * spec.Stride * spec.W, subRow = sub + (long)i * spec.OutW;
+                    if (scatter) for (int j = 0; j < spec.OutW; j++) row[j * spec.Stride] += subRow[j];
+                    else for (int j = 0; j < spec.OutW; j++) subRow[j] = row[j * spec.Stride];
+                }
+            }
+        });
+    }
+
     protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
     {
         if (s.IsDepthwise && s.Stride == 1) { DepthwiseShifted(s, P(x), P(weight), P(y), accumulate: false, flip: false); return; }
         if (s.IsDepthwise) { DepthwiseForward(s, P(x), P(weight), P(y)); return; }
+        if (IsStridedPointwise(s))
+        {
+            var xs = SubsampleScratch(s);
+            Subsample(s, P(x), xs.Pointer, scatter: false, accumulate: false);
+            Forward(Subsampled(s), xs.Pointer, P(weight), P(y), 0f);
+            return;
+        }
         Forward(s, P(x), P(weight), P(y), 0f);
     }
 
@@ -497,6 +542,13 @@ public unsafe partial class CpuBackend
             return;
         }
         if (s.IsDepthwise) { DepthwiseBackwardInput(s, P(dy), P(weight), P(dx), accumulate); return; }
+        if (IsStridedPointwise(s))
+        {
+            var dxs = SubsampleScratch(s);
+            Conv2dBackwardInputCore(Subsampled(s), dy, weight, dxs, accumulate: false);
+            Subsample(s, P(dx), dxs.Pointer, scatter: true, accumulate);
+            return;
+        }
         if (s.Stride == 1 && s.R == s.S && s.Pad <= s.R - 1 && !IsPointwise(s))
         {
             var flipped = FlipTranspose(s, P(weight));
@@ -535,6 +587,13 @@ public unsafe partial class CpuBackend
     {
         if (s.IsDepthwise && s.Stride == 1) { DepthwiseShiftedWeightGrad(s, P(x), P(dy), P(dw), accumulate); return; }
         if (s.IsDepthwise) { DepthwiseBackwardWeight(s, P(x), P(dy), P(dw), accumulate); return; }
+        if (IsStridedPointwise(s))
+        {
+            var xs = SubsampleScratch(s);
+            Subsample(s, P(x), xs.Pointer, scatter: false, accumulate: false);
+            Conv2dBackwardWeightCore(Subsampled(s), xs, dy, dw, accumulate);
+            return;
+        }
         if (ConvGrid.Supports(s) && Vector512.IsHardwareAccelerated && Grid(s) is { } grid)
         {
             GridWeightGrad(s, grid, P(x), P(dy), P(dw), accumulate);
