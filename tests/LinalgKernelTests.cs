@@ -104,6 +104,30 @@ public class LinalgKernelTests
         }
     }
 
+    /// <summary>A repeated eigenvalue (2 I + u u^T: 2 eight times, 2 + |u|^2 once) and a zero matrix: eigenvectors are
+    /// not unique there, so the checks are the values, orthonormality and A v = lambda v.</summary>
+    [TestCaseSource(nameof(BackendNames))]
+    public void SymmetricEigenHandlesRepeatedEigenvalues(string backend)
+    {
+        var be = Backends.Get(backend);
+        int d = 9;
+        var u = Vector<double>.Build.Dense(d, i => 0.5 + 0.1 * i);
+        foreach (var a in new[] { 2 * Matrix<double>.Build.DenseIdentity(d) + u.OuterProduct(u), Matrix<double>.Build.Dense(d, d) })
+        {
+            using var da = be.Allocate(d * d); da.Upload(RowMajor(a));
+            using var values = be.Allocate(d); using var vectors = be.Allocate(d * d);
+            be.SymmetricEigen(da, values, vectors, d);
+            var got = values.ToArray(); var vec = FromRowMajor(vectors.ToArray(), d, d);
+            var expected = a.Evd(Symmetricity.Symmetric).EigenValues.Select(c => c.Real).OrderByDescending(v => v).ToArray();
+            for (int k = 0; k < d; k++)
+            {
+                Assert.That(got[k], Is.EqualTo(expected[k]).Within(1e-5 * (1 + Math.Abs(expected[0]))), $"eigenvalue {k}");
+                Assert.That((a * vec.Row(k) - got[k] * vec.Row(k)).L2Norm(), Is.LessThan(1e-4 * (1 + Math.Abs(expected[0]))), $"A v = lambda v for {k}");
+            }
+            Assert.That((vec * vec.Transpose() - Matrix<double>.Build.DenseIdentity(d)).Enumerate().Max(Math.Abs), Is.LessThan(1e-5), "orthonormal");
+        }
+    }
+
     /// <summary>PCA's axes against MathNet's SVD of the centred data (right singular vectors, up to sign) and its
     /// variances against s^2 / (n - 1).</summary>
     [TestCaseSource(nameof(BackendNames))]

@@ -136,7 +136,8 @@ public interface IBackend : IDisposable
     /// <summary>Centring and covariance of x [n, d]: mean[j] = column mean, cov [d, d] = (x - mean)^T (x - mean) / (n - 1).</summary>
     void Covariance(DeviceBuffer<float> x, DeviceBuffer<float> mean, DeviceBuffer<float> cov, int n, int d);
 
-    /// <summary>Eigen-decomposition of a symmetric a [d, d] by parallel cyclic Jacobi rotations in float64:
+    /// <summary>Eigen-decomposition of a symmetric a [d, d] in float64 (CPU: Householder tridiagonalisation and
+    /// implicit QL; ILGPU: parallel cyclic Jacobi rotations):
     /// eigenvalues [d] in descending order, eigenvectors [d, d] with row k the unit eigenvector of eigenvalue k,
     /// signed so that its largest-magnitude component is positive. a is left unchanged.</summary>
     void SymmetricEigen(DeviceBuffer<float> a, DeviceBuffer<float> eigenvalues, DeviceBuffer<float> eigenvectors, int d);

@@ -202,61 +202,152 @@ public unsafe partial class CpuBackend
         return norms.Sum();
     }
 
-    /// <summary>Parallel cyclic Jacobi in float64. Each round rotates D/2 disjoint pairs: rows p, q of A (J^T A),
-    /// then columns p, q of every row (A J), and rows p, q of V^T (the eigenvectors, kept as rows so the update
-    /// is contiguous). Sweeps stop when the off-diagonal norm falls below 1e-13 of the total.</summary>
+    /// <summary>
+    /// Symmetric eigen-decomposition in float64 by Householder reduction to tridiagonal form followed by the
+    /// implicit QL algorithm (the EISPACK tred2/tql2 pair, O(d^3) with a small constant; the ILGPU backend uses
+    /// parallel Jacobi instead, which suits a GPU). The QL rotations act on rows of V^T, so they are contiguous
+    /// four-lane updates.
+    /// </summary>
     protected override void SymmetricEigenCore(DeviceBuffer<float> a, DeviceBuffer<float> eigenvalues, DeviceBuffer<float> eigenvectors, int d)
     {
         float* ap = P(a);
-        var A = new double[d * d];
-        for (int i = 0; i < d * d; i++) A[i] = ap[i];
-        var Vt = new double[d * d];
-        for (int i = 0; i < d; i++) Vt[i * d + i] = 1;
-        double total = 0;
-        foreach (double x in A) total += x * x;
-        int padded = Jacobi.PaddedSize(d), pairs = padded / 2;
-        var ps = new int[pairs]; var qs = new int[pairs]; var cs = new double[pairs]; var ss = new double[pairs];
-        for (int sweep = 0; sweep < Jacobi.MaxSweeps; sweep++)
-        {
-            double off = 0;
-            for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) if (i != j) off += A[i * d + j] * A[i * d + j];
-            if (off <= Jacobi.RelativeTolerance * Jacobi.RelativeTolerance * total) break;
-            for (int round = 0; round < padded - 1; round++)
-            {
-                for (int k = 0; k < pairs; k++)
-                {
-                    Jacobi.Pair(padded, round, k, out ps[k], out qs[k]);
-                    if (qs[k] >= d) { cs[k] = 1; ss[k] = 0; continue; }
-                    Jacobi.Rotation(A[ps[k] * d + ps[k]], A[qs[k] * d + qs[k]], A[ps[k] * d + qs[k]], out cs[k], out ss[k]);
-                }
-                _parallel.For(pairs, 4L * d, (k0, k1) =>
-                {
-                    for (int k = k0; k < k1; k++)
-                    {
-                        if (qs[k] >= d || ss[k] == 0) continue;
-                        RotateRows(A, d, ps[k], qs[k], cs[k], ss[k]);
-                        RotateRows(Vt, d, ps[k], qs[k], cs[k], ss[k]);
-                    }
-                });
-                _parallel.For(d, 4L * pairs, (l0, l1) =>
-                {
-                    for (int l = l0; l < l1; l++)
-                    {
-                        int row = l * d;
-                        for (int k = 0; k < pairs; k++)
-                        {
-                            if (qs[k] >= d || ss[k] == 0) continue;
-                            double x = A[row + ps[k]], y = A[row + qs[k]];
-                            A[row + ps[k]] = cs[k] * x - ss[k] * y;
-                            A[row + qs[k]] = ss[k] * x + cs[k] * y;
-                        }
-                    }
-                });
-            }
-        }
+        var v = new double[d * d];
+        for (int i = 0; i < d * d; i++) v[i] = ap[i];
+        var diag = new double[d]; var off = new double[d];
+        Tridiagonalize(v, diag, off, d);
+        var vt = new double[d * d];                       // rows = the basis vectors
+        for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) vt[j * d + i] = v[i * d + j];
+        TridiagonalQl(vt, diag, off, d);
         float* vp = P(eigenvalues), ep = P(eigenvectors);
-        for (int i = 0; i < d; i++) vp[i] = (float)A[i * d + i];
-        for (int i = 0; i < d * d; i++) ep[i] = (float)Vt[i];
+        for (int i = 0; i < d; i++) vp[i] = (float)diag[i];
+        for (int i = 0; i < d * d; i++) ep[i] = (float)vt[i];
+    }
+
+    /// <summary>Householder tridiagonalisation of the symmetric v (overwritten by the accumulated orthogonal
+    /// transformation, columns = basis): diag and off receive the tridiagonal matrix (off[0] = 0).</summary>
+    static void Tridiagonalize(double[] v, double[] diag, double[] off, int n)
+    {
+        for (int j = 0; j < n; j++) diag[j] = v[(n - 1) * n + j];
+        for (int i = n - 1; i > 0; i--)
+        {
+            double scale = 0, h = 0;
+            for (int k = 0; k < i; k++) scale += Math.Abs(diag[k]);
+            if (scale == 0)
+            {
+                off[i] = diag[i - 1];
+                for (int j = 0; j < i; j++) { diag[j] = v[(i - 1) * n + j]; v[i * n + j] = 0; v[j * n + i] = 0; }
+            }
+            else
+            {
+                for (int k = 0; k < i; k++) { diag[k] /= scale; h += diag[k] * diag[k]; }
+                double f = diag[i - 1], g = Math.Sqrt(h);
+                if (f > 0) g = -g;
+                off[i] = scale * g;
+                h -= f * g;
+                diag[i - 1] = f - g;
+                for (int j = 0; j < i; j++) off[j] = 0;
+                for (int j = 0; j < i; j++)
+                {
+                    f = diag[j];
+                    v[j * n + i] = f;
+                    g = off[j] + v[j * n + j] * f;
+                    for (int k = j + 1; k <= i - 1; k++) { g += v[k * n + j] * diag[k]; off[k] += v[k * n + j] * f; }
+                    off[j] = g;
+                }
+                f = 0;
+                for (int j = 0; j < i; j++) { off[j] /= h; f += off[j] * diag[j]; }
+                double hh = f / (h + h);
+                for (int j = 0; j < i; j++) off[j] -= hh * diag[j];
+                for (int j = 0; j < i; j++)
+                {
+                    f = diag[j]; g = off[j];
+                    for (int k = j; k <= i - 1; k++) v[k * n + j] -= f * off[k] + g * diag[k];
+                    diag[j] = v[(i - 1) * n + j];
+                    v[i * n + j] = 0;
+                }
+            }
+            diag[i] = h;
+        }
+        // Accumulate the transformations.
+        for (int i = 0; i < n - 1; i++)
+        {
+            v[(n - 1) * n + i] = v[i * n + i];
+            v[i * n + i] = 1;
+            double h = diag[i + 1];
+            if (h != 0)
+            {
+                for (int k = 0; k <= i; k++) diag[k] = v[k * n + i + 1] / h;
+                for (int j = 0; j <= i; j++)
+                {
+                    double g = 0;
+                    for (int k = 0; k <= i; k++) g += v[k * n + i + 1] * v[k * n + j];
+                    for (int k = 0; k <= i; k++) v[k * n + j] -= g * diag[k];
+                }
+            }
+            for (int k = 0; k <= i; k++) v[k * n + i + 1] = 0;
+        }
+        for (int j = 0; j < n; j++) { diag[j] = v[(n - 1) * n + j]; v[(n - 1) * n + j] = 0; }
+        v[(n - 1) * n + n - 1] = 1;
+        off[0] = 0;
+    }
+
+    /// <summary>Implicit QL iterations with Wilkinson-style shifts on the tridiagonal (diag, off); vt's rows are
+    /// rotated along, ending as the eigenvectors; diag ends as the eigenvalues (unordered).</summary>
+    static void TridiagonalQl(double[] vt, double[] diag, double[] off, int n)
+    {
+        for (int i = 1; i < n; i++) off[i - 1] = off[i];
+        off[n - 1] = 0;
+        double shift = 0, norm = 0, eps = Math.Pow(2, -52);
+        for (int l = 0; l < n; l++)
+        {
+            norm = Math.Max(norm, Math.Abs(diag[l]) + Math.Abs(off[l]));
+            int m = l;
+            while (m < n - 1 && Math.Abs(off[m]) > eps * norm) m++;
+            if (m > l)
+            {
+                for (int iteration = 0; iteration < 60; iteration++)
+                {
+                    double g = diag[l];
+                    double p = (diag[l + 1] - g) / (2 * off[l]);
+                    double r = Hypot(p, 1);
+                    if (p < 0) r = -r;
+                    diag[l] = off[l] / (p + r);
+                    diag[l + 1] = off[l] * (p + r);
+                    double dl1 = diag[l + 1], h = g - diag[l];
+                    for (int i = l + 2; i < n; i++) diag[i] -= h;
+                    shift += h;
+                    p = diag[m];
+                    double c = 1, c2 = 1, c3 = 1, el1 = off[l + 1], s = 0, s2 = 0;
+                    for (int i = m - 1; i >= l; i--)
+                    {
+                        c3 = c2; c2 = c; s2 = s;
+                        g = c * off[i]; h = c * p;
+                        r = Hypot(p, off[i]);
+                        off[i + 1] = s * r;
+                        s = off[i] / r; c = p / r;
+                        p = c * diag[i] - s * g;
+                        diag[i + 1] = h + s * (c * g + s * diag[i]);
+                        // Columns i, i+1 of V are rows i, i+1 of V^T: (x, y) -> (c x - s y, s x + c y) with x = row i.
+                        RotateRows(vt, n, i, i + 1, c, s);
+                    }
+                    p = -s * s2 * c3 * el1 * off[l] / dl1;
+                    off[l] = s * p;
+                    diag[l] = c * p;
+                    if (Math.Abs(off[l]) <= eps * norm) break;
+                }
+            }
+            diag[l] += shift;
+            off[l] = 0;
+        }
+    }
+
+    static double Hypot(double a, double b)
+    {
+        double x = Math.Abs(a), y = Math.Abs(b);
+        if (x < y) (x, y) = (y, x);
+        if (x == 0) return 0;
+        double t = y / x;
+        return x * Math.Sqrt(1 + t * t);
     }
 
     /// <summary>Rows p and q of m become c m_p - s m_q and s m_p + c m_q (four float64 lanes at a time).</summary>
