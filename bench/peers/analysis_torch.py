@@ -44,7 +44,7 @@ def main():
         "distances to centroids": timed(lambda: torch.cdist(x, c, compute_mode="donot_use_mm_for_euclid_dist"), args.runs),
         "pairwise distances": timed(lambda: torch.cdist(x[:m], x[:m], compute_mode="donot_use_mm_for_euclid_dist"), args.runs),
         "Householder QR (Q and R)": timed(lambda: torch.linalg.qr(x, mode="reduced"), args.runs),
-        "PCA fit (centring, covariance, Jacobi eigen)": timed(pca, args.runs),
+        "PCA fit (centring, covariance, eigen)": timed(pca, args.runs),
         "  of which symmetric eigen": timed(lambda: torch.linalg.eigh(cov), args.runs),
     }
     for k, v in results.items():

@@ -53,7 +53,7 @@ internal static class AnalysisBench
             Row("distances to centroids", $"{n} x {classes}, dim {d}", () => be.PairwiseDistances(x, centroids, toCentroids, n, classes, d), 3.0 * n * classes * d, 0);
             Row("pairwise distances", $"{m} x {m}, dim {d}", () => be.PairwiseDistances(x, x, pairs, m, m, d), 3.0 * m * m * d, 0);
             Row("Householder QR (Q and R)", $"{n} x {d}", () => be.HouseholderQr(x, q, rr, n, d), 4.0 * n * d * d - 4.0 / 3 * d * d * d, 0);
-            Row("PCA fit (centring, covariance, Jacobi eigen)", $"{n} x {d} -> 2", () => Pca.Fit(be, x, n, d, 2), 2.0 * n * d * d, 0);
+            Row("PCA fit (centring, covariance, eigen)", $"{n} x {d} -> 2", () => Pca.Fit(be, x, n, d, 2), 2.0 * n * d * d, 0);
             using var cov = be.Allocate(d * d); using var mean = be.Allocate(d);
             be.Covariance(x, mean, cov, n, d);
             using var values = be.Allocate(d); using var vectors = be.Allocate(d * d);

@@ -214,20 +214,19 @@ public unsafe partial class CpuBackend
         var v = new double[d * d];
         for (int i = 0; i < d * d; i++) v[i] = ap[i];
         var diag = new double[d]; var off = new double[d];
-        Tridiagonalize(v, diag, off, d);
-        var vt = new double[d * d];                       // rows = the basis vectors
-        for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) vt[j * d + i] = v[i * d + j];
-        TridiagonalQl(vt, diag, off, d);
+        Tridiagonalize(v, diag, off, d);                  // v: rows = the basis vectors
+        TridiagonalQl(v, diag, off, d);
         float* vp = P(eigenvalues), ep = P(eigenvectors);
         for (int i = 0; i < d; i++) vp[i] = (float)diag[i];
-        for (int i = 0; i < d * d; i++) ep[i] = (float)vt[i];
+        for (int i = 0; i < d * d; i++) ep[i] = (float)v[i];
     }
 
-    /// <summary>Householder tridiagonalisation of the symmetric v (overwritten by the accumulated orthogonal
-    /// transformation, columns = basis): diag and off receive the tridiagonal matrix (off[0] = 0).</summary>
+    /// <summary>Householder tridiagonalisation of the symmetric v, stored transposed relative to the textbook
+    /// (EISPACK tred2) so every O(d^3) inner loop runs along a row; v is overwritten by the accumulated
+    /// orthogonal transformation with rows = basis vectors. diag and off receive the tridiagonal matrix.</summary>
     static void Tridiagonalize(double[] v, double[] diag, double[] off, int n)
     {
-        for (int j = 0; j < n; j++) diag[j] = v[(n - 1) * n + j];
+        for (int j = 0; j < n; j++) diag[j] = v[j * n + (n - 1)];
         for (int i = n - 1; i > 0; i--)
         {
             double scale = 0, h = 0;
@@ -235,7 +234,7 @@ public unsafe partial class CpuBackend
             if (scale == 0)
             {
                 off[i] = diag[i - 1];
-                for (int j = 0; j < i; j++) { diag[j] = v[(i - 1) * n + j]; v[i * n + j] = 0; v[j * n + i] = 0; }
+                for (int j = 0; j < i; j++) { diag[j] = v[j * n + (i - 1)]; v[j * n + i] = 0; v[i * n + j] = 0; }
             }
             else
             {
@@ -249,9 +248,9 @@ public unsafe partial class CpuBackend
                 for (int j = 0; j < i; j++)
                 {
                     f = diag[j];
-                    v[j * n + i] = f;
+                    v[i * n + j] = f;
                     g = off[j] + v[j * n + j] * f;
-                    for (int k = j + 1; k <= i - 1; k++) { g += v[k * n + j] * diag[k]; off[k] += v[k * n + j] * f; }
+                    for (int k = j + 1; k <= i - 1; k++) { g += v[j * n + k] * diag[k]; off[k] += v[j * n + k] * f; }
                     off[j] = g;
                 }
                 f = 0;
@@ -261,9 +260,9 @@ public unsafe partial class CpuBackend
                 for (int j = 0; j < i; j++)
                 {
                     f = diag[j]; g = off[j];
-                    for (int k = j; k <= i - 1; k++) v[k * n + j] -= f * off[k] + g * diag[k];
-                    diag[j] = v[(i - 1) * n + j];
-                    v[i * n + j] = 0;
+                    for (int k = j; k <= i - 1; k++) v[j * n + k] -= f * off[k] + g * diag[k];
+                    diag[j] = v[j * n + (i - 1)];
+                    v[j * n + i] = 0;
                 }
             }
             diag[i] = h;
@@ -271,23 +270,23 @@ public unsafe partial class CpuBackend
         // Accumulate the transformations.
         for (int i = 0; i < n - 1; i++)
         {
-            v[(n - 1) * n + i] = v[i * n + i];
+            v[i * n + (n - 1)] = v[i * n + i];
             v[i * n + i] = 1;
             double h = diag[i + 1];
             if (h != 0)
             {
-                for (int k = 0; k <= i; k++) diag[k] = v[k * n + i + 1] / h;
+                for (int k = 0; k <= i; k++) diag[k] = v[(i + 1) * n + k] / h;
                 for (int j = 0; j <= i; j++)
                 {
                     double g = 0;
-                    for (int k = 0; k <= i; k++) g += v[k * n + i + 1] * v[k * n + j];
-                    for (int k = 0; k <= i; k++) v[k * n + j] -= g * diag[k];
+                    for (int k = 0; k <= i; k++) g += v[(i + 1) * n + k] * v[j * n + k];
+                    for (int k = 0; k <= i; k++) v[j * n + k] -= g * diag[k];
                 }
             }
-            for (int k = 0; k <= i; k++) v[k * n + i + 1] = 0;
+            for (int k = 0; k <= i; k++) v[(i + 1) * n + k] = 0;
         }
-        for (int j = 0; j < n; j++) { diag[j] = v[(n - 1) * n + j]; v[(n - 1) * n + j] = 0; }
-        v[(n - 1) * n + n - 1] = 1;
+        for (int j = 0; j < n; j++) { diag[j] = v[j * n + (n - 1)]; v[j * n + (n - 1)] = 0; }
+        v[(n - 1) * n + (n - 1)] = 1;
         off[0] = 0;
     }
 
