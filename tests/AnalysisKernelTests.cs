@@ -10,28 +10,17 @@ public class AnalysisKernelTests
 {
     static IEnumerable<string> BackendNames() => Backends.Names;
 
-    static Matrix<double> RandomMatrix(int rows, int cols, int seed)
-    {
-        var r = new Random(seed);
-        return Matrix<double>.Build.Dense(rows, cols, (_, _) => (float)(r.NextDouble() * 4 - 2));
-    }
 
-    static float[] RowMajor(Matrix<double> m)
-    {
-        var x = new float[m.RowCount * m.ColumnCount];
-        for (int i = 0; i < m.RowCount; i++) for (int j = 0; j < m.ColumnCount; j++) x[i * m.ColumnCount + j] = (float)m[i, j];
-        return x;
-    }
 
     [TestCaseSource(nameof(BackendNames))]
     public void CentroidsMatchMathNet(string backend)
     {
         var be = Backends.Get(backend);
         int n = 53, d = 19, k = 6;
-        var f = RandomMatrix(n, d, 1);
+        var f = Matrices.Random(n, d, 1);
         var rng = new Random(2);
         var labels = Enumerable.Range(0, n).Select(_ => rng.Next(k - 1)).ToArray();   // class k-1 stays empty
-        using var df = be.Allocate(n * d); df.Upload(RowMajor(f));
+        using var df = be.Allocate(n * d); df.Upload(Matrices.RowMajor(f));
         using var dl = be.AllocateInt(n); dl.Upload(labels);
         using var dc = be.Allocate(k * d);
         be.ClassCentroids(df, dl, dc, n, d, k);
@@ -49,9 +38,9 @@ public class AnalysisKernelTests
     {
         var be = Backends.Get(backend);
         int m = 7, n = 5, d = 41;
-        var a = RandomMatrix(m, d, 3); var b = RandomMatrix(n, d, 4);
-        using var da = be.Allocate(m * d); da.Upload(RowMajor(a));
-        using var db = be.Allocate(n * d); db.Upload(RowMajor(b));
+        var a = Matrices.Random(m, d, 3); var b = Matrices.Random(n, d, 4);
+        using var da = be.Allocate(m * d); da.Upload(Matrices.RowMajor(a));
+        using var db = be.Allocate(n * d); db.Upload(Matrices.RowMajor(b));
         using var dd = be.Allocate(m * n);
         be.PairwiseDistances(da, db, dd, m, n, d);
         var got = dd.ToArray();

@@ -11,20 +11,8 @@ public class LinalgKernelTests
 {
     static IEnumerable<string> BackendNames() => Backends.Names;
 
-    static Matrix<double> RandomMatrix(int rows, int cols, int seed)
-    {
-        var r = new Random(seed);
-        return Matrix<double>.Build.Dense(rows, cols, (_, _) => (float)(r.NextDouble() * 4 - 2));
-    }
 
-    static float[] RowMajor(Matrix<double> m)
-    {
-        var x = new float[m.RowCount * m.ColumnCount];
-        for (int i = 0; i < m.RowCount; i++) for (int j = 0; j < m.ColumnCount; j++) x[i * m.ColumnCount + j] = (float)m[i, j];
-        return x;
-    }
 
-    static Matrix<double> FromRowMajor(float[] x, int rows, int cols) => Matrix<double>.Build.Dense(rows, cols, (i, j) => x[i * cols + j]);
 
     [TestCaseSource(nameof(BackendNames))]
     public void QrMatchesMathNetAndReconstructs(string backend)
@@ -32,12 +20,12 @@ public class LinalgKernelTests
         var be = Backends.Get(backend);
         foreach (var (m, n) in new[] { (37, 5), (9, 9), (101, 7), (150, 45) })
         {
-            var a = RandomMatrix(m, n, m + n);
-            using var da = be.Allocate(m * n); da.Upload(RowMajor(a));
+            var a = Matrices.Random(m, n, m + n);
+            using var da = be.Allocate(m * n); da.Upload(Matrices.RowMajor(a));
             using var dq = be.Allocate(m * n); using var dr = be.Allocate(n * n);
             be.HouseholderQr(da, dq, dr, m, n);
-            var q = FromRowMajor(dq.ToArray(), m, n);
-            var r = FromRowMajor(dr.ToArray(), n, n);
+            var q = Matrices.FromRowMajor(dq.ToArray(), m, n);
+            var r = Matrices.FromRowMajor(dr.ToArray(), n, n);
 
             Assert.That((q.TransposeThisAndMultiply(q) - Matrix<double>.Build.DenseIdentity(n)).Enumerate().Max(Math.Abs), Is.LessThan(1e-5), $"{m}x{n}: Q^T Q = I");
             Assert.That((q * r - a).Enumerate().Max(Math.Abs), Is.LessThan(1e-5 * a.FrobeniusNorm()), $"{m}x{n}: QR = A");
@@ -61,8 +49,8 @@ public class LinalgKernelTests
     {
         var be = Backends.Get(backend);
         int n = 203, d = 11;
-        var x = RandomMatrix(n, d, 5);
-        using var dx = be.Allocate(n * d); dx.Upload(RowMajor(x));
+        var x = Matrices.Random(n, d, 5);
+        using var dx = be.Allocate(n * d); dx.Upload(Matrices.RowMajor(x));
         using var mean = be.Allocate(d); using var cov = be.Allocate(d * d);
         be.Covariance(dx, mean, cov, n, d);
         var gotMean = mean.ToArray(); var gotCov = cov.ToArray();
@@ -84,14 +72,14 @@ public class LinalgKernelTests
         var be = Backends.Get(backend);
         foreach (int d in new[] { 1, 2, 7, 16 })
         {
-            var b = RandomMatrix(d, d, 20 + d);
+            var b = Matrices.Random(d, d, 20 + d);
             var a = b + b.Transpose();
-            using var da = be.Allocate(d * d); da.Upload(RowMajor(a));
+            using var da = be.Allocate(d * d); da.Upload(Matrices.RowMajor(a));
             using var values = be.Allocate(d); using var vectors = be.Allocate(d * d);
             be.SymmetricEigen(da, values, vectors, d);
-            var evd = FromRowMajor(RowMajor(a), d, d).Evd(Symmetricity.Symmetric);
+            var evd = Matrices.FromRowMajor(Matrices.RowMajor(a), d, d).Evd(Symmetricity.Symmetric);
             var expected = evd.EigenValues.Select(c => c.Real).OrderByDescending(v => v).ToArray();
-            var got = values.ToArray(); var vec = FromRowMajor(vectors.ToArray(), d, d);
+            var got = values.ToArray(); var vec = Matrices.FromRowMajor(vectors.ToArray(), d, d);
             double scale = expected.Max(Math.Abs);
             for (int k = 0; k < d; k++)
             {
@@ -114,10 +102,10 @@ public class LinalgKernelTests
         var u = Vector<double>.Build.Dense(d, i => 0.5 + 0.1 * i);
         foreach (var a in new[] { 2 * Matrix<double>.Build.DenseIdentity(d) + u.OuterProduct(u), Matrix<double>.Build.Dense(d, d) })
         {
-            using var da = be.Allocate(d * d); da.Upload(RowMajor(a));
+            using var da = be.Allocate(d * d); da.Upload(Matrices.RowMajor(a));
             using var values = be.Allocate(d); using var vectors = be.Allocate(d * d);
             be.SymmetricEigen(da, values, vectors, d);
-            var got = values.ToArray(); var vec = FromRowMajor(vectors.ToArray(), d, d);
+            var got = values.ToArray(); var vec = Matrices.FromRowMajor(vectors.ToArray(), d, d);
             var expected = a.Evd(Symmetricity.Symmetric).EigenValues.Select(c => c.Real).OrderByDescending(v => v).ToArray();
             for (int k = 0; k < d; k++)
             {
@@ -135,9 +123,9 @@ public class LinalgKernelTests
     {
         var be = Backends.Get(backend);
         int n = 151, d = 9, k = 3;
-        var x = RandomMatrix(n, d, 9);
+        var x = Matrices.Random(n, d, 9);
         for (int j = 0; j < d; j++) x.SetColumn(j, x.Column(j) * (1 + j) + j);   // distinct variances, non-zero means
-        var model = Pca.Fit(be, RowMajor(x), n, d, k);
+        var model = Pca.Fit(be, Matrices.RowMajor(x), n, d, k);
         var centred = x.Clone();
         for (int j = 0; j < d; j++) centred.SetColumn(j, x.Column(j) - x.Column(j).Average());
         var svd = centred.Svd(computeVectors: true);
@@ -150,7 +138,7 @@ public class LinalgKernelTests
             double variance = svd.S[c] * svd.S[c] / (n - 1);
             Assert.That(model.Variances[c], Is.EqualTo(variance).Within(1e-4 * variance), $"variance {c}");
         }
-        var projected = Pca.Transform(be, model, RowMajor(x), n);
+        var projected = Pca.Transform(be, model, Matrices.RowMajor(x), n);
         var expectedProjection = centred * Matrix<double>.Build.Dense(d, k, (j, c) => model.Axes[c * d + j]);
         for (int i = 0; i < n; i++)
             for (int c = 0; c < k; c++)

@@ -67,6 +67,20 @@ internal static class StudyCommands
         catch (CheckpointException e) { throw new UsageException(e.Message); }
     }
 
+    /// <summary>The study in --out and the shard folders of --merge, which must hold the same configuration.</summary>
+    static (StudyConfig Config, List<string> Dirs) StudyFolders(string dir, string[]? merge)
+    {
+        string configPath = Path.Combine(dir, "config.json");
+        if (!File.Exists(configPath)) throw new UsageException($"--out: {configPath} not found (not a study result folder)");
+        var cfg = StudyConfig.FromFile(configPath);
+        var dirs = new List<string> { dir };
+        dirs.AddRange(merge ?? []);
+        foreach (var d in dirs.Skip(1))
+            if (!File.Exists(Path.Combine(d, "config.json")) || File.ReadAllText(Path.Combine(d, "config.json")) != File.ReadAllText(configPath))
+                throw new UsageException($"--merge: {d} is not a shard of the same study (its config.json is missing or differs)");
+        return (cfg, dirs);
+    }
+
     public static Command ReportCommand()
     {
         var outDir = new Option<string>("--out") { Description = "a study's results folder (holds config.json); the report is written there", Required = true };
@@ -75,14 +89,7 @@ internal static class StudyCommands
         cmd.SetAction(pr =>
         {
             string dir = pr.GetValue(outDir)!;
-            string configPath = Path.Combine(dir, "config.json");
-            if (!File.Exists(configPath)) throw new UsageException($"--out: {configPath} not found (not a study result folder)");
-            var cfg = StudyConfig.FromFile(configPath);
-            var dirs = new List<string> { dir };
-            dirs.AddRange(pr.GetValue(merge) ?? []);
-            foreach (var d in dirs.Skip(1))
-                if (!File.Exists(Path.Combine(d, "config.json")) || File.ReadAllText(Path.Combine(d, "config.json")) != File.ReadAllText(configPath))
-                    throw new UsageException($"--merge: {d} is not a shard of the same study (its config.json is missing or differs)");
+            var (cfg, dirs) = StudyFolders(dir, pr.GetValue(merge));
             var runs = Report.LoadRuns(dirs);
             Report.Write(cfg, runs, dir, DatasetInfo.Load(cfg.Dataset));
             AnsiConsole.MarkupLine($"{runs.Count} run(s) from {dirs.Count} folder(s); wrote {Markup.Escape(Path.Combine(dir, "report.md"))} and runs.csv");
@@ -102,14 +109,7 @@ internal static class StudyCommands
         cmd.SetAction(pr =>
         {
             string dir = pr.GetValue(outDir)!;
-            string configPath = Path.Combine(dir, "config.json");
-            if (!File.Exists(configPath)) throw new UsageException($"--out: {configPath} not found (not a study result folder)");
-            var cfg = StudyConfig.FromFile(configPath);
-            var dirs = new List<string> { dir };
-            dirs.AddRange(pr.GetValue(merge) ?? []);
-            foreach (var d in dirs.Skip(1))
-                if (!File.Exists(Path.Combine(d, "config.json")) || File.ReadAllText(Path.Combine(d, "config.json")) != File.ReadAllText(configPath))
-                    throw new UsageException($"--merge: {d} is not a shard of the same study (its config.json is missing or differs)");
+            var (cfg, dirs) = StudyFolders(dir, pr.GetValue(merge));
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             var outcome = WithDataErrors(() => new Analysis.Analyzer(cfg, dirs, be, pr.GetValue(dataDir)).Run());
             var runs = Report.LoadRuns(dirs);
