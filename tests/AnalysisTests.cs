@@ -230,7 +230,11 @@ public class AnalysisTests
                          "### Teachers' soft targets", "Appendix D", "### Smoothness of the teachers' targets", "Matched-entropy distillation", "### Summary figures" })
                 Assert.That(report, Does.Contain(section));
             Assert.That(report.TrimEnd(), Does.EndWith(outcome.Verdict.TrimEnd()), "the report ends with the verdict");
-            Assert.That(outcome.Verdict, Does.Contain("reproduced").Or.Contain("not measurable"));
+            // Four claims, each with exactly one outcome.
+            var claims = outcome.Verdict.Split('\n').Where(l => l.StartsWith("- ", StringComparison.Ordinal)).ToList();
+            Assert.That(claims, Has.Count.EqualTo(4));
+            foreach (var claim in claims)
+                Assert.That(new[] { "**reproduced**", "**partly reproduced**", "**not reproduced**", "not measurable" }.Count(claim.Contains), Is.EqualTo(1), claim);
             Assert.That(outcome.Matched.All(p => Math.Abs(p.Entropy - p.MatchedEntropy) <= 1e-6), "matched entropies");
 
             Assert.That(outcome.Figures, Has.Count.EqualTo(2 * c.Students.Length + 1 + c.Students.Length));

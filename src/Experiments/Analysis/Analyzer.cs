@@ -279,13 +279,15 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         md.AppendLine($"Average soft output softmax(z / T) of each teacher over its training images of class {_info.Classes[target]} (Figure 2 layout): the class itself first, " +
                       "then its similar classes, then the rest, each group by decreasing probability.");
         md.AppendLine();
+        // Average soft outputs per (teacher, T), teacher-major: the figure's panels and the Appendix D columns.
+        var cols = teachers.SelectMany(t => _s.SoftTargetTemperatures.Select(temp => (t.Alpha, t.Model, T: temp))).ToList();
+        var averages = cols.Select(c => Smoothness.AverageSoftTargets(c.Model!.TrainLogits!, c.Model!.TrainLabels!, K, c.T)).ToList();
         var panels = new Plot?[teachers.Count, _s.SoftTargetTemperatures.Length];
         for (int r = 0; r < teachers.Count; r++)
             for (int c = 0; c < _s.SoftTargetTemperatures.Length; c++)
             {
                 float t = _s.SoftTargetTemperatures[c];
-                var avg = Smoothness.AverageSoftTargets(teachers[r].Model!.TrainLogits!, teachers[r].Model!.TrainLabels!, K, t);
-                var row = avg.AsSpan(target * K, K).ToArray();
+                var row = averages[r * _s.SoftTargetTemperatures.Length + c].AsSpan(target * K, K).ToArray();
                 var order = new[] { target }.Concat(similar.OrderByDescending(k => row[k]))
                     .Concat(Enumerable.Range(0, K).Where(k => k != target && !similar.Contains(k)).OrderByDescending(k => row[k])).ToArray();
                 panels[r, c] = Figures.Bars($"teacher alpha = {F(teachers[r].Alpha)}, T = {F(t)}", order.Select(k => _info.Classes[k]).ToArray(),
@@ -298,10 +300,8 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         md.AppendLine("Appendix D: per class, the number of classes whose average probability is at least 100 times smaller than the second largest " +
                       "(negligible even after temperature scaling), and the class holding the second largest probability:");
         md.AppendLine();
-        var cols = teachers.SelectMany(t => _s.SoftTargetTemperatures.Select(temp => (t.Alpha, t.Model, T: temp))).ToList();
         md.AppendLine("| class | " + string.Join(" | ", cols.Select(c => $"alpha {F(c.Alpha)}, T = {F(c.T)}")) + " |");
         md.AppendLine("|---|" + string.Concat(cols.Select(_ => "---|")));
-        var averages = cols.Select(c => Smoothness.AverageSoftTargets(c.Model!.TrainLogits!, c.Model!.TrainLabels!, K, c.T)).ToList();
         for (int k = 0; k < K; k++)
         {
             var cells = averages.Select(avg =>

@@ -80,7 +80,24 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         }
     }
 
-    public (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info) LoadData()
+    (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info)? _data;
+    (Trainer Teacher, Trainer Student)? _trainers;
+
+    /// <summary>The study's image sets, read and checked once per runner.</summary>
+    public (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info) LoadData() => _data ??= ReadData();
+
+    /// <summary>The teachers' trainer (all training images) and the students' one (StudentTrainImages of them).</summary>
+    (Trainer Teacher, Trainer Student) Trainers()
+    {
+        if (_trainers is { } t) return t;
+        var data = LoadData();
+        float background = -data.Info.Mean / data.Info.Std;
+        var studentTrain = config.StudentTrainImages > 0 ? data.Train.Take(config.StudentTrainImages) : data.Train;
+        return (_trainers = (new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Augment, background),
+                             new Trainer(backend, studentTrain, data.TrainEval, data.Test, config.Augment, background))).Value;
+    }
+
+    (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info) ReadData()
     {
         var (train, test, info) = FashionMnist.Load(dataDir);
         ImageSet validation = train.Slice(train.Count, 0);
@@ -103,10 +120,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         var runs = config.Runs();
         var mine = runs.Where((_, i) => shard == null || i % shard.Value.Count == shard.Value.Index).ToList();
         var data = LoadData();
-        float background = -data.Info.Mean / data.Info.Std;
-        var trainer = new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Augment, background);
-        var studentTrain = config.StudentTrainImages > 0 ? data.Train.Take(config.StudentTrainImages) : data.Train;
-        var studentTrainer = new Trainer(backend, studentTrain, data.TrainEval, data.Test, config.Augment, background);
+        var (trainer, studentTrainer) = Trainers();
         int trained = 0, skipped = 0, diverged = 0;
         string shardText = shard == null ? "" : $" (shard {shard.Value.Index}/{shard.Value.Count})";
         AnsiConsole.MarkupLine($"study [bold]{Markup.Escape(config.Name)}[/]{shardText}: {mine.Count} runs on {Markup.Escape(backend.ToString()!)}, " +
@@ -153,9 +167,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         Prepare();
         var all = config.Runs();
         var data = LoadData();
-        float background = -data.Info.Mean / data.Info.Std;
-        var trainer = new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Augment, background);
-        var studentTrainer = new Trainer(backend, config.StudentTrainImages > 0 ? data.Train.Take(config.StudentTrainImages) : data.Train, data.TrainEval, data.Test, config.Augment, background);
+        var (trainer, studentTrainer) = Trainers();
         var analysisTrain = AnalysisTrain(data.Train);
         var pairs = new List<MatchedPair>();
         foreach (int seed in config.Seeds)
