@@ -5,13 +5,16 @@ python3-torch with OpenBLAS/LAPACK) on a features matrix of the same size. Print
 """
 import argparse, json, statistics, time
 import torch
+import peer_device
 
-def timed(fn, runs):
+def timed(fn, runs, dev):
     fn()
+    peer_device.sync(dev)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         fn()
+        peer_device.sync(dev)
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
 
@@ -21,16 +24,18 @@ def main():
     ap.add_argument("--rows", type=int, default=60000)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--runs", type=int, default=3)
+    peer_device.add_argument(ap)
     args = ap.parse_args()
+    dev = peer_device.setup(args)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     n, d, classes, m = args.rows, args.dim, 10, min(4000, args.rows)
-    x = torch.randn(n, d)
-    labels = (torch.arange(n, dtype=torch.int64) * 2654435761 % 2**32) % classes
+    x = torch.randn(n, d).to(dev)
+    labels = ((torch.arange(n, dtype=torch.int64) * 2654435761 % 2**32) % classes).to(dev)
     counts = torch.bincount(labels, minlength=classes).clamp(min=1).unsqueeze(1).float()
 
     def centroids():
-        return torch.zeros(classes, d).index_add_(0, labels, x) / counts
+        return torch.zeros(classes, d, device=dev).index_add_(0, labels, x) / counts
     c = centroids()
 
     def pca():
@@ -40,15 +45,15 @@ def main():
         return xc @ vecs[:, -2:]
     cov = torch.cov(x.T)
     results = {
-        "class centroids": timed(centroids, args.runs),
-        "distances to centroids": timed(lambda: torch.cdist(x, c, compute_mode="donot_use_mm_for_euclid_dist"), args.runs),
-        "pairwise distances": timed(lambda: torch.cdist(x[:m], x[:m], compute_mode="donot_use_mm_for_euclid_dist"), args.runs),
-        "Householder QR (Q and R)": timed(lambda: torch.linalg.qr(x, mode="reduced"), args.runs),
-        "PCA fit (centring, covariance, eigen)": timed(pca, args.runs),
-        "  of which symmetric eigen": timed(lambda: torch.linalg.eigh(cov), args.runs),
+        "class centroids": timed(centroids, args.runs, dev),
+        "distances to centroids": timed(lambda: torch.cdist(x, c, compute_mode="donot_use_mm_for_euclid_dist"), args.runs, dev),
+        "pairwise distances": timed(lambda: torch.cdist(x[:m], x[:m], compute_mode="donot_use_mm_for_euclid_dist"), args.runs, dev),
+        "Householder QR (Q and R)": timed(lambda: torch.linalg.qr(x, mode="reduced"), args.runs, dev),
+        "PCA fit (centring, covariance, eigen)": timed(pca, args.runs, dev),
+        "  of which symmetric eigen": timed(lambda: torch.linalg.eigh(cov), args.runs, dev),
     }
     for k, v in results.items():
-        print(json.dumps({"kernel": k, "median_ms": v, "threads": args.threads, "torch": torch.__version__}), flush=True)
+        print(json.dumps({"kernel": k, "median_ms": v, "threads": args.threads, "device": args.device, "torch": torch.__version__}), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -5,20 +5,23 @@ Usage: /usr/bin/python3 bench/peers/gemm_torch.py --threads 2 --shapes 64x64x64,
 """
 import argparse, json, statistics, time
 import torch
+import peer_device
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--shapes", required=True, help="comma-separated MxNxK")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per shape")
+    peer_device.add_argument(ap)
     args = ap.parse_args()
+    dev = peer_device.setup(args)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     for shape in args.shapes.split(","):
         m, n, k = (int(v) for v in shape.split("x"))
-        a = torch.rand(m, k) * 2 - 1
-        b = torch.rand(k, n) * 2 - 1
-        c = torch.empty(m, n)
+        a = torch.rand(m, k, device=dev) * 2 - 1
+        b = torch.rand(k, n, device=dev) * 2 - 1
+        c = torch.empty(m, n, device=dev)
         for _ in range(3):
             torch.mm(a, b, out=c)
         times = []
@@ -26,9 +29,10 @@ def main():
         while time.perf_counter() - start < args.min_time or len(times) < 5:
             t0 = time.perf_counter()
             torch.mm(a, b, out=c)
+            peer_device.sync(dev)
             times.append(time.perf_counter() - t0)
         med = statistics.median(times)
-        print(json.dumps({"m": m, "n": n, "k": k, "threads": args.threads, "median_ms": med * 1e3,
+        print(json.dumps({"m": m, "n": n, "k": k, "threads": args.threads, "device": args.device, "median_ms": med * 1e3,
                           "gflops": 2.0 * m * n * k / med / 1e9, "torch": torch.__version__}), flush=True)
 
 if __name__ == "__main__":

@@ -5,14 +5,16 @@ LS-CE: cross_entropy(z, y, label_smoothing=alpha), then backward.
 Prints JSON lines {"kernel", "median_ms", "p20_ms", "p80_ms"}; kernel names match `lskd bench losses`."""
 import argparse, json, statistics, time
 import torch
+import peer_device
 import torch.nn.functional as F
 
-def timeit(fn, min_time):
+def timeit(fn, min_time, dev):
     for _ in range(3):
         fn()
+    peer_device.sync(dev)
     times, start = [], time.perf_counter()
     while time.perf_counter() - start < min_time or len(times) < 5:
-        t0 = time.perf_counter(); fn(); times.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter(); fn(); peer_device.sync(dev); times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
     q = lambda p: times[round(p * (len(times) - 1))]
     return q(0.5), q(0.2), q(0.8)
@@ -23,12 +25,14 @@ def main():
     ap.add_argument("--rows", type=int, default=4096)
     ap.add_argument("--cols", type=int, default=1000)
     ap.add_argument("--min-time", type=float, default=1.0)
+    peer_device.add_argument(ap)
     a = ap.parse_args()
+    dev = peer_device.setup(a)
     torch.set_num_threads(a.threads)
     g = torch.Generator().manual_seed(0)
-    zs = (torch.randn(a.rows, a.cols, generator=g) * 3).requires_grad_()
-    zt = torch.randn(a.rows, a.cols, generator=g) * 3
-    y = torch.randint(0, a.cols, (a.rows,), generator=g)
+    zs = (torch.randn(a.rows, a.cols, generator=g) * 3).to(dev).requires_grad_()
+    zt = (torch.randn(a.rows, a.cols, generator=g) * 3).to(dev)
+    y = torch.randint(0, a.cols, (a.rows,), generator=g).to(dev)
     T = 4.0
 
     def kd():
@@ -41,8 +45,8 @@ def main():
         F.cross_entropy(zs, y, label_smoothing=0.1).backward()
 
     for name, fn in (("kd fwd+bwd (T=4, beta=1)", kd), ("ls-ce fwd+bwd (alpha=0.1)", ls)):
-        med, p20, p80 = timeit(fn, a.min_time)
-        print(json.dumps({"kernel": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "torch": torch.__version__}), flush=True)
+        med, p20, p80 = timeit(fn, a.min_time, dev)
+        print(json.dumps({"kernel": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "device": a.device, "torch": torch.__version__}), flush=True)
 
 if __name__ == "__main__":
     main()

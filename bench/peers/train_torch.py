@@ -7,6 +7,7 @@ import argparse, json, statistics, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import peer_device
 
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):
@@ -88,13 +89,15 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--models", default="resnet20,resnet8,mobilenetv2")
+    peer_device.add_argument(ap)
     a = ap.parse_args()
+    dev = peer_device.setup(a)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    x = torch.randn(a.batch, 1, 28, 28)
-    y = torch.randint(0, 10, (a.batch,))
+    x = torch.randn(a.batch, 1, 28, 28, device=dev)
+    y = torch.randint(0, 10, (a.batch,), device=dev)
     for name in a.models.split(","):
-        model = make(name).train()
+        model = make(name).to(dev).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         def step():
             opt.zero_grad()
@@ -102,12 +105,13 @@ def main():
             opt.step()
         for _ in range(5):
             step()
+        peer_device.sync(dev)
         times = []
         for _ in range(a.steps):
-            t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter(); step(); peer_device.sync(dev); times.append(time.perf_counter() - t0)
         med = statistics.median(times)
         params = sum(p.numel() for p in model.parameters())
-        print(json.dumps({"model": name, "img_per_s": a.batch / med, "step_ms": med * 1e3, "parameters": params, "torch": torch.__version__}), flush=True)
+        print(json.dumps({"model": name, "img_per_s": a.batch / med, "step_ms": med * 1e3, "parameters": params, "device": a.device, "torch": torch.__version__}), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ public abstract class BackendBase : IBackend
             NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
             if (count > 0) FillCore(x, offset, count, value);
         }
-        finally { OpProfiler.Stop("Fill", profileStart); }
+        finally { OpProfiler.Stop("Fill", profileStart, this); }
     }
 
     public void FillInt(DeviceBuffer<int> x, int offset, int count, int value)
@@ -35,7 +35,7 @@ public abstract class BackendBase : IBackend
             NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
             if (count > 0) FillIntCore(x, offset, count, value);
         }
-        finally { OpProfiler.Stop("FillInt", profileStart); }
+        finally { OpProfiler.Stop("FillInt", profileStart, this); }
     }
 
     public void Copy(DeviceBuffer<float> source, int sourceOffset, DeviceBuffer<float> destination, int destinationOffset, int count)
@@ -47,7 +47,7 @@ public abstract class BackendBase : IBackend
             Fits(this, source, (long)sourceOffset + count, "source"); Fits(this, destination, (long)destinationOffset + count, "destination");
             if (count > 0) CopyCore(source, sourceOffset, destination, destinationOffset, count);
         }
-        finally { OpProfiler.Stop("Copy", profileStart); }
+        finally { OpProfiler.Stop("Copy", profileStart, this); }
     }
 
     public void Transpose(DeviceBuffer<float> x, DeviceBuffer<float> y, int batch, int rows, int cols)
@@ -61,7 +61,7 @@ public abstract class BackendBase : IBackend
             if (ReferenceEquals(x, y)) throw new ArgumentException("transpose cannot run in place (x and y are the same buffer)", nameof(y));
             if (n > 0) TransposeCore(x, y, batch, rows, cols);
         }
-        finally { OpProfiler.Stop("Transpose", profileStart); }
+        finally { OpProfiler.Stop("Transpose", profileStart, this); }
     }
 
     public void Gemm(in GemmSpec spec, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)
@@ -73,7 +73,7 @@ public abstract class BackendBase : IBackend
             if (spec.M == 0 || spec.N == 0) return;
             GemmCore(spec, a, b, c);
         }
-        finally { OpProfiler.Stop("Gemm", profileStart); }
+        finally { OpProfiler.Stop("Gemm", profileStart, this); }
     }
 
     public void Unary(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float scalar = 0f)
@@ -84,7 +84,7 @@ public abstract class BackendBase : IBackend
             NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
             if (count > 0) UnaryCore(op, x, y, count, scalar);
         }
-        finally { OpProfiler.Stop("Unary", profileStart); }
+        finally { OpProfiler.Stop("Unary", profileStart, this); }
     }
 
     public void UnaryBackward(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar = 0f, bool accumulate = false)
@@ -95,7 +95,7 @@ public abstract class BackendBase : IBackend
             NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, dy, count, "dy"); Fits(this, dx, count, "dx");
             if (count > 0) UnaryBackwardCore(op, x, dy, dx, count, scalar, accumulate);
         }
-        finally { OpProfiler.Stop("UnaryBackward", profileStart); }
+        finally { OpProfiler.Stop("UnaryBackward", profileStart, this); }
     }
 
     public void Binary(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner = 1)
@@ -109,7 +109,7 @@ public abstract class BackendBase : IBackend
                 throw new ArgumentException($"cannot broadcast b of length {bLength} (inner {bInner}) over a of length {count}: {count} is not a multiple of {(long)bLength * bInner}", nameof(b));
             if (count > 0) BinaryCore(op, a, b, y, count, bLength, bInner);
         }
-        finally { OpProfiler.Stop("Binary", profileStart); }
+        finally { OpProfiler.Stop("Binary", profileStart, this); }
     }
 
     public void Axpby(float alpha, DeviceBuffer<float> x, float beta, DeviceBuffer<float> y, int count)
@@ -120,7 +120,7 @@ public abstract class BackendBase : IBackend
             NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
             if (count > 0) AxpbyCore(alpha, x, beta, y, count);
         }
-        finally { OpProfiler.Stop("Axpby", profileStart); }
+        finally { OpProfiler.Stop("Axpby", profileStart, this); }
     }
 
     public void Reduce(ReduceOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int outer, int axis, int inner, DeviceBuffer<int>? argIndex = null)
@@ -137,7 +137,7 @@ public abstract class BackendBase : IBackend
             }
             if ((long)outer * inner > 0) ReduceCore(op, x, y, outer, axis, inner, argIndex);
         }
-        finally { OpProfiler.Stop("Reduce", profileStart); }
+        finally { OpProfiler.Stop("Reduce", profileStart, this); }
     }
 
     public void InitUniform(DeviceBuffer<float> x, int count, ulong seed, float low, float high)
@@ -149,7 +149,7 @@ public abstract class BackendBase : IBackend
             if (!(high >= low)) throw new ArgumentException($"uniform range is empty: low {low} > high {high}", nameof(high));
             if (count > 0) InitUniformCore(x, count, seed, low, high);
         }
-        finally { OpProfiler.Stop("InitUniform", profileStart); }
+        finally { OpProfiler.Stop("InitUniform", profileStart, this); }
     }
 
     public void InitNormal(DeviceBuffer<float> x, int count, ulong seed, float mean, float std)
@@ -161,7 +161,7 @@ public abstract class BackendBase : IBackend
             if (!(std >= 0f) || !float.IsFinite(std)) throw new ArgumentOutOfRangeException(nameof(std), std, $"std must be finite and >= 0, got {std}");
             if (count > 0) InitNormalCore(x, count, seed, mean, std);
         }
-        finally { OpProfiler.Stop("InitNormal", profileStart); }
+        finally { OpProfiler.Stop("InitNormal", profileStart, this); }
     }
 
     public void SgdStep(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> velocity, int count, in SgdConfig config)
@@ -175,7 +175,7 @@ public abstract class BackendBase : IBackend
             if (config.Nesterov && config.Momentum == 0f) throw new ArgumentException("Nesterov momentum needs momentum > 0", "nesterov");
             if (count > 0) SgdStepCore(parameter, gradient, velocity, count, config);
         }
-        finally { OpProfiler.Stop("SgdStep", profileStart); }
+        finally { OpProfiler.Stop("SgdStep", profileStart, this); }
     }
 
     public void AdamWStep(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, in AdamWConfig config, int step)
@@ -189,7 +189,7 @@ public abstract class BackendBase : IBackend
             if (!(config.Beta2 >= 0f && config.Beta2 < 1f)) throw new ArgumentOutOfRangeException("beta2", config.Beta2, "beta2 must be in [0, 1)");
             if (count > 0) AdamWStepCore(parameter, gradient, m, v, count, config, step);
         }
-        finally { OpProfiler.Stop("AdamWStep", profileStart); }
+        finally { OpProfiler.Stop("AdamWStep", profileStart, this); }
     }
 
     public void Softmax(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log)
@@ -201,7 +201,7 @@ public abstract class BackendBase : IBackend
             Fits(this, x, (long)rows * cols, "x"); Fits(this, y, (long)rows * cols, "y");
             if (rows > 0) SoftmaxCore(x, y, rows, cols, temperature, log);
         }
-        finally { OpProfiler.Stop("Softmax", profileStart); }
+        finally { OpProfiler.Stop("Softmax", profileStart, this); }
     }
 
     public void SoftmaxBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate)
@@ -214,7 +214,7 @@ public abstract class BackendBase : IBackend
             Fits(this, y, n, "y"); Fits(this, dy, n, "dy"); Fits(this, dx, n, "dx");
             if (rows > 0) SoftmaxBackwardCore(y, dy, dx, rows, cols, temperature, log, accumulate);
         }
-        finally { OpProfiler.Stop("SoftmaxBackward", profileStart); }
+        finally { OpProfiler.Stop("SoftmaxBackward", profileStart, this); }
     }
 
     public void LabelSmoothingCrossEntropy(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
@@ -229,7 +229,7 @@ public abstract class BackendBase : IBackend
             CheckLabels(labels, rows, cols);
             if (rows > 0) LabelSmoothingCrossEntropyCore(logits, labels, loss, grad, rows, cols, alpha, gradScale);
         }
-        finally { OpProfiler.Stop("LabelSmoothingCrossEntropy", profileStart); }
+        finally { OpProfiler.Stop("LabelSmoothingCrossEntropy", profileStart, this); }
     }
 
     public void KdLoss(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
@@ -244,7 +244,7 @@ public abstract class BackendBase : IBackend
             CheckLabels(labels, rows, cols);
             if (rows > 0) KdLossCore(student, teacher, labels, loss, grad, rows, cols, config, gradScale);
         }
-        finally { OpProfiler.Stop("KdLoss", profileStart); }
+        finally { OpProfiler.Stop("KdLoss", profileStart, this); }
     }
 
     public void Entropy(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature)
@@ -256,7 +256,7 @@ public abstract class BackendBase : IBackend
             Fits(this, logits, (long)rows * cols, "logits"); Fits(this, entropy, rows, "entropy");
             if (rows > 0) EntropyCore(logits, entropy, rows, cols, temperature);
         }
-        finally { OpProfiler.Stop("Entropy", profileStart); }
+        finally { OpProfiler.Stop("Entropy", profileStart, this); }
     }
 
     public void TopKCorrect(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k)
@@ -270,7 +270,7 @@ public abstract class BackendBase : IBackend
             CheckLabels(labels, rows, cols);
             if (rows > 0) TopKCorrectCore(logits, labels, correct, rows, cols, k);
         }
-        finally { OpProfiler.Stop("TopKCorrect", profileStart); }
+        finally { OpProfiler.Stop("TopKCorrect", profileStart, this); }
     }
 
     public void ConfusionMatrix(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes)
@@ -284,7 +284,7 @@ public abstract class BackendBase : IBackend
             CheckLabels(predictions, count, classes, "predictions");
             if (count > 0) ConfusionMatrixCore(predictions, labels, matrix, count, classes);
         }
-        finally { OpProfiler.Stop("ConfusionMatrix", profileStart); }
+        finally { OpProfiler.Stop("ConfusionMatrix", profileStart, this); }
     }
 
     public void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
@@ -296,7 +296,7 @@ public abstract class BackendBase : IBackend
             Fits(this, x, spec.InputSize, "x"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, y, spec.OutputSize, "y");
             if (spec.N > 0) Conv2dCore(spec, x, weight, y);
         }
-        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2d {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2d {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart, this); }
     }
 
     public void Conv2dBackwardInput(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
@@ -308,7 +308,7 @@ public abstract class BackendBase : IBackend
             Fits(this, dy, spec.OutputSize, "dy"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, dx, spec.InputSize, "dx");
             if (spec.N > 0) Conv2dBackwardInputCore(spec, dy, weight, dx, accumulate);
         }
-        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2dBackwardInput {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2dBackwardInput {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart, this); }
     }
 
     public void Conv2dBackwardWeight(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
@@ -321,7 +321,7 @@ public abstract class BackendBase : IBackend
             if (spec.N > 0) Conv2dBackwardWeightCore(spec, x, dy, dw, accumulate);
             else if (!accumulate) Fill(dw, 0, (int)spec.WeightSize, 0f);
         }
-        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2dBackwardWeight {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2dBackwardWeight {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart, this); }
     }
 
     public void BatchNorm(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
@@ -336,7 +336,7 @@ public abstract class BackendBase : IBackend
             Fits(this, runningMean, spec.C, "runningMean"); Fits(this, runningVar, spec.C, "runningVar");
             if (spec.Size > 0) BatchNormCore(spec, x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, training);
         }
-        finally { if (profileStart != 0) OpProfiler.Stop($"BatchNorm {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"BatchNorm {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}", profileStart, this); }
     }
 
     public void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
@@ -357,7 +357,7 @@ public abstract class BackendBase : IBackend
             }
             if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate, y);
         }
-        finally { if (profileStart != 0) OpProfiler.Stop($"BatchNormBackward {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}", profileStart); }
+        finally { if (profileStart != 0) OpProfiler.Stop($"BatchNormBackward {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}", profileStart, this); }
     }
 
     static void CheckBatchNorm(in BatchNormSpec s, bool training)
@@ -383,7 +383,7 @@ public abstract class BackendBase : IBackend
             }
             if (spec.N > 0) Pool2dCore(spec, x, y, argMax);
         }
-        finally { OpProfiler.Stop("Pool2d", profileStart); }
+        finally { OpProfiler.Stop("Pool2d", profileStart, this); }
     }
 
     public void Pool2dBackward(in PoolSpec spec, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate)
@@ -400,7 +400,7 @@ public abstract class BackendBase : IBackend
             }
             if (spec.N > 0) Pool2dBackwardCore(spec, dy, argMax, dx, accumulate);
         }
-        finally { OpProfiler.Stop("Pool2dBackward", profileStart); }
+        finally { OpProfiler.Stop("Pool2dBackward", profileStart, this); }
     }
 
     public void Dropout(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed)
@@ -412,7 +412,7 @@ public abstract class BackendBase : IBackend
             if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException("p", p, $"dropout probability must be in [0, 1), got {p}");
             if (count > 0) DropoutCore(x, y, count, p, seed);
         }
-        finally { OpProfiler.Stop("Dropout", profileStart); }
+        finally { OpProfiler.Stop("Dropout", profileStart, this); }
     }
 
     public void ClassCentroids(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes)
@@ -425,7 +425,7 @@ public abstract class BackendBase : IBackend
             CheckLabels(labels, count, classes);
             ClassCentroidsCore(features, labels, centroids, count, dim, classes);
         }
-        finally { OpProfiler.Stop("ClassCentroids", profileStart); }
+        finally { OpProfiler.Stop("ClassCentroids", profileStart, this); }
     }
 
     public void PairwiseDistances(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim)
@@ -437,7 +437,7 @@ public abstract class BackendBase : IBackend
             Fits(this, a, (long)m * dim, "a"); Fits(this, b, (long)n * dim, "b"); Fits(this, distances, (long)m * n, "distances");
             if ((long)m * n > 0) PairwiseDistancesCore(a, b, distances, m, n, dim);
         }
-        finally { OpProfiler.Stop("PairwiseDistances", profileStart); }
+        finally { OpProfiler.Stop("PairwiseDistances", profileStart, this); }
     }
 
     public void HouseholderQr(DeviceBuffer<float> a, DeviceBuffer<float> q, DeviceBuffer<float> r, int m, int n)
@@ -450,7 +450,7 @@ public abstract class BackendBase : IBackend
             Fits(this, a, (long)m * n, "a"); Fits(this, q, (long)m * n, "q"); Fits(this, r, (long)n * n, "r");
             HouseholderQrCore(a, q, r, m, n);
         }
-        finally { OpProfiler.Stop("HouseholderQr", profileStart); }
+        finally { OpProfiler.Stop("HouseholderQr", profileStart, this); }
     }
 
     /// <summary>Built from other ops (a column reduction, a broadcast subtract and one transposed GEMM), so every
@@ -468,7 +468,7 @@ public abstract class BackendBase : IBackend
             Binary(BinaryOp.Sub, x, mean, centred, n * d, d);
             Gemm(new GemmSpec(TransA: true, TransB: false, M: d, N: d, K: n, Alpha: 1f / (n - 1)), centred, centred, cov);
         }
-        finally { OpProfiler.Stop("Covariance", profileStart); }
+        finally { OpProfiler.Stop("Covariance", profileStart, this); }
     }
 
     public void SymmetricEigen(DeviceBuffer<float> a, DeviceBuffer<float> eigenvalues, DeviceBuffer<float> eigenvectors, int d)
@@ -486,7 +486,7 @@ public abstract class BackendBase : IBackend
             eigenvalues.Upload(sortedValues);
             eigenvectors.Upload(sortedVectors);
         }
-        finally { OpProfiler.Stop("SymmetricEigen", profileStart); }
+        finally { OpProfiler.Stop("SymmetricEigen", profileStart, this); }
     }
 
     static void RowShape(int rows, int cols)

@@ -4,8 +4,8 @@ using System.Diagnostics;
 namespace LsKd.Kernels;
 
 /// <summary>Optional wall-clock time per backend op (`lskd bench train --profile`). Off by default: then each op
-/// pays one static flag test. Times include the op's argument checks; on asynchronous devices they measure the
-/// launch, not the kernel, unless the caller synchronises.</summary>
+/// pays one static flag test. Times include the op's argument checks. On asynchronous devices (CUDA) the outermost
+/// op synchronises the device before reading the clock, so a profiled step measures kernels, not launches.</summary>
 public static class OpProfiler
 {
     static readonly ConcurrentDictionary<string, (long Ticks, long Calls)> s_totals = new();
@@ -21,10 +21,11 @@ public static class OpProfiler
     }
 
     /// <summary>Only the outermost op on a thread is recorded, so composed ops are not counted twice.</summary>
-    public static void Stop(string op, long start)
+    public static void Stop(string op, long start, IBackend backend)
     {
         if (start == 0) return;
         if (--t_depth > 0) return;
+        backend.Synchronize();
         long elapsed = Stopwatch.GetTimestamp() - start;
         s_totals.AddOrUpdate(op, (elapsed, 1), (_, v) => (v.Ticks + elapsed, v.Calls + 1));
     }

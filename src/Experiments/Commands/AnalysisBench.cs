@@ -36,7 +36,7 @@ internal static class AnalysisBench
 
             Dictionary<string, double>? peerMs = null;
             if (pr.GetValue(peer))
-                peerMs = BenchCommand.RunPeer("analysis_torch.py", $"--threads {be.Threads} --rows {n} --dim {d} --runs {r}")
+                peerMs = BenchCommand.RunPeer(be, "analysis_torch.py", $"--threads {be.Threads} --rows {n} --dim {d} --runs {r}")
                     .ToDictionary(j => j.GetProperty("kernel").GetString()!, j => j.GetProperty("median_ms").GetDouble());
             var table = new Table().AddColumn("kernel").AddColumn("shape").AddColumn("median ms").AddColumn("min-max ms").AddColumn("GFLOP/s or GB/s");
             if (peerMs != null) table.AddColumn("PyTorch ms").AddColumn("speed-up");

@@ -39,7 +39,7 @@ internal static class BenchCommand
             AnsiConsole.MarkupLine($"GEMM on [bold]{Markup.Escape(be.ToString()!)}[/]");
             Dictionary<string, double>? peerGflops = null;
             if (pr.GetValue(peer))
-                peerGflops = RunPeer("gemm_torch.py", $"--threads {be.Threads} --shapes {pr.GetValue(shapes)} --min-time {pr.GetValue(minTime)}")
+                peerGflops = RunPeer(be, "gemm_torch.py", $"--threads {be.Threads} --shapes {pr.GetValue(shapes)} --min-time {pr.GetValue(minTime)}")
                     .ToDictionary(j => $"{j.GetProperty("m")}x{j.GetProperty("n")}x{j.GetProperty("k")}", j => j.GetProperty("gflops").GetDouble());
             var table = new Table().AddColumn("M x N x K").AddColumn("median ms").AddColumn("p20-p80 ms").AddColumn("GFLOP/s");
             if (peerGflops != null) table.AddColumn("PyTorch GFLOP/s").AddColumn("ratio");
@@ -87,7 +87,7 @@ internal static class BenchCommand
             double kdGBs = 3 * bytes / (kd.Median * 1e-3) / 1e9, lsGBs = 2 * bytes / (ls.Median * 1e-3) / 1e9;
             Dictionary<string, double>? peerMs = null;
             if (pr.GetValue(peer))
-                peerMs = RunPeer("losses_torch.py", $"--threads {be.Threads} --rows {b} --cols {k} --min-time {secs}")
+                peerMs = RunPeer(be, "losses_torch.py", $"--threads {be.Threads} --rows {b} --cols {k} --min-time {secs}")
                     .ToDictionary(j => j.GetProperty("kernel").GetString()!, j => j.GetProperty("median_ms").GetDouble());
             var table = new Table().AddColumn("kernel").AddColumn("median ms").AddColumn("p20-p80 ms").AddColumn("GB/s (min traffic)").AddColumn("of copy BW");
             if (peerMs != null) table.AddColumn("PyTorch ms").AddColumn("speed-up");
@@ -142,14 +142,18 @@ internal static class BenchCommand
     }
 
     /// <summary>Runs a peer script from bench/peers with Debian's python3 and parses its JSON lines.</summary>
-    internal static List<JsonElement> RunPeer(string script, string args)
+    /// <summary>Runs a peer script. On a CUDA backend the peer runs on the GPU too (`--device cuda`), with the Python
+    /// named by LSKD_PEER_PYTHON (a GPU build of PyTorch); otherwise Debian's /usr/bin/python3 on the CPU.</summary>
+    internal static List<JsonElement> RunPeer(IBackend be, string script, string args)
     {
         string? path = null;
         for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null && path == null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "bench", "peers", script))) path = Path.Combine(d.FullName, "bench", "peers", script);
         if (path == null) throw new UsageException($"--peer: bench/peers/{script} not found (run from the repository)");
-        if (!File.Exists("/usr/bin/python3")) throw new UsageException("--peer: /usr/bin/python3 not found (install Debian's python3-torch)");
-        var psi = new ProcessStartInfo("/usr/bin/python3", $"{path} {args}") { RedirectStandardOutput = true, RedirectStandardError = true };
+        bool onGpu = be.Name == "cuda";
+        string python = onGpu ? Environment.GetEnvironmentVariable("LSKD_PEER_PYTHON") ?? "/usr/bin/python3" : "/usr/bin/python3";
+        if (!File.Exists(python)) throw new UsageException($"--peer: {python} not found (install Debian's python3-torch, or set LSKD_PEER_PYTHON for a GPU peer)");
+        var psi = new ProcessStartInfo(python, $"{path} {args}{(onGpu ? " --device cuda" : "")}") { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();

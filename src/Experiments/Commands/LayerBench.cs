@@ -61,6 +61,8 @@ internal static class LayerBench
                 using var gap = be.Allocate(n * 16);
                 Add(table, "global avg pool", shape, "forward", BenchCommand.Time(be, () => be.Reduce(ReduceOp.Mean, x, gap, n * 16, 28 * 28, 1), secs), 0);
                 Add(table, "dropout p=0.2", shape, "forward", BenchCommand.Time(be, () => be.Dropout(x, y, (int)s.Size, 0.2f, 9), secs), 0);
+                Add(table, "fill (zero a gradient)", shape, "forward", BenchCommand.Time(be, () => be.Fill(dx, 0, (int)s.Size, 0f), secs), 0);
+                Add(table, "fill (zero a gradient)", "[16,16,3,3]", "forward", BenchCommand.Time(be, () => be.Fill(dx, 0, 16 * 16 * 9, 0f), secs), 0);
             }
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine("GFLOP/s counts 2 x multiply-adds of the forward convolution for every pass (each backward pass has the same count).");

@@ -38,7 +38,7 @@ internal static class TrainBench
             {
                 // PyTorch first, then LsKd, in every round: both see the same stretch of the machine's load.
                 if (withPeer)
-                    foreach (var j in BenchCommand.RunPeer("train_torch.py", $"--threads {be.Threads} --batch {b} --steps {s} --models {string.Join(',', names)}"))
+                    foreach (var j in BenchCommand.RunPeer(be, "train_torch.py", $"--threads {be.Threads} --batch {b} --steps {s} --models {string.Join(',', names)}"))
                         theirs[j.GetProperty("model").GetString()!].Add(j.GetProperty("img_per_s").GetDouble());
                 foreach (var name in names) ours[name].Add(Measure(be, name, b, s));
             }

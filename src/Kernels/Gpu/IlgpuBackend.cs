@@ -35,7 +35,8 @@ public sealed partial class IlgpuBackend : BackendBase
     Action<KernelConfig, FView, FView, IView, FView, FView, RowParams>? _kd;
     Action<Index1D, FView, IView, IView, int, int>? _topK;
     Action<Index1D, IView, IView, IView, int>? _confusion;
-    Action<Index1D, FView, FView, FView, ConvParams>? _convForward, _convBackwardInput, _convBackwardWeight;
+    Action<Index1D, FView, FView, FView, ConvParams>? _convForward, _convBackwardInput;
+    Action<KernelConfig, FView, FView, FView, ConvParams>? _convBackwardWeight;
     Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>? _batchNorm;
     Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>? _batchNormBackward;
     Action<Index1D, FView, FView, IView, PoolParams, int>? _pool;
@@ -218,7 +219,8 @@ public sealed partial class IlgpuBackend : BackendBase
         Auto(ref _convBackwardInput, IlgpuConvKernels.ConvBackwardInput)((int)s.InputSize, V(dy), V(weight), V(dx), ConvParams.From(s, accumulate));
 
     protected override void Conv2dBackwardWeightCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate) =>
-        Auto(ref _convBackwardWeight, IlgpuConvKernels.ConvBackwardWeight)((int)s.WeightSize, V(x), V(dy), V(dw), ConvParams.From(s, accumulate));
+        (_convBackwardWeight ??= Accelerator.LoadStreamKernel<FView, FView, FView, ConvParams>(IlgpuConvKernels.ConvBackwardWeight))
+            (new KernelConfig(new Index1D((int)s.WeightSize), new Index1D(_rowGroup)), V(x), V(dy), V(dw), ConvParams.From(s, accumulate));
 
     protected override void BatchNormCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training) =>

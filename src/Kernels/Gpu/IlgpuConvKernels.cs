@@ -26,47 +26,51 @@ public readonly record struct NormParams(int N, int C, int Spatial, float Epsilo
 }
 
 /// <summary>ILGPU kernels for convolution, batch norm, pooling and dropout. Convolutions are direct: one thread
-/// per output element (forward), per input element (input gradient, a gather, so no atomics) and per weight
-/// (weight gradient, summing over the batch in a fixed order). Batch norm runs one group per channel.</summary>
+/// per output element (forward) and per input element (input gradient, a gather, so no atomics); the weight gradient
+/// runs one group per weight element, its threads striding over the batch's output positions and then summing in a
+/// group reduction (deterministic for a fixed group size). Batch norm runs one group per channel.
+/// Index arithmetic is 32-bit (buffers hold at most 2^31 elements) and inner loops advance loop-carried offsets:
+/// ILGPU sinks index expressions into the loops that use them, and 64-bit divisions there cost ~40x in time.</summary>
 internal static class IlgpuConvKernels
 {
     public static void ConvForward(Index1D index, FView x, FView w, FView y, ConvParams p)
     {
-        long i = index;
-        int ow = (int)(i % p.OutW), oh = (int)(i / p.OutW % p.OutH), k = (int)(i / ((long)p.OutW * p.OutH) % p.K);
-        long n = i / ((long)p.OutW * p.OutH * p.K);
+        int i = index;
+        int ow = i % p.OutW, t = i / p.OutW;
+        int oh = t % p.OutH; t /= p.OutH;
+        int k = t % p.K, n = t / p.K;
         int cg = p.C / p.Groups, kg = p.K / p.Groups, g = k / kg;
+        int ih0 = oh * p.Stride - p.Pad, iw0 = ow * p.Stride - p.Pad;
+        int rLo = XMath.Max(0, -ih0), rHi = XMath.Min(p.R, p.H - ih0), sLo = XMath.Max(0, -iw0), sHi = XMath.Min(p.S, p.W - iw0);
+        int plane = p.H * p.W, taps = p.R * p.S;
+        int xc = (n * p.C + g * cg) * plane + ih0 * p.W + iw0, wc = k * cg * taps;
         float acc = 0f;
         for (int c = 0; c < cg; c++)
         {
-            long xBase = (n * p.C + g * cg + c) * p.H * p.W;
-            long wBase = ((long)k * cg + c) * p.R * p.S;
-            for (int r = 0; r < p.R; r++)
+            for (int r = rLo; r < rHi; r++)
             {
-                int ih = oh * p.Stride - p.Pad + r;
-                if (ih < 0 || ih >= p.H) continue;
-                for (int s = 0; s < p.S; s++)
-                {
-                    int iw = ow * p.Stride - p.Pad + s;
-                    if (iw >= 0 && iw < p.W) acc += x[xBase + ih * p.W + iw] * w[wBase + r * p.S + s];
-                }
+                int xr = xc + r * p.W, wr = wc + r * p.S;
+                for (int s = sLo; s < sHi; s++) acc += x[xr + s] * w[wr + s];
             }
+            xc += plane; wc += taps;
         }
         y[i] = acc;
     }
 
     public static void ConvBackwardInput(Index1D index, FView dy, FView w, FView dx, ConvParams p)
     {
-        long i = index;
-        int iw = (int)(i % p.W), ih = (int)(i / p.W % p.H), c = (int)(i / ((long)p.W * p.H) % p.C);
-        long n = i / ((long)p.W * p.H * p.C);
+        int i = index;
+        int iw = i % p.W, t = i / p.W;
+        int ih = t % p.H; t /= p.H;
+        int c = t % p.C, n = t / p.C;
         int cg = p.C / p.Groups, kg = p.K / p.Groups, g = c / cg, cl = c - g * cg;
+        int outPlane = p.OutH * p.OutW, taps = p.R * p.S, kStride = cg * taps;
         float acc = 0f;
         for (int r = 0; r < p.R; r++)
         {
-            int t = ih + p.Pad - r;
-            if (t < 0 || t % p.Stride != 0) continue;
-            int oh = t / p.Stride;
+            int tr = ih + p.Pad - r;
+            if (tr < 0 || tr % p.Stride != 0) continue;
+            int oh = tr / p.Stride;
             if (oh >= p.OutH) continue;
             for (int s = 0; s < p.S; s++)
             {
@@ -74,51 +78,57 @@ internal static class IlgpuConvKernels
                 if (u < 0 || u % p.Stride != 0) continue;
                 int ow = u / p.Stride;
                 if (ow >= p.OutW) continue;
-                for (int kk = 0; kk < kg; kk++)
-                {
-                    int k = g * kg + kk;
-                    acc += dy[((n * p.K + k) * p.OutH + oh) * p.OutW + ow] * w[(((long)k * cg + cl) * p.R + r) * p.S + s];
-                }
+                int go = (n * p.K + g * kg) * outPlane + oh * p.OutW + ow, wo = (g * kg * cg + cl) * taps + r * p.S + s;
+                for (int kk = 0; kk < kg; kk++) { acc += dy[go] * w[wo]; go += outPlane; wo += kStride; }
             }
         }
         dx[i] = p.Accumulate != 0 ? dx[i] + acc : acc;
     }
 
-    public static void ConvBackwardWeight(Index1D index, FView x, FView dy, FView dw, ConvParams p)
+    /// <summary>One group per weight element [k, c, r, s]: each thread sums x * dy over a strided share of the batch's
+    /// output positions, then the group adds the partial sums.</summary>
+    public static void ConvBackwardWeight(FView x, FView dy, FView dw, ConvParams p)
     {
-        long i = index;
-        int s = (int)(i % p.S), r = (int)(i / p.S % p.R);
+        int i = Grid.IdxX;
+        int s = i % p.S, r = i / p.S % p.R;
         int cg = p.C / p.Groups, kg = p.K / p.Groups;
-        int cl = (int)(i / ((long)p.S * p.R) % cg), k = (int)(i / ((long)p.S * p.R * cg));
+        int cl = i / (p.S * p.R) % cg, k = i / (p.S * p.R * cg);
         int c = k / kg * cg + cl;
+        int outPlane = p.OutH * p.OutW, plane = p.H * p.W;
+        // Valid output rows and columns for this tap: ih = oh * stride - pad + r must lie in [0, H).
+        int ohLo = XMath.Max(0, (p.Pad - r + p.Stride - 1) / p.Stride), ohHi = ValidEnd(p.H - 1 + p.Pad - r, p.Stride, p.OutH);
+        int owLo = XMath.Max(0, (p.Pad - s + p.Stride - 1) / p.Stride), owHi = ValidEnd(p.W - 1 + p.Pad - s, p.Stride, p.OutW);
+        int rows = XMath.Max(0, ohHi - ohLo), cols = XMath.Max(0, owHi - owLo), count = rows * cols;
         float acc = 0f;
+        int xn = c * plane, gn = k * outPlane;
         for (int n = 0; n < p.N; n++)
-            for (int oh = 0; oh < p.OutH; oh++)
+        {
+            for (int q = Group.IdxX; q < count; q += Group.DimX)
             {
-                int ih = oh * p.Stride - p.Pad + r;
-                if (ih < 0 || ih >= p.H) continue;
-                long xRow = (((long)n * p.C + c) * p.H + ih) * p.W, gRow = (((long)n * p.K + k) * p.OutH + oh) * p.OutW;
-                for (int ow = 0; ow < p.OutW; ow++)
-                {
-                    int iw = ow * p.Stride - p.Pad + s;
-                    if (iw >= 0 && iw < p.W) acc += x[xRow + iw] * dy[gRow + ow];
-                }
+                int oh = ohLo + q / cols, ow = owLo + q % cols;
+                acc += x[xn + (oh * p.Stride - p.Pad + r) * p.W + ow * p.Stride - p.Pad + s] * dy[gn + oh * p.OutW + ow];
             }
-        dw[i] = p.Accumulate != 0 ? dw[i] + acc : acc;
+            xn += p.C * plane; gn += p.K * outPlane;
+        }
+        acc = GroupExtensions.AllReduce<float, AddFloat>(acc);
+        if (Group.IdxX == 0) dw[i] = p.Accumulate != 0 ? dw[i] + acc : acc;
     }
+
+    /// <summary>One past the last output index o with o * stride &lt;= last (none when last &lt; 0), at most outLen.</summary>
+    static int ValidEnd(int last, int stride, int outLen) => last < 0 ? 0 : XMath.Min(outLen, last / stride + 1);
 
     public static void BatchNorm(FView x, FView gamma, FView beta, FView y, FView saveMean, FView saveInvStd, FView runMean, FView runVar, NormParams p)
     {
         int c = Grid.IdxX;
-        long m = (long)p.N * p.Spatial;
+        int m = p.N * p.Spatial;
         float mean, invStd;
         if (p.Training != 0)
         {
             float part = 0f;
-            for (long j = Group.IdxX; j < m; j += Group.DimX) part += x[Offset(p, c, j)];
+            for (int j = Group.IdxX; j < m; j += Group.DimX) part += x[Offset(p, c, j)];
             float mu = GroupExtensions.AllReduce<float, AddFloat>(part) / m;
             float sq = 0f;
-            for (long j = Group.IdxX; j < m; j += Group.DimX) { float d = x[Offset(p, c, j)] - mu; sq += d * d; }
+            for (int j = Group.IdxX; j < m; j += Group.DimX) { float d = x[Offset(p, c, j)] - mu; sq += d * d; }
             float var = GroupExtensions.AllReduce<float, AddFloat>(sq) / m;
             mean = mu; invStd = 1f / MathF.Sqrt(var + p.Epsilon);
             if (Group.IdxX == 0)
@@ -130,46 +140,46 @@ internal static class IlgpuConvKernels
         else { mean = runMean[c]; invStd = 1f / MathF.Sqrt(runVar[c] + p.Epsilon); }
         if (Group.IdxX == 0) { saveMean[c] = mean; saveInvStd[c] = invStd; }
         float a = gamma[c] * invStd, b = beta[c] - mean * a;
-        for (long j = Group.IdxX; j < m; j += Group.DimX)
+        for (int j = Group.IdxX; j < m; j += Group.DimX)
         {
-            long o = Offset(p, c, j);
+            int o = Offset(p, c, j);
             float v = x[o] * a + b;
             y[o] = p.Activation != 0 ? XMath.Min(XMath.Max(v, 0f), p.Cap) : v;
         }
     }
 
     /// <summary>dy, or 0 where the fused activation clamped its input (y is the forward output).</summary>
-    static float MaskedGrad(FView dy, FView y, long o, NormParams p) => p.Activation == 0 || (y[o] > 0f && y[o] < p.Cap) ? dy[o] : 0f;
+    static float MaskedGrad(FView dy, FView y, int o, NormParams p) => p.Activation == 0 || (y[o] > 0f && y[o] < p.Cap) ? dy[o] : 0f;
 
     public static void BatchNormBackward(FView x, FView dy, FView y, FView gamma, FView saveMean, FView saveInvStd, FView dx, FView dGamma, FView dBeta, NormParams p)
     {
         int c = Grid.IdxX;
-        long m = (long)p.N * p.Spatial;
+        int m = p.N * p.Spatial;
         float mean = saveMean[c], invStd = saveInvStd[c];
         float sdy = 0f, sdx = 0f;
-        for (long j = Group.IdxX; j < m; j += Group.DimX) { long o = Offset(p, c, j); float g = MaskedGrad(dy, y, o, p); sdy += g; sdx += g * (x[o] - mean); }
+        for (int j = Group.IdxX; j < m; j += Group.DimX) { int o = Offset(p, c, j); float g = MaskedGrad(dy, y, o, p); sdy += g; sdx += g * (x[o] - mean); }
         sdy = GroupExtensions.AllReduce<float, AddFloat>(sdy);
         sdx = GroupExtensions.AllReduce<float, AddFloat>(sdx);
         if (Group.IdxX == 0) { dBeta[c] = sdy; dGamma[c] = sdx * invStd; }
         float k = gamma[c] * invStd;
         float mdy = p.Training != 0 ? sdy / m : 0f, cx = p.Training != 0 ? sdx / m * invStd * invStd : 0f;
-        for (long j = Group.IdxX; j < m; j += Group.DimX)
+        for (int j = Group.IdxX; j < m; j += Group.DimX)
         {
-            long o = Offset(p, c, j);
+            int o = Offset(p, c, j);
             float v = k * (MaskedGrad(dy, y, o, p) - mdy - (x[o] - mean) * cx);
             dx[o] = p.Accumulate != 0 ? dx[o] + v : v;
         }
     }
 
     /// <summary>Flat index of the j-th value of channel c (j runs over batch, then spatial).</summary>
-    static long Offset(NormParams p, int c, long j) => (j / p.Spatial * p.C + c) * p.Spatial + j % p.Spatial;
+    static int Offset(NormParams p, int c, int j) { int n = j / p.Spatial; return (n * p.C + c) * p.Spatial + (j - n * p.Spatial); }
 
     public static void Pool(Index1D index, FView x, FView y, IView argMax, PoolParams p, int writeArg)
     {
-        long i = index;
-        int ow = (int)(i % p.OutW), oh = (int)(i / p.OutW % p.OutH);
-        long plane = i / ((long)p.OutW * p.OutH);
-        long xBase = plane * p.H * p.W;
+        int i = index;
+        int ow = i % p.OutW, oh = i / p.OutW % p.OutH;
+        int plane = i / (p.OutW * p.OutH);
+        int xBase = plane * p.H * p.W;
         float best = float.NegativeInfinity, sum = 0f;
         int arg = -1;
         for (int r = 0; r < p.Kernel; r++)
@@ -192,9 +202,9 @@ internal static class IlgpuConvKernels
     /// <summary>One thread per input element gathers from every window that contains it.</summary>
     public static void PoolBackward(Index1D index, FView dy, IView argMax, FView dx, PoolParams p)
     {
-        long i = index;
-        int iw = (int)(i % p.W), ih = (int)(i / p.W % p.H);
-        long plane = i / ((long)p.W * p.H);
+        int i = index;
+        int iw = i % p.W, ih = i / p.W % p.H;
+        int plane = i / (p.W * p.H);
         int self = ih * p.W + iw;
         float acc = 0f;
         for (int r = 0; r < p.Kernel; r++)
@@ -205,7 +215,7 @@ internal static class IlgpuConvKernels
             {
                 int u = iw + p.Pad - s;
                 if (u < 0 || u % p.Stride != 0 || u / p.Stride >= p.OutW) continue;
-                long o = (plane * p.OutH + t / p.Stride) * p.OutW + u / p.Stride;
+                int o = (plane * p.OutH + t / p.Stride) * p.OutW + u / p.Stride;
                 if (p.Max != 0) { if (argMax[o] == self) acc += dy[o]; }
                 else acc += dy[o] / (p.Kernel * p.Kernel);
             }

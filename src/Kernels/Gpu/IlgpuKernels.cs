@@ -25,10 +25,9 @@ internal static class IlgpuKernels
 
     public static void Transpose(Index1D i, FView x, FView y, int rows, int cols)
     {
-        long mat = (long)rows * cols;
-        long li = (int)i;
-        long b = li / mat, rem = li % mat;
-        long r = rem / cols, c = rem % cols;
+        int mat = rows * cols, li = i;   // 32-bit: buffers hold fewer than 2^31 elements, and 64-bit division is slow on GPUs
+        int b = li / mat, rem = li - b * mat;
+        int r = rem / cols, c = rem - r * cols;
         y[b * mat + c * rows + r] = x[li];
     }
 
@@ -42,7 +41,7 @@ internal static class IlgpuKernels
 
     public static void Binary(Index1D i, FView a, FView b, FView y, int op, int bLength, int bInner)
     {
-        long j = (long)(int)i / bInner % bLength;
+        int j = (int)i / bInner % bLength;
         y[i] = ScalarMath.Binary((BinaryOp)op, a[i], b[j]);
     }
 
@@ -251,12 +250,18 @@ internal static class IlgpuKernels
 
     public static void TopK(Index1D row, FView z, IView labels, IView correct, int cols, int k)
     {
-        long o = (long)(int)row * cols;
+        int o = row * cols;
         int y = labels[row];
         float zy = z[o + y];
-        int rank = 0;
-        for (int j = 0; j < cols; j++) { float v = z[o + j]; if (v > zy || (v == zy && j < y)) rank++; }
-        correct[row] = rank < k ? 1 : 0;
+        // Rank of the label in a stable descending sort: larger values, then equal values at smaller indices.
+        int larger = 0, tiedBefore = 0;
+        for (int j = 0; j < cols; j++)
+        {
+            float v = z[o + j];
+            larger += v > zy ? 1 : 0;
+            tiedBefore += v == zy && j < y ? 1 : 0;
+        }
+        correct[row] = larger + tiedBefore < k ? 1 : 0;
     }
 
     public static void Confusion(Index1D i, IView predictions, IView labels, IView matrix, int classes) =>
