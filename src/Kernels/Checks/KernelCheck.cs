@@ -459,6 +459,14 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
         yield return new ConvSpec(2, 16, 6, 5, 8, 3, 3, 1, 1);
         if (!small)
         {
+            // 7x7 outputs and stride 2 with whole 16-channel blocks take the CPU's channels-in-lanes kernels (forward,
+            // weight gradient, input gradient through the flipped adjoint or the stride-2 scatter).
+            yield return new ConvSpec(3, 32, 7, 7, 64, 3, 3, 1, 1);
+            yield return new ConvSpec(2, 16, 14, 14, 16, 3, 3, 2, 1);
+            yield return new ConvSpec(2, 8, 14, 13, 16, 3, 3, 2, 1);
+            yield return new ConvSpec(2, 32, 7, 7, 32, 3, 3, 1, 1, 2);
+            yield return new ConvSpec(2, 16, 7, 7, 48, 3, 3, 1, 1);
+            yield return new ConvSpec(2, 32, 14, 14, 32, 3, 3, 2, 1);
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 1, 1);
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 2, 1);
             yield return new ConvSpec(4, 32, 14, 14, 32, 3, 3, 2, 1, 32);

@@ -100,8 +100,10 @@ public unsafe partial class CpuBackend
             Forward(Subsampled(s), xs.Pointer, P(weight), P(y), 0f);
             return;
         }
+        if (LanesSupported(s)) { ForwardLanes(s, P(x), P(weight), P(y), accumulate: false); return; }
         Forward(s, P(x), P(weight), P(y), 0f);
     }
+    static readonly bool s_noLanes = Environment.GetEnvironmentVariable("LSKD_NO_LANES") == "1";
 
     /// <summary>
     /// The implicit-GEMM layout of a stride-1 or stride-2 convolution. An image group is copied into zero-padded
@@ -552,10 +554,13 @@ public unsafe partial class CpuBackend
         if (s.Stride == 1 && s.R == s.S && s.Pad <= s.R - 1 && !IsPointwise(s))
         {
             var flipped = FlipTranspose(s, P(weight));
+            var adjoint = new ConvSpec(s.N, s.K, s.OutH, s.OutW, s.C, s.R, s.S, 1, s.R - 1 - s.Pad, s.Groups);
             fixed (float* fp = flipped)
-                Forward(new ConvSpec(s.N, s.K, s.OutH, s.OutW, s.C, s.R, s.S, 1, s.R - 1 - s.Pad, s.Groups), P(dy), fp, P(dx), accumulate ? 1f : 0f);
+                if (LanesSupported(adjoint)) ForwardLanes(adjoint, P(dy), fp, P(dx), accumulate);
+                else Forward(adjoint, P(dy), fp, P(dx), accumulate ? 1f : 0f);
             return;
         }
+        if (BackwardInputLanesSupported(s)) { BackwardInputLanes(s, P(dy), P(weight), P(dx), accumulate); return; }
         if (s.Stride == 2) { GridBackwardInput(s, Grid(s), P(dy), P(weight), P(dx), accumulate); return; }
         var spec = s;
         float* dyp = P(dy), wp = P(weight), dxp = P(dx);
@@ -594,6 +599,7 @@ public unsafe partial class CpuBackend
             Conv2dBackwardWeightCore(Subsampled(s), xs, dy, dw, accumulate);
             return;
         }
+        if (WeightGradLanesSupported(s)) { WeightGradLanes(s, P(x), P(dy), P(dw), accumulate); return; }
         if (ConvGrid.Supports(s) && Vector512.IsHardwareAccelerated && Grid(s) is { } grid)
         {
             GridWeightGrad(s, grid, P(x), P(dy), P(dw), accumulate);
