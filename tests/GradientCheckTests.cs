@@ -91,7 +91,7 @@ public partial class GradientCheckTests
         });
     }
 
-    static IEnumerable<TestCaseData> BinaryCases() => ForBackends("add", "sub", "mul", "add-bias");
+    static IEnumerable<TestCaseData> BinaryCases() => ForBackends("add", "sub", "mul", "add-bias", "add-relu", "add-relu-same-input");
 
     [TestCaseSource(nameof(BinaryCases))]
     public void Binary(string backend, string kind)
@@ -100,6 +100,17 @@ public partial class GradientCheckTests
         {
             Check(backend, [[4, 6], [6]], t => Weighted(Ops.AddBias(t[0], t[1])),
                 x => Weighted(Enumerable.Range(0, 24).Select(i => x[0][i] + x[1][i % 6]).ToArray()));
+            return;
+        }
+        if (kind == "add-relu-same-input")
+        {
+            // Both operands are one tensor (an identity shortcut of a block's own input): the gradients add up.
+            Check(backend, [[3, 5]], t => Weighted(Ops.AddRelu(t[0], t[0])), x => Weighted(x[0].Select(v => Math.Max(2 * v, 0)).ToArray()));
+            return;
+        }
+        if (kind == "add-relu")
+        {
+            Check(backend, [[3, 5], [3, 5]], t => Weighted(Ops.AddRelu(t[0], t[1])), x => Weighted(x[0].Zip(x[1], (a, b) => Math.Max(a + b, 0)).ToArray()));
             return;
         }
         Func<Tensor, Tensor, Tensor> op = kind switch { "add" => Ops.Add, "sub" => Ops.Sub, _ => Ops.Mul };

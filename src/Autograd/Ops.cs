@@ -128,6 +128,26 @@ public static partial class Ops
     }
 
     public static Tensor Add(Tensor a, Tensor b) => Elementwise(BinaryOp.Add, a, b);
+
+    /// <summary>relu(a + b), the end of a residual block, as one op: the sum is rectified in place, and the backward
+    /// pass writes the masked gradient straight into each input's gradient (relu'(a + b) = [y &gt; 0]), instead of
+    /// a ReLU gradient followed by two copies for the sum.</summary>
+    public static Tensor AddRelu(Tensor a, Tensor b)
+    {
+        CheckSameBackend(a, b, "add-relu");
+        if (!a.Shape.SequenceEqual(b.Shape))
+            throw new ArgumentException($"add-relu: shapes differ: {Tensor.ShapeString(a.Shape)} and {Tensor.ShapeString(b.Shape)}");
+        var y = Output(a, a.Shape, a, b);
+        var be = a.Backend;
+        be.Binary(BinaryOp.Add, a.Buffer, b.Buffer, y.Buffer, a.Size, a.Size);
+        be.Unary(UnaryOp.Relu, y.Buffer, y.Buffer, a.Size);
+        T.Record(y, [a, b], o =>
+        {
+            foreach (var input in new[] { a, b })
+                Accumulate(input, (g, acc) => be.UnaryBackward(UnaryOp.Relu, y.Buffer, o.Grad!, g, a.Size, 0f, acc));
+        });
+        return y;
+    }
     public static Tensor Sub(Tensor a, Tensor b) => Elementwise(BinaryOp.Sub, a, b);
     public static Tensor Mul(Tensor a, Tensor b) => Elementwise(BinaryOp.Mul, a, b);
 

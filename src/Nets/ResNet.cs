@@ -46,7 +46,7 @@ public sealed class BasicBlock : Module
         var h = _bn1.Forward(_conv1.Forward(x), NormActivation.Relu);
         h = _bn2.Forward(_conv2.Forward(h));
         var shortcut = _projection == null ? x : _projectionBn!.Forward(_projection.Forward(x));
-        return Ops.Relu(Ops.Add(h, shortcut));
+        return Ops.AddRelu(h, shortcut);
     }
 }
 

@@ -93,6 +93,7 @@ public unsafe partial class CpuBackend
     {
         if (s.IsDepthwise && s.Stride == 1) { DepthwiseShifted(s, P(x), P(weight), P(y), accumulate: false, flip: false); return; }
         if (s.IsDepthwise) { DepthwiseForward(s, P(x), P(weight), P(y)); return; }
+        if (LanesSupported(s)) { ForwardLanes(s, P(x), P(weight), P(y), accumulate: false); return; }
         if (IsStridedPointwise(s))
         {
             var xs = SubsampleScratch(s);
@@ -100,7 +101,6 @@ public unsafe partial class CpuBackend
             Forward(Subsampled(s), xs.Pointer, P(weight), P(y), 0f);
             return;
         }
-        if (LanesSupported(s)) { ForwardLanes(s, P(x), P(weight), P(y), accumulate: false); return; }
         Forward(s, P(x), P(weight), P(y), 0f);
     }
     static readonly bool s_noLanes = Environment.GetEnvironmentVariable("LSKD_NO_LANES") == "1";
@@ -544,6 +544,7 @@ public unsafe partial class CpuBackend
             return;
         }
         if (s.IsDepthwise) { DepthwiseBackwardInput(s, P(dy), P(weight), P(dx), accumulate); return; }
+        if (BackwardInputLanesSupported(s)) { BackwardInputLanes(s, P(dy), P(weight), P(dx), accumulate); return; }
         if (IsStridedPointwise(s))
         {
             var dxs = SubsampleScratch(s);
@@ -560,7 +561,6 @@ public unsafe partial class CpuBackend
                 else Forward(adjoint, P(dy), fp, P(dx), accumulate ? 1f : 0f);
             return;
         }
-        if (BackwardInputLanesSupported(s)) { BackwardInputLanes(s, P(dy), P(weight), P(dx), accumulate); return; }
         if (s.Stride == 2) { GridBackwardInput(s, Grid(s), P(dy), P(weight), P(dx), accumulate); return; }
         var spec = s;
         float* dyp = P(dy), wp = P(weight), dxp = P(dx);

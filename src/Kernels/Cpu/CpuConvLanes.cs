@@ -17,7 +17,7 @@ public unsafe partial class CpuBackend
     /// Used where it measured faster than the grid: 7x7 outputs and stride 2 (the grid's waste is largest there).</summary>
     static bool LanesSupported(in ConvSpec s) =>
         Vector512.IsHardwareAccelerated && !s.IsDepthwise && (s.Stride == 1 || s.Stride == 2) && s.KPerGroup % 16 == 0 &&
-        s.OutW % 7 == 0 && (s.OutH * s.OutW <= 49 || (s.Stride == 2 && s.OutH * s.OutW <= 196)) && (s.R > 1 || s.S > 1) && !s_noLanes;
+        s.OutW % 7 == 0 && (s.OutH * s.OutW <= 49 || (s.Stride == 2 && s.OutH * s.OutW <= 196)) && (s.R > 1 || s.S > 1 || s.Stride == 2) && !s_noLanes;
 
     /// <summary>3x3 weight gradients with whole 16-channel output blocks and outputs up to 14x14 (at 28x28 the grid
     /// kernel measured as fast).</summary>
