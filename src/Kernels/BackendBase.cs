@@ -24,7 +24,7 @@ public abstract class BackendBase : IBackend
             NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
             if (count > 0) FillCore(x, offset, count, value);
         }
-        finally { OpProfiler.Stop("Fill", profileStart, this); }
+        finally { if (profileStart != 0) OpProfiler.Stop(count < 65536 ? "Fill (under 64K values)" : "Fill (64K values or more)", profileStart, this); }
     }
 
     public void FillInt(DeviceBuffer<int> x, int offset, int count, int value)

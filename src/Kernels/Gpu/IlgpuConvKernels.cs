@@ -100,15 +100,32 @@ internal static class IlgpuConvKernels
         int owLo = XMath.Max(0, (p.Pad - s + p.Stride - 1) / p.Stride), owHi = ValidEnd(p.W - 1 + p.Pad - s, p.Stride, p.OutW);
         int rows = XMath.Max(0, ohHi - ohLo), cols = XMath.Max(0, owHi - owLo), count = rows * cols;
         float acc = 0f;
-        int xn = c * plane, gn = k * outPlane;
-        for (int n = 0; n < p.N; n++)
+        if (count > 0 && count < Group.DimX)
         {
-            for (int q = Group.IdxX; q < count; q += Group.DimX)
+            // Small planes (7x7, 14x14): each thread keeps one position and walks the images, several images per
+            // pass, so most threads stay busy and the loop has no divisions.
+            int perPass = Group.DimX / count, sub = Group.IdxX / count, q = Group.IdxX - sub * count;
+            if (sub < perPass)
             {
                 int oh = ohLo + q / cols, ow = owLo + q % cols;
-                acc += x[xn + (oh * p.Stride - p.Pad + r) * p.W + ow * p.Stride - p.Pad + s] * dy[gn + oh * p.OutW + ow];
+                int xi = (sub * p.C + c) * plane + (oh * p.Stride - p.Pad + r) * p.W + ow * p.Stride - p.Pad + s;
+                int gi = (sub * p.K + k) * outPlane + oh * p.OutW + ow;
+                int xStep = perPass * p.C * plane, gStep = perPass * p.K * outPlane;
+                for (int n = sub; n < p.N; n += perPass) { acc += x[xi] * dy[gi]; xi += xStep; gi += gStep; }
             }
-            xn += p.C * plane; gn += p.K * outPlane;
+        }
+        else
+        {
+            int xn = c * plane, gn = k * outPlane;
+            for (int n = 0; n < p.N; n++)
+            {
+                for (int q = Group.IdxX; q < count; q += Group.DimX)
+                {
+                    int oh = ohLo + q / cols, ow = owLo + q % cols;
+                    acc += x[xn + (oh * p.Stride - p.Pad + r) * p.W + ow * p.Stride - p.Pad + s] * dy[gn + oh * p.OutW + ow];
+                }
+                xn += p.C * plane; gn += p.K * outPlane;
+            }
         }
         acc = GroupExtensions.AllReduce<float, AddFloat>(acc);
         if (Group.IdxX == 0) dw[i] = p.Accumulate != 0 ? dw[i] + acc : acc;
