@@ -633,11 +633,17 @@ public unsafe partial class CpuBackend
                     else gemm.Run(new GemmSpec(false, true, spec.KPerGroup, ckk, ohw, Beta: 1f), dyg, b, pg);
                 }
         });
-        // Sum the partials (in worker order) and transpose each group's [ckk, K/G] block back to [K/G, ckk].
+        WriteWeightGradient(partials, s, dwp, transposed, accumulate);
+    }
+
+    /// <summary>dw (+)= the sum of the workers' partials, added in worker order (deterministic). Transposed partials
+    /// hold each group's block as [C/G R S, K/G] and are transposed back to the weight layout [K/G, C/G R S].</summary>
+    void WriteWeightGradient(float[][] partials, in ConvSpec s, float* dwp, bool transposed, bool accumulate)
+    {
+        int wsize = (int)s.WeightSize, kg = s.KPerGroup, ckk = s.CPerGroup * s.R * s.S;
         var sum = partials[0];
         for (int i = 1; i < partials.Length; i++)
-            fixed (float* a = sum, b = partials[i]) BinaryRun(BinaryOp.Add, a, b, a, (int)wsize);
-        int kg = s.KPerGroup;
+            fixed (float* a = sum, b = partials[i]) BinaryRun(BinaryOp.Add, a, b, a, wsize);
         for (int g = 0; g < s.Groups; g++)
             for (int k = 0; k < kg; k++)
                 for (int j = 0; j < ckk; j++)

@@ -178,18 +178,7 @@ public unsafe partial class CpuBackend
                                 else WGradK16R3(planes + (long)c * plane, wpad, spec.Stride, spec.OutH, spec.OutW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
                     }
         });
-        var sum = partials[0];
-        for (int i = 1; i < partials.Length; i++)
-            fixed (float* a = sum, b = partials[i]) BinaryRun(BinaryOp.Add, a, b, a, (int)wsize);
-        // [g][c r s][k] -> [g][k][c r s]
-        for (int g = 0; g < spec.Groups; g++)
-            for (int k = 0; k < kg; k++)
-                for (int j = 0; j < ckk; j++)
-                {
-                    float v = sum[(long)g * kg * ckk + (long)j * kg + k];
-                    float* d = dwp + (long)g * kg * ckk + (long)k * ckk + j;
-                    *d = accumulate ? *d + v : v;
-                }
+        WriteWeightGradient(partials, spec, dwp, transposed: true, accumulate);   // partials are [g][c r s][k]
     }
 
     /// <summary>o[tap, 0..32) += sum over positions of x[oh st + r, ow st + s] dy[position, 0..32) for the 9 taps.</summary>
