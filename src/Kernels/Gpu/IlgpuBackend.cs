@@ -14,7 +14,7 @@ using IView = ILGPU.Runtime.ArrayView1D<int, ILGPU.Stride1D.Dense>;
 public sealed partial class IlgpuBackend : BackendBase
 {
     readonly Context _context;
-    readonly int _rowGroup, _gemmTile;
+    readonly int _rowGroup, _normGroup, _gemmTile;
 
     Action<Index1D, FView, int, float>? _fill;
     Action<Index1D, IView, int, int>? _fillInt;
@@ -52,6 +52,9 @@ public sealed partial class IlgpuBackend : BackendBase
         Name = name;
         int maxGroup = accelerator.MaxNumThreadsPerGroup;
         _rowGroup = LargestPowerOfTwoAtMost(Math.Min(256, maxGroup));
+        // Batch norm runs one group per channel, and layers have only 16 to 64 channels: the largest groups keep
+        // enough loads in flight per multiprocessor.
+        _normGroup = LargestPowerOfTwoAtMost(Math.Min(1024, maxGroup));
         // GEMM tile: 16 x 16 = 256 threads where allowed, smaller on emulated devices with small groups.
         _gemmTile = 16;
         while (_gemmTile > 1 && _gemmTile * _gemmTile > maxGroup) _gemmTile /= 2;
@@ -225,14 +228,14 @@ public sealed partial class IlgpuBackend : BackendBase
     protected override void BatchNormCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training) =>
         (_batchNorm ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNorm))
-            (RowConfig(s.C), V(x), V(gamma), V(beta), V(y), V(saveMean), V(saveInvStd), V(runningMean), V(runningVar),
+            (new KernelConfig(new Index1D(s.C), new Index1D(_normGroup)), V(x), V(gamma), V(beta), V(y), V(saveMean), V(saveInvStd), V(runningMean), V(runningVar),
              NormParams.From(s, training, false));
 
     protected override void BatchNormBackwardCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,
         DeviceBuffer<float>? y) =>
         (_batchNormBackward ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNormBackward))
-            (RowConfig(s.C), V(x), V(dy), V(y ?? dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dGamma), V(dBeta), NormParams.From(s, training, accumulate));
+            (new KernelConfig(new Index1D(s.C), new Index1D(_normGroup)), V(x), V(dy), V(y ?? dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dGamma), V(dBeta), NormParams.From(s, training, accumulate));
 
     protected override void Pool2dCore(in PoolSpec s, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax) =>
         (_pool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, IView, PoolParams, int>(IlgpuConvKernels.Pool))
