@@ -467,6 +467,11 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
             yield return new ConvSpec(2, 32, 7, 7, 32, 3, 3, 1, 1, 2);
             yield return new ConvSpec(2, 16, 7, 7, 48, 3, 3, 1, 1);
             yield return new ConvSpec(2, 32, 14, 14, 32, 3, 3, 2, 1);
+            // Strided 1x1 projections with whole channel blocks (forward on the lanes kernel; the 32-channel input
+            // gradient as the lanes scatter), and an odd input size.
+            yield return new ConvSpec(2, 16, 14, 14, 32, 1, 1, 2, 0);
+            yield return new ConvSpec(2, 32, 14, 14, 64, 1, 1, 2, 0);
+            yield return new ConvSpec(2, 32, 13, 13, 16, 1, 1, 2, 0);
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 1, 1);
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 2, 1);
             yield return new ConvSpec(4, 32, 14, 14, 32, 3, 3, 2, 1, 32);
