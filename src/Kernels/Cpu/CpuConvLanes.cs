@@ -4,12 +4,13 @@ using System.Runtime.Intrinsics;
 namespace LsKd.Kernels.Cpu;
 
 /// <summary>
-/// Channels-in-lanes direct convolution for small outputs (14x14 and 7x7, stride 1 or 2). The implicit-GEMM grid
-/// (<see cref="ConvGrid"/>) computes its GridW - OutW extra columns per row and rounds rows to 16 lanes, so a 7x7
-/// output wastes a quarter of its work. Here the 16 lanes are 16 output channels instead: each tap (c, r, s) loads
-/// the transposed weights w[c, r, s, k..k+16) once and multiplies them by broadcast input pixels of 7 or 14 output
-/// positions of one row, so every lane is a real output and no column matrix is built. Results go to a per-image
-/// [position, channel] scratch and are transposed into NCHW.
+/// Channels-in-lanes direct convolution for small outputs (7x7 at stride 1, up to 14x14 at stride 2). The
+/// implicit-GEMM grid (<see cref="ConvGrid"/>) computes its GridW - OutW extra columns per row and rounds rows to 16
+/// lanes, so a 7x7 output wastes a quarter of its work. Here the 16 lanes are 16 output channels instead: each tap
+/// (c, r, s) loads the transposed weights w[c, r, s, k..k+16) once and multiplies them by broadcast input pixels of
+/// 7 output positions of one row, so every lane is a real output and no column matrix is built. Results go to a
+/// per-image [position, channel] scratch and are transposed into NCHW. The file also holds the 3x3 weight gradient
+/// and the stride-2 input gradient built on the same idea.
 /// </summary>
 public unsafe partial class CpuBackend
 {
