@@ -141,9 +141,9 @@ internal static class BenchCommand
         return result;
     }
 
-    /// <summary>Runs a peer script from bench/peers with Debian's python3 and parses its JSON lines.</summary>
-    /// <summary>Runs a peer script. On a CUDA backend the peer runs on the GPU too (`--device cuda`), with the Python
-    /// named by LSKD_PEER_PYTHON (a GPU build of PyTorch); otherwise Debian's /usr/bin/python3 on the CPU.</summary>
+    /// <summary>Runs a peer script from bench/peers and parses its JSON lines. On a CUDA backend the peer runs on the
+    /// GPU too (`--device cuda`), with the Python named by LSKD_PEER_PYTHON (a GPU build of PyTorch); otherwise with
+    /// Debian's /usr/bin/python3 on the CPU.</summary>
     internal static List<JsonElement> RunPeer(IBackend be, string script, string args)
     {
         string? path = null;

@@ -103,7 +103,6 @@ public unsafe partial class CpuBackend
         }
         Forward(s, P(x), P(weight), P(y), 0f);
     }
-    static readonly bool s_noLanes = Environment.GetEnvironmentVariable("LSKD_NO_LANES") == "1";
 
     /// <summary>
     /// The implicit-GEMM layout of a stride-1 or stride-2 convolution. An image group is copied into zero-padded
@@ -380,9 +379,7 @@ public unsafe partial class CpuBackend
                     }
                 }
         });
-        if (!accumulate) new Span<float>(dwp, (int)wsize).Clear();
-        foreach (var part in partials)
-            fixed (float* pp = part) BinaryRun(BinaryOp.Add, dwp, pp, dwp, (int)wsize);
+        WriteWeightGradient(partials, spec, dwp, transposed: false, accumulate);
     }
 
     /// <summary>out[k, j] += sum over images b of dot(dy_b row k, planes_b + offsets[j]) over len (a multiple of
@@ -641,6 +638,13 @@ public unsafe partial class CpuBackend
     void WriteWeightGradient(float[][] partials, in ConvSpec s, float* dwp, bool transposed, bool accumulate)
     {
         int wsize = (int)s.WeightSize, kg = s.KPerGroup, ckk = s.CPerGroup * s.R * s.S;
+        if (!transposed)
+        {
+            if (!accumulate) new Span<float>(dwp, wsize).Clear();
+            foreach (var part in partials)
+                fixed (float* pp = part) BinaryRun(BinaryOp.Add, dwp, pp, dwp, wsize);
+            return;
+        }
         var sum = partials[0];
         for (int i = 1; i < partials.Length; i++)
             fixed (float* a = sum, b = partials[i]) BinaryRun(BinaryOp.Add, a, b, a, wsize);
@@ -648,7 +652,7 @@ public unsafe partial class CpuBackend
             for (int k = 0; k < kg; k++)
                 for (int j = 0; j < ckk; j++)
                 {
-                    float v = transposed ? sum[(long)g * kg * ckk + (long)j * kg + k] : sum[(long)g * kg * ckk + (long)k * ckk + j];
+                    float v = sum[(long)g * kg * ckk + (long)j * kg + k];
                     float* d = dwp + (long)g * kg * ckk + (long)k * ckk + j;
                     *d = accumulate ? *d + v : v;
                 }

@@ -14,6 +14,9 @@ namespace LsKd.Kernels.Cpu;
 /// </summary>
 public unsafe partial class CpuBackend
 {
+    /// <summary>LSKD_NO_LANES=1 sends every shape to the grid kernels, for A/B timings.</summary>
+    static readonly bool s_noLanes = Environment.GetEnvironmentVariable("LSKD_NO_LANES") == "1";
+
     /// <summary>Shapes for the lanes kernels: whole channel blocks of 16, rows of a multiple of 7 positions.
     /// Used where it measured faster than the grid: 7x7 outputs and stride 2 (the grid's waste is largest there).</summary>
     static bool LanesSupported(in ConvSpec s) =>
