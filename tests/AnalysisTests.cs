@@ -189,7 +189,7 @@ public class AnalysisTests
     public void AdviseReportsMoreSmoothingForAnLsTeacher()
     {
         var be = Backends.Get("cpu-v512-2t");
-        var (train, test, info) = FashionMnist.Load();
+        var (train, test, info) = FashionMnist.Load(SyntheticData.Dir);
         train = train.Take(1000);
         var assessments = new Dictionary<float, TeacherAssessment>();
         foreach (float alpha in new[] { 0f, 0.1f })
@@ -219,11 +219,11 @@ public class AnalysisTests
             var c = StudyConfig.Preset("smoke");
             string dir = Path.Combine(root, c.Name);
             var be = Backends.Get("cpu-v512-2t");
-            var runner = new StudyRunner(c, dir, be, null);
+            var runner = new StudyRunner(c, dir, be, SyntheticData.Dir);
             runner.Run();
             var (matchedTrained, _) = runner.RunMatched();
             Assert.That(matchedTrained, Is.EqualTo(c.Students.Length * c.Analysis.MatchTemperatures.Length));
-            var outcome = new Analyzer(c, [dir], be, null).Run();
+            var outcome = new Analyzer(c, [dir], be, SyntheticData.Dir).Run();
             string report = Report.Write(c, Report.LoadRuns([dir]), dir, Info);
 
             foreach (string section in new[] { "## Analysis", "### Penultimate-layer representations", "### Diffusion index eta", "S1 agreement", "Table 21 layout",

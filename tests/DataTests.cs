@@ -3,11 +3,12 @@ using LsKd.Experiments.Data;
 
 namespace LsKd.Tests;
 
-/// <summary>The IDX reader on the real Fashion-MNIST files (Debian's dataset-fashion-mnist) and on corrupted copies.</summary>
+/// <summary>The IDX reader on the real Fashion-MNIST files (Debian's dataset-fashion-mnist, when installed) and on
+/// generated files in the same format (always), intact and damaged.</summary>
 [TestFixture]
 public class DataTests
 {
-    const string Dir = "/usr/share/datasets/fashion-mnist";
+    static string Dir => SyntheticData.Dir;
     string _tmp = "";
 
     [SetUp]
@@ -19,7 +20,7 @@ public class DataTests
     [Test]
     public void ReadsTheRealFiles()
     {
-        var (train, test, info) = FashionMnist.Load(Dir);
+        var (train, test, info) = FashionMnist.Load(Requires.FashionMnist());
         Assert.That(train.Count, Is.EqualTo(60000));
         Assert.That(test.Count, Is.EqualTo(10000));
         Assert.That((train.Channels, train.Height, train.Width), Is.EqualTo((1, 28, 28)));
@@ -35,6 +36,19 @@ public class DataTests
         double std = Math.Sqrt(train.Images.Average(v => ((double)v - mean) * ((double)v - mean)));
         Assert.That(mean, Is.EqualTo(0).Within(0.01));
         Assert.That(std, Is.EqualTo(1).Within(0.01));
+    }
+
+    [Test]
+    public void ReadsGeneratedFiles()
+    {
+        var (train, test, info) = FashionMnist.Load(Dir);
+        Assert.That((train.Count, test.Count), Is.EqualTo((SyntheticData.TrainCount, SyntheticData.TestCount)));
+        Assert.That((train.Channels, train.Height, train.Width, train.Classes), Is.EqualTo((1, 28, 28, 10)));
+        Assert.That(info.Classes, Has.Length.EqualTo(10));
+        for (int c = 0; c < 10; c++) Assert.That(test.Labels.Count(l => l == c), Is.EqualTo(SyntheticData.TestCount / 10));
+        // Pixel 0 maps to -mean/std and 255 to (1 - mean)/std.
+        Assert.That(train.Images.Min(), Is.GreaterThanOrEqualTo(-info.Mean / info.Std - 1e-5f));
+        Assert.That(train.Images.Max(), Is.LessThanOrEqualTo((1 - info.Mean) / info.Std + 1e-5f));
     }
 
     /// <summary>Writes a decompressed copy of the label file (and images) that tests can damage.</summary>
@@ -62,7 +76,7 @@ public class DataTests
         var set = LoadCopy();
         var (_, test, _) = FashionMnist.Load(Dir);
         Assert.That(set.Labels, Is.EqualTo(test.Labels));
-        Assert.That(set.Images.AsSpan(0, 5000).ToArray(), Is.EqualTo(test.Images.AsSpan(0, 5000).ToArray()));
+        Assert.That(set.Images, Is.EqualTo(test.Images));
     }
 
     [Test]
@@ -91,11 +105,11 @@ public class DataTests
     {
         var (ip, lp) = Copy();
         var bytes = File.ReadAllBytes(ip);
-        // Keep a valid file of 9,000 images: rewrite the count and cut the data.
-        bytes[4] = 0; bytes[5] = 0; bytes[6] = 0x23; bytes[7] = 0x28;
-        File.WriteAllBytes(ip, bytes[..(16 + 9000 * 784)]);
+        // Keep a valid file of 500 images: rewrite the count and cut the data.
+        bytes[4] = 0; bytes[5] = 0; bytes[6] = 0x01; bytes[7] = 0xF4;
+        File.WriteAllBytes(ip, bytes[..(16 + 500 * 784)]);
         var e = Assert.Throws<DataException>(() => LoadCopy())!;
-        Assert.That(e.Message, Does.Contain(lp).And.Contain("10000 labels").And.Contain("9000 images"));
+        Assert.That(e.Message, Does.Contain(lp).And.Contain($"{SyntheticData.TestCount} labels").And.Contain("500 images"));
     }
 
     [Test]

@@ -17,7 +17,7 @@ public class ExportTests
         try
         {
             var be = Backends.Get("cpu-v512-2t");
-            var (_, test, _) = FashionMnist.Load("/usr/share/datasets/fashion-mnist");
+            var (_, test, _) = FashionMnist.Load(SyntheticData.Dir);
             var set = test.Take(37);
             var model = Models.Create("resnet8", be, 3, width: 0.25f);
             Exporter.ExportHead(model, dir);

@@ -29,7 +29,7 @@ public class StudyTests
     };
 
     static (int, int, int) RunStudy(StudyConfig c, string dir, (int, int)? shard = null) =>
-        new StudyRunner(c, dir, Backends.Get("cpu-v512-2t"), null, shard).Run();
+        new StudyRunner(c, dir, Backends.Get("cpu-v512-2t"), SyntheticData.Dir, shard).Run();
 
     static string Tables(string dir, StudyConfig c, params string[] more)
     {
