@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using LsKd.Autograd;
+using LsKd.Kernels;
 
 namespace LsKd.Nets;
 
@@ -112,6 +113,21 @@ public static class Checkpoint
 
     /// <summary>Loads a checkpoint into a model of the same architecture; every tensor must be present with the
     /// same shape.</summary>
+    /// <summary>Creates the model a checkpoint names in its metadata (model, width), loads its tensors and puts it
+    /// in evaluation mode.</summary>
+    public static Classifier LoadClassifier(string path, IBackend backend)
+    {
+        var (meta, _) = Read(path);
+        if (!meta.TryGetValue("model", out var name)) throw new CheckpointException($"{path}: metadata has no model name");
+        float width = meta.TryGetValue("width", out var w) && float.TryParse(w, System.Globalization.CultureInfo.InvariantCulture, out var wv) ? wv : 1f;
+        Classifier model;
+        try { model = Models.Create(name, backend, 0, width); }
+        catch (ArgumentException e) { throw new CheckpointException($"{path}: {e.Message}"); }
+        Load(model, path);
+        model.Eval();
+        return model;
+    }
+
     public static Dictionary<string, string> Load(Classifier model, string path)
     {
         var (metadata, tensors) = Read(path);

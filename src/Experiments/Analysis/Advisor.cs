@@ -1,5 +1,4 @@
 using System.Globalization;
-using LsKd.Experiments.Study;
 
 namespace LsKd.Experiments.Analysis;
 
@@ -18,11 +17,18 @@ public sealed record TeacherAssessment(int Images, int Classes, double Accuracy,
 
 public sealed record Advice(float Temperature, IReadOnlyList<string> Reasons);
 
+/// <summary>A finished student of a study: its teacher's alpha, its temperature and its test top-1 (%).</summary>
+public readonly record struct StudentResult(float TeacherAlpha, float Temperature, double TestTop1);
+
+/// <summary>What a finished study says about temperatures: its name, its teachers' alphas and its students.</summary>
+public sealed record StudyEvidence(string Name, IReadOnlyList<float> TeacherAlphas, IReadOnlyList<StudentResult> Students);
+
 public static class Advisor
 {
     /// <summary>Effective alpha from which a teacher counts as smoothed (a third of the usual 0.1 setting).</summary>
     public const double SmoothedThreshold = 0.03;
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    static string F(float v) => v.ToString("0.###", Inv);
 
     public static TeacherAssessment Assess(SetOutputs outputs, IReadOnlyList<float> temperatures)
     {
@@ -52,7 +58,7 @@ public static class Advisor
 
     /// <summary>A temperature and the reasons for it: from a finished study when one is given (the temperature whose
     /// students were best for the study's teacher closest in smoothing), else from the paper's findings.</summary>
-    public static Advice Recommend(TeacherAssessment a, IReadOnlyList<RunRecord>? studyRuns = null, StudyConfig? study = null)
+    public static Advice Recommend(TeacherAssessment a, StudyEvidence? study = null)
     {
         var reasons = new List<string>();
         string alphaText = $"effective label smoothing alpha ≈ {a.EffectiveAlpha.ToString("F3", Inv)} from the logit gap ({a.MedianLogitGap.ToString("F2", Inv)}), " +
@@ -62,19 +68,19 @@ public static class Advisor
             reasons.Add($"Caution: the teacher fits only {a.Accuracy.ToString("F1", Inv)}% of these training images; an under-trained teacher also has small logit gaps, so this estimate is an upper bound.");
         double h1 = a.Entropies.FirstOrDefault(e => e.T == 1f).Entropy, ceiling = Math.Log(a.Classes);
 
-        if (study != null && studyRuns != null)
+        if (study != null && study.TeacherAlphas.Count > 0)
         {
-            float nearest = study.Alphas.OrderBy(x => Math.Abs(x - a.EffectiveAlpha)).First();
-            var byT = studyRuns.Where(r => r.Kind == "student" && r.Status == "finished" && r.Last != null && r.TeacherAlpha == nearest && r.Temperature != null)
-                .GroupBy(r => r.Temperature!.Value).Select(g => (T: g.Key, Acc: g.Average(r => r.Last!.Test.Top1), Count: g.Count())).OrderByDescending(x => x.Acc).ToList();
+            float nearest = study.TeacherAlphas.OrderBy(x => Math.Abs(x - a.EffectiveAlpha)).First();
+            var byT = study.Students.Where(r => r.TeacherAlpha == nearest)
+                .GroupBy(r => r.Temperature).Select(g => (T: g.Key, Acc: g.Average(r => r.TestTop1), Count: g.Count())).OrderByDescending(x => x.Acc).ToList();
             if (byT.Count > 0)
             {
-                reasons.Add($"In study '{study.Name}', the teacher closest in smoothing was trained with alpha = {StudyConfig.F(nearest)}; its students' mean test top-1 by T: " +
-                            string.Join(", ", byT.OrderBy(x => x.T).Select(x => $"T = {StudyConfig.F(x.T)}: {x.Acc.ToString("F2", Inv)}% ({x.Count} run(s))")) + ".");
-                reasons.Add($"T = {StudyConfig.F(byT[0].T)} gave the best students there.");
+                reasons.Add($"In study '{study.Name}', the teacher closest in smoothing was trained with alpha = {F(nearest)}; its students' mean test top-1 by T: " +
+                            string.Join(", ", byT.OrderBy(x => x.T).Select(x => $"T = {F(x.T)}: {x.Acc.ToString("F2", Inv)}% ({x.Count} run(s))")) + ".");
+                reasons.Add($"T = {F(byT[0].T)} gave the best students there.");
                 return new Advice(byT[0].T, reasons);
             }
-            reasons.Add($"Study '{study.Name}' has no finished students of an alpha = {StudyConfig.F(nearest)} teacher; falling back on the paper's findings.");
+            reasons.Add($"Study '{study.Name}' has no finished students of an alpha = {F(nearest)} teacher; falling back on the paper's findings.");
         }
         if (a.IsSmoothed)
         {
@@ -86,7 +92,7 @@ public static class Advisor
         // Unsmoothed: the smallest listed T at which the targets carry a quarter of the maximal entropy.
         var pick = a.Entropies.Where(e => e.T >= 1f).OrderBy(e => e.T).FirstOrDefault(e => e.Entropy >= 0.25 * ceiling);
         float t = pick == default ? a.Entropies.Max(e => e.T) : pick.T;
-        reasons.Add($"Its targets are nearly one-hot at T = 1 (average entropy {h1.ToString("F3", Inv)}); at T = {StudyConfig.F(t)} they reach " +
+        reasons.Add($"Its targets are nearly one-hot at T = 1 (average entropy {h1.ToString("F3", Inv)}); at T = {F(t)} they reach " +
                     $"{a.Entropies.First(e => e.T == t).Entropy.ToString("F3", Inv)}, a quarter of the ceiling ln {a.Classes} = {ceiling.ToString("F3", Inv)} or more, so the student sees the teacher's class similarities.");
         reasons.Add("Without label smoothing there is no erased information for a high T to diffuse, so a moderate T helps as in Hinton et al.");
         return new Advice(t, reasons);

@@ -47,7 +47,7 @@ internal static class StudyCommands
             var (matchedTrained, matchedSkipped) = WithDataErrors(runner.RunMatched);
             if (sh == null && !pr.GetValue(noAnalysis))
             {
-                var outcome = WithDataErrors(() => new Analysis.Analyzer(cfg, [dir], be, pr.GetValue(dataDir)).Run());
+                var outcome = WithDataErrors(() => new Analyzer(cfg, [dir], be, pr.GetValue(dataDir)).Run());
                 AnsiConsole.MarkupLine($"analysis: {outcome.Figures.Count} figures, {outcome.Seconds:F1} s");
             }
             var runs = Report.LoadRuns([dir]);
@@ -111,7 +111,7 @@ internal static class StudyCommands
             string dir = pr.GetValue(outDir)!;
             var (cfg, dirs) = StudyFolders(dir, pr.GetValue(merge));
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            var outcome = WithDataErrors(() => new Analysis.Analyzer(cfg, dirs, be, pr.GetValue(dataDir)).Run());
+            var outcome = WithDataErrors(() => new Analyzer(cfg, dirs, be, pr.GetValue(dataDir)).Run());
             var runs = Report.LoadRuns(dirs);
             Report.Write(cfg, runs, dir, DatasetInfo.Load(cfg.Dataset));
             AnsiConsole.Write(new Markup(Markup.Escape(outcome.Verdict) + "\n"));
@@ -138,22 +138,21 @@ internal static class StudyCommands
             var ts = pr.GetValue(temps)!;
             if (ts.Length == 0 || ts.Any(t => !float.IsFinite(t) || t <= 0f)) throw new UsageException("--temperatures must be finite positive numbers");
             if (!ts.Contains(1f)) ts = [1f, .. ts];
-            StudyConfig? cfg = null; List<RunRecord>? runs = null;
+            Analysis.StudyEvidence? evidence = null;
             if (pr.GetValue(study) is { } sdir)
             {
                 string configPath = Path.Combine(sdir, "config.json");
                 if (!File.Exists(configPath)) throw new UsageException($"--study: {configPath} not found (not a study result folder)");
-                cfg = StudyConfig.FromFile(configPath);
-                runs = Report.LoadRuns([sdir]);
+                evidence = Report.Evidence(StudyConfig.FromFile(configPath), Report.LoadRuns([sdir]));
             }
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            var model = WithDataErrors(() => LoadCheckpoint(pr.GetValue(teacher)!, be));
+            var model = WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(teacher)!, be));
             var (train, _, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
             if (model.Head.OutFeatures != info.Classes.Length)
                 throw new UsageException($"--teacher: the checkpoint has {model.Head.OutFeatures} outputs but {info.Name} has {info.Classes.Length} classes");
             var outputs = Analysis.SetOutputs.Compute(be, model, train.Take(n));
             var assessment = Analysis.Advisor.Assess(outputs, ts.Order().ToArray());
-            var advice = Analysis.Advisor.Recommend(assessment, runs, cfg);
+            var advice = Analysis.Advisor.Recommend(assessment, evidence);
             var table = new Table().AddColumn("T").AddColumn("average target entropy").AddColumn("fraction of ln K");
             foreach (var (t, h) in assessment.Entropies)
                 table.AddRow(StudyConfig.F(t), h.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), (h / Math.Log(assessment.Classes)).ToString("P1", System.Globalization.CultureInfo.InvariantCulture));
@@ -195,7 +194,7 @@ internal static class StudyCommands
             if (distill && (!float.IsFinite(t) || t <= 0f)) throw new UsageException($"--temperature must be a finite positive number, got {t}");
             if (distill && !(b >= 0f && b <= 1f)) throw new UsageException($"--beta must be in [0, 1], got {b}");
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            Classifier? teacherModel = distill ? WithDataErrors(() => LoadCheckpoint(pr.GetValue(teacher)!, be)) : null;
+            Classifier? teacherModel = distill ? WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(teacher)!, be)) : null;
             var (train, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
             if (pr.GetValue(trainImages) is > 0 and var n) train = train.Take(n);
             int s = pr.GetValue(seed);
@@ -219,19 +218,6 @@ internal static class StudyCommands
     }
 
     /// <summary>Recreates a classifier from a checkpoint's metadata (model name and width) and loads it.</summary>
-    public static Classifier LoadCheckpoint(string path, IBackend be)
-    {
-        var (meta, _) = Checkpoint.Read(path);
-        if (!meta.TryGetValue("model", out var name)) throw new CheckpointException($"{path}: metadata has no model name");
-        float width = meta.TryGetValue("width", out var w) && float.TryParse(w, System.Globalization.CultureInfo.InvariantCulture, out var wv) ? wv : 1f;
-        Classifier model;
-        try { model = Nets.Models.Create(name, be, 0, width); }
-        catch (ArgumentException e) { throw new CheckpointException($"{path}: {e.Message}"); }
-        Checkpoint.Load(model, path);
-        model.Eval();
-        return model;
-    }
-
     /// <summary>`lskd export`: features, logits and labels (a training subset and the test set) and the final layer of
     /// every checkpoint of a study, as .npy files under exports/&lt;run&gt;/.</summary>
     public static Command Export()
@@ -257,7 +243,7 @@ internal static class StudyCommands
             if (checkpoints.Count == 0) throw new UsageException($"--out: no checkpoints in {Path.Combine(dir, "checkpoints")}");
             foreach (var ckpt in checkpoints)
             {
-                var model = WithDataErrors(() => LoadCheckpoint(ckpt, be));
+                var model = WithDataErrors(() => Checkpoint.LoadClassifier(ckpt, be));
                 string target = Path.Combine(dir, "exports", Path.GetFileNameWithoutExtension(ckpt));
                 Directory.CreateDirectory(target);
                 Analysis.Exporter.ExportHead(model, target);
@@ -278,7 +264,7 @@ internal static class StudyCommands
         cmd.SetAction(pr =>
         {
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            var model = WithDataErrors(() => LoadCheckpoint(pr.GetValue(checkpoint)!, be));
+            var model = WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(checkpoint)!, be));
             var (_, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
             var m = Trainer.Evaluate(be, model, test, out _);
             var table = new Table().AddColumn("class").AddColumn("test accuracy %");

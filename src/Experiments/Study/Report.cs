@@ -16,6 +16,11 @@ public static class Report
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    /// <summary>The study's finished students as plain data for `lskd advise`.</summary>
+    public static Analysis.StudyEvidence Evidence(StudyConfig config, IEnumerable<RunRecord> runs) =>
+        new(config.Name, config.Alphas, runs.Where(r => r.Kind == "student" && r.Status == "finished" && r.Last != null && r.Temperature != null)
+            .Select(r => new Analysis.StudentResult(r.TeacherAlpha, r.Temperature!.Value, r.Last!.Test.Top1)).ToList());
+
     public static List<RunRecord> LoadRuns(IEnumerable<string> dirs)
     {
         var runs = new Dictionary<string, RunRecord>();

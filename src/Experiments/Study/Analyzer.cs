@@ -3,13 +3,13 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using LsKd.Experiments.Data;
-using LsKd.Experiments.Study;
+using LsKd.Experiments.Analysis;
 using LsKd.Kernels;
 using LsKd.Nets;
 using ScottPlot;
 using Spectre.Console;
 
-namespace LsKd.Experiments.Analysis;
+namespace LsKd.Experiments.Study;
 
 /// <summary>What one analysis wrote: the markdown sections, the verdict and every figure with its panels.</summary>
 public sealed record AnalysisOutcome(string Markdown, string Verdict, IReadOnlyDictionary<string, IReadOnlyList<PanelRect>> Figures, double Seconds,
@@ -66,7 +66,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         {
             string? ckpt = dirs.Select(d => StudyRunner.CheckpointPath(d, run.Id)).FirstOrDefault(File.Exists);
             if (ckpt == null) continue;
-            var model = Commands.StudyCommands.LoadCheckpoint(ckpt, backend);
+            var model = Checkpoint.LoadClassifier(ckpt, backend);
             var tr = SetOutputs.Compute(backend, model, train);
             var va = SetOutputs.Compute(backend, model, val);
             string export = Path.Combine(_outDir, "exports", run.Id);
