@@ -195,10 +195,10 @@ public class AnalysisTests
         foreach (float alpha in new[] { 0f, 0.1f })
         {
             var settings = new TrainSettings { Model = "mlp", Width = 0.5f, Epochs = 8, Batch = 50, Lr = 0.05f };
-            var spec = new RunSpec($"teacher-{alpha}", "teacher", settings, alpha, null, 0f, 1, null);
+            var spec = new RunSpec($"teacher-{alpha}", RunKind.Teacher, settings, new RunLoss.LabelSmoothing(alpha), 1, null);
             var model = LsKd.Nets.Models.Create("mlp", be, 7, 0.5f);
             var trainer = new Trainer(be, train, train.Take(100), test.Take(100), augment: false, -info.Mean / info.Std);
-            Assert.That(trainer.Run(spec, model, null).Status, Is.EqualTo("finished"));
+            Assert.That(trainer.Run(spec, model, null).Status, Is.EqualTo(RunStatus.Finished));
             assessments[alpha] = Advisor.Assess(SetOutputs.Compute(be, model, train), [1f, 2f, 4f, 64f]);
         }
         TestContext.Out.WriteLine($"alpha 0: {assessments[0f]}\nalpha 0.1: {assessments[0.1f]}");
@@ -250,7 +250,7 @@ public class AnalysisTests
                 AssertPng(path, panels.Max(p => p.X + p.Width), panels.Max(p => p.Y + p.Height), panels);
             }
             // Exports for every teacher and student, readable back.
-            foreach (var run in Report.LoadRuns([dir]).Where(r => r.Kind != "baseline"))
+            foreach (var run in Report.LoadRuns([dir]).Where(r => r.Kind != RunKind.Baseline))
             {
                 string e = Path.Combine(dir, "exports", run.Id);
                 var (shape, _) = Npy.ReadFloat(Path.Combine(e, "train_features.npy"));

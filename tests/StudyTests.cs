@@ -62,7 +62,7 @@ public class StudyTests
             Assert.That(r.Software, Contains.Key(".NET"));
         }
         // Above chance (10 % for ten classes): the teachers learn something even in seconds.
-        foreach (var t in runs.Where(r => r.Kind == "teacher")) Assert.That(t.Last!.Test.Top1, Is.GreaterThan(15), t.Id);
+        foreach (var t in runs.Where(r => r.Kind == RunKind.Teacher)) Assert.That(t.Last!.Test.Top1, Is.GreaterThan(15), t.Id);
         string md = Report.Write(c, runs, dir, Info);
         Assert.That(md, Does.Contain("## Teachers").And.Contain("Student T = 4").And.Contain("Class-wise").And.Contain("Students: mobilenetv2"));
         Assert.That(md, Does.Not.Contain("n/a"), "every table cell is filled");
@@ -107,8 +107,8 @@ public class StudyTests
         Assert.That(trained, Is.EqualTo(c.Runs().Count));
         Assert.That(diverged, Is.GreaterThan(0));
         var runs = Report.LoadRuns([dir]);
-        Assert.That(runs.Where(r => r.Kind == "teacher").All(r => r.Status == "finished"));
-        Assert.That(runs.Any(r => r.Status == "diverged"));
+        Assert.That(runs.Where(r => r.Kind == RunKind.Teacher).All(r => r.Status == RunStatus.Finished));
+        Assert.That(runs.Any(r => r.Status == RunStatus.Diverged));
         Assert.That(Report.Write(c, runs, dir, Info), Does.Contain("## Diverged runs"));
     }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Peer timings for LsKd's GEMM benchmark: the same shapes through PyTorch on the CPU (Debian's python3-torch
-with OpenBLAS). Prints one JSON object per shape: {"m","n","k","threads","median_ms","gflops"}.
+with OpenBLAS). Prints one JSON object per shape: {"m","n","k","threads","median_ms","p20_ms","p80_ms","gflops"}.
 Usage: /usr/bin/python3 bench/peers/gemm_torch.py --threads 2 --shapes 64x64x64,1024x1024x1024
 """
 import argparse, json, statistics, time
@@ -32,7 +32,10 @@ def main():
             peer_device.sync(dev)
             times.append(time.perf_counter() - t0)
         med = statistics.median(times)
+        times.sort()
+        q = lambda p: times[round(p * (len(times) - 1))] * 1e3
         print(json.dumps({"m": m, "n": n, "k": k, "threads": args.threads, "device": args.device, "median_ms": med * 1e3,
+                          "p20_ms": q(0.2), "p80_ms": q(0.8),
                           "gflops": 2.0 * m * n * k / med / 1e9, "torch": torch.__version__}), flush=True)
 
 if __name__ == "__main__":

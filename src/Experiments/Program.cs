@@ -40,4 +40,11 @@ public static class Program
 }
 
 /// <summary>A user error: printed as one line, exit code 2, never a stack trace.</summary>
-public sealed class UsageException(string message) : Exception(message);
+public sealed class UsageException(string message) : Exception(message)
+{
+    /// <summary>Throws "where: problem" when a check (from <see cref="Kernels.HyperParameters"/>) found one.</summary>
+    public static void Check(string where, string? problem)
+    {
+        if (problem != null) throw new UsageException($"{where}: {problem}");
+    }
+}

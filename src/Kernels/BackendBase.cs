@@ -3,7 +3,8 @@ using static LsKd.Kernels.Validation;
 namespace LsKd.Kernels;
 
 /// <summary>Validates every op's arguments (shapes, buffer sizes, backends, hyper-parameters) and then calls the
-/// backend's kernel. Backends implement only the *Core methods.</summary>
+/// backend's kernel; reads as a table: per op, a profiler scope (its label), the checks, the kernel call. Backends
+/// implement only the *Core methods.</summary>
 public abstract class BackendBase : IBackend
 {
     public abstract string Name { get; }
@@ -18,346 +19,241 @@ public abstract class BackendBase : IBackend
 
     public void Fill(DeviceBuffer<float> x, int offset, int count, float value)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
-            if (count > 0) FillCore(x, offset, count, value);
-        }
-        finally { if (profileStart != 0) OpProfiler.Stop(count < 65536 ? "Fill (under 64K values)" : "Fill (64K values or more)", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, count < 65536 ? "Fill (under 64K values)" : "Fill (64K values or more)");
+        NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
+        if (count > 0) FillCore(x, offset, count, value);
     }
 
     public void FillInt(DeviceBuffer<int> x, int offset, int count, int value)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
-            if (count > 0) FillIntCore(x, offset, count, value);
-        }
-        finally { OpProfiler.Stop("FillInt", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "FillInt");
+        NonNegative(offset, "offset"); NonNegative(count, "count"); Fits(this, x, (long)offset + count, "x");
+        if (count > 0) FillIntCore(x, offset, count, value);
     }
 
     public void Copy(DeviceBuffer<float> source, int sourceOffset, DeviceBuffer<float> destination, int destinationOffset, int count)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(sourceOffset, "sourceOffset"); NonNegative(destinationOffset, "destinationOffset"); NonNegative(count, "count");
-            Fits(this, source, (long)sourceOffset + count, "source"); Fits(this, destination, (long)destinationOffset + count, "destination");
-            if (count > 0) CopyCore(source, sourceOffset, destination, destinationOffset, count);
-        }
-        finally { OpProfiler.Stop("Copy", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Copy");
+        NonNegative(sourceOffset, "sourceOffset"); NonNegative(destinationOffset, "destinationOffset"); NonNegative(count, "count");
+        Fits(this, source, (long)sourceOffset + count, "source"); Fits(this, destination, (long)destinationOffset + count, "destination");
+        if (count > 0) CopyCore(source, sourceOffset, destination, destinationOffset, count);
     }
 
     public void Transpose(DeviceBuffer<float> x, DeviceBuffer<float> y, int batch, int rows, int cols)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(batch, "batch"); NonNegative(rows, "rows"); NonNegative(cols, "cols");
-            long n = (long)batch * rows * cols;
-            Fits(this, x, n, "x"); Fits(this, y, n, "y");
-            if (ReferenceEquals(x, y)) throw new ArgumentException("transpose cannot run in place (x and y are the same buffer)", nameof(y));
-            if (n > 0) TransposeCore(x, y, batch, rows, cols);
-        }
-        finally { OpProfiler.Stop("Transpose", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Transpose");
+        NonNegative(batch, "batch"); NonNegative(rows, "rows"); NonNegative(cols, "cols");
+        long n = (long)batch * rows * cols;
+        Fits(this, x, n, "x"); Fits(this, y, n, "y");
+        if (ReferenceEquals(x, y)) throw new ArgumentException("transpose cannot run in place (x and y are the same buffer)", nameof(y));
+        if (n > 0) TransposeCore(x, y, batch, rows, cols);
     }
 
     public void Gemm(in GemmSpec spec, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            Validation.Gemm(this, spec, a, b, c);
-            if (spec.M == 0 || spec.N == 0) return;
-            GemmCore(spec, a, b, c);
-        }
-        finally { OpProfiler.Stop("Gemm", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Gemm");
+        Validation.Gemm(this, spec, a, b, c);
+        if (spec.M == 0 || spec.N == 0) return;
+        GemmCore(spec, a, b, c);
     }
 
     public void Unary(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float scalar = 0f)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
-            if (count > 0) UnaryCore(op, x, y, count, scalar);
-        }
-        finally { OpProfiler.Stop("Unary", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Unary");
+        NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
+        if (count > 0) UnaryCore(op, x, y, count, scalar);
     }
 
     public void UnaryBackward(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar = 0f, bool accumulate = false)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, dy, count, "dy"); Fits(this, dx, count, "dx");
-            if (count > 0) UnaryBackwardCore(op, x, dy, dx, count, scalar, accumulate);
-        }
-        finally { OpProfiler.Stop("UnaryBackward", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "UnaryBackward");
+        NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, dy, count, "dy"); Fits(this, dx, count, "dx");
+        if (count > 0) UnaryBackwardCore(op, x, dy, dx, count, scalar, accumulate);
     }
 
     public void Binary(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner = 1)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Positive(bLength, "bLength"); Positive(bInner, "bInner");
-            Fits(this, a, count, "a"); Fits(this, b, bLength, "b"); Fits(this, y, count, "y");
-            if (count > 0 && count % ((long)bLength * bInner) != 0 && !(bLength == count && bInner == 1))
-                throw new ArgumentException($"cannot broadcast b of length {bLength} (inner {bInner}) over a of length {count}: {count} is not a multiple of {(long)bLength * bInner}", nameof(b));
-            if (count > 0) BinaryCore(op, a, b, y, count, bLength, bInner);
-        }
-        finally { OpProfiler.Stop("Binary", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Binary");
+        NonNegative(count, "count"); Positive(bLength, "bLength"); Positive(bInner, "bInner");
+        Fits(this, a, count, "a"); Fits(this, b, bLength, "b"); Fits(this, y, count, "y");
+        if (count > 0 && count % ((long)bLength * bInner) != 0 && !(bLength == count && bInner == 1))
+            throw new ArgumentException($"cannot broadcast b of length {bLength} (inner {bInner}) over a of length {count}: {count} is not a multiple of {(long)bLength * bInner}", nameof(b));
+        if (count > 0) BinaryCore(op, a, b, y, count, bLength, bInner);
     }
 
     public void Axpby(float alpha, DeviceBuffer<float> x, float beta, DeviceBuffer<float> y, int count)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
-            if (count > 0) AxpbyCore(alpha, x, beta, y, count);
-        }
-        finally { OpProfiler.Stop("Axpby", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Axpby");
+        NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
+        if (count > 0) AxpbyCore(alpha, x, beta, y, count);
     }
 
     public void Reduce(ReduceOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int outer, int axis, int inner, DeviceBuffer<int>? argIndex = null)
     {
-        long profileStart = OpProfiler.Start();
-        try
+        using var profile = OpProfiler.Scope(this, "Reduce");
+        NonNegative(outer, "outer"); Positive(axis, "axis"); NonNegative(inner, "inner");
+        Fits(this, x, (long)outer * axis * inner, "x"); Fits(this, y, (long)outer * inner, "y");
+        if (argIndex != null)
         {
-            NonNegative(outer, "outer"); Positive(axis, "axis"); NonNegative(inner, "inner");
-            Fits(this, x, (long)outer * axis * inner, "x"); Fits(this, y, (long)outer * inner, "y");
-            if (argIndex != null)
-            {
-                if (op != ReduceOp.Max) throw new ArgumentException($"argIndex is only produced by ReduceOp.Max, not {op}", nameof(argIndex));
-                Fits(this, argIndex, (long)outer * inner, "argIndex");
-            }
-            if ((long)outer * inner > 0) ReduceCore(op, x, y, outer, axis, inner, argIndex);
+            if (op != ReduceOp.Max) throw new ArgumentException($"argIndex is only produced by ReduceOp.Max, not {op}", nameof(argIndex));
+            Fits(this, argIndex, (long)outer * inner, "argIndex");
         }
-        finally { OpProfiler.Stop("Reduce", profileStart, this); }
+        if ((long)outer * inner > 0) ReduceCore(op, x, y, outer, axis, inner, argIndex);
     }
 
     public void InitUniform(DeviceBuffer<float> x, int count, ulong seed, float low, float high)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Fits(this, x, count, "x");
-            if (!(high >= low)) throw new ArgumentException($"uniform range is empty: low {low} > high {high}", nameof(high));
-            if (count > 0) InitUniformCore(x, count, seed, low, high);
-        }
-        finally { OpProfiler.Stop("InitUniform", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "InitUniform");
+        NonNegative(count, "count"); Fits(this, x, count, "x");
+        if (!(high >= low)) throw new ArgumentException($"uniform range is empty: low {low} > high {high}", nameof(high));
+        if (count > 0) InitUniformCore(x, count, seed, low, high);
     }
 
     public void InitNormal(DeviceBuffer<float> x, int count, ulong seed, float mean, float std)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Fits(this, x, count, "x");
-            if (!(std >= 0f) || !float.IsFinite(std)) throw new ArgumentOutOfRangeException(nameof(std), std, $"std must be finite and >= 0, got {std}");
-            if (count > 0) InitNormalCore(x, count, seed, mean, std);
-        }
-        finally { OpProfiler.Stop("InitNormal", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "InitNormal");
+        NonNegative(count, "count"); Fits(this, x, count, "x");
+        if (!(std >= 0f) || !float.IsFinite(std)) throw new ArgumentOutOfRangeException(nameof(std), std, $"std must be finite and >= 0, got {std}");
+        if (count > 0) InitNormalCore(x, count, seed, mean, std);
     }
 
     public void SgdStep(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> velocity, int count, in SgdConfig config)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Fits(this, parameter, count, "parameter"); Fits(this, gradient, count, "gradient"); Fits(this, velocity, count, "velocity");
-            if (!(config.LearningRate >= 0f)) throw new ArgumentOutOfRangeException("learningRate", config.LearningRate, "learning rate must be >= 0");
-            if (!(config.Momentum >= 0f && config.Momentum < 1f)) throw new ArgumentOutOfRangeException("momentum", config.Momentum, "momentum must be in [0, 1)");
-            if (config.Nesterov && config.Momentum == 0f) throw new ArgumentException("Nesterov momentum needs momentum > 0", "nesterov");
-            if (count > 0) SgdStepCore(parameter, gradient, velocity, count, config);
-        }
-        finally { OpProfiler.Stop("SgdStep", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "SgdStep");
+        NonNegative(count, "count"); Fits(this, parameter, count, "parameter"); Fits(this, gradient, count, "gradient"); Fits(this, velocity, count, "velocity");
+        if (!(config.LearningRate >= 0f)) throw new ArgumentOutOfRangeException("learningRate", config.LearningRate, "learning rate must be >= 0");
+        if (!(config.Momentum >= 0f && config.Momentum < 1f)) throw new ArgumentOutOfRangeException("momentum", config.Momentum, "momentum must be in [0, 1)");
+        if (config.Nesterov && config.Momentum == 0f) throw new ArgumentException("Nesterov momentum needs momentum > 0", "nesterov");
+        if (count > 0) SgdStepCore(parameter, gradient, velocity, count, config);
     }
 
     public void AdamWStep(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, in AdamWConfig config, int step)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Positive(step, "step");
-            Fits(this, parameter, count, "parameter"); Fits(this, gradient, count, "gradient"); Fits(this, m, count, "m"); Fits(this, v, count, "v");
-            if (!(config.Beta1 >= 0f && config.Beta1 < 1f)) throw new ArgumentOutOfRangeException("beta1", config.Beta1, "beta1 must be in [0, 1)");
-            if (!(config.Beta2 >= 0f && config.Beta2 < 1f)) throw new ArgumentOutOfRangeException("beta2", config.Beta2, "beta2 must be in [0, 1)");
-            if (count > 0) AdamWStepCore(parameter, gradient, m, v, count, config, step);
-        }
-        finally { OpProfiler.Stop("AdamWStep", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "AdamWStep");
+        NonNegative(count, "count"); Positive(step, "step");
+        Fits(this, parameter, count, "parameter"); Fits(this, gradient, count, "gradient"); Fits(this, m, count, "m"); Fits(this, v, count, "v");
+        config.Validate();
+        if (count > 0) AdamWStepCore(parameter, gradient, m, v, count, config, step);
     }
 
     public void Softmax(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            RowShape(rows, cols); Temperature(temperature);
-            Fits(this, x, (long)rows * cols, "x"); Fits(this, y, (long)rows * cols, "y");
-            if (rows > 0) SoftmaxCore(x, y, rows, cols, temperature, log);
-        }
-        finally { OpProfiler.Stop("Softmax", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Softmax");
+        RowShape(rows, cols); Temperature(temperature);
+        Fits(this, x, (long)rows * cols, "x"); Fits(this, y, (long)rows * cols, "y");
+        if (rows > 0) SoftmaxCore(x, y, rows, cols, temperature, log);
     }
 
     public void SoftmaxBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            RowShape(rows, cols); Temperature(temperature);
-            long n = (long)rows * cols;
-            Fits(this, y, n, "y"); Fits(this, dy, n, "dy"); Fits(this, dx, n, "dx");
-            if (rows > 0) SoftmaxBackwardCore(y, dy, dx, rows, cols, temperature, log, accumulate);
-        }
-        finally { OpProfiler.Stop("SoftmaxBackward", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "SoftmaxBackward");
+        RowShape(rows, cols); Temperature(temperature);
+        long n = (long)rows * cols;
+        Fits(this, y, n, "y"); Fits(this, dy, n, "dy"); Fits(this, dx, n, "dx");
+        if (rows > 0) SoftmaxBackwardCore(y, dy, dx, rows, cols, temperature, log, accumulate);
     }
 
     public void LabelSmoothingCrossEntropy(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
         int rows, int cols, float alpha, float gradScale)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            RowShape(rows, cols); Alpha(alpha);
-            Fits(this, logits, (long)rows * cols, "logits"); Fits(this, loss, rows, "loss");
-            if (grad != null) Fits(this, grad, (long)rows * cols, "grad");
-            CheckLabels(labels, rows, cols);
-            if (rows > 0) LabelSmoothingCrossEntropyCore(logits, labels, loss, grad, rows, cols, alpha, gradScale);
-        }
-        finally { OpProfiler.Stop("LabelSmoothingCrossEntropy", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "LabelSmoothingCrossEntropy");
+        RowShape(rows, cols); Alpha(alpha);
+        Fits(this, logits, (long)rows * cols, "logits"); Fits(this, loss, rows, "loss");
+        if (grad != null) Fits(this, grad, (long)rows * cols, "grad");
+        CheckLabels(labels, rows, cols);
+        if (rows > 0) LabelSmoothingCrossEntropyCore(logits, labels, loss, grad, rows, cols, alpha, gradScale);
     }
 
     public void KdLoss(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
         int rows, int cols, in KdConfig config, float gradScale)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            RowShape(rows, cols); config.Validate();
-            Fits(this, student, (long)rows * cols, "student"); Fits(this, teacher, (long)rows * cols, "teacher"); Fits(this, loss, rows, "loss");
-            if (grad != null) Fits(this, grad, (long)rows * cols, "grad");
-            CheckLabels(labels, rows, cols);
-            if (rows > 0) KdLossCore(student, teacher, labels, loss, grad, rows, cols, config, gradScale);
-        }
-        finally { OpProfiler.Stop("KdLoss", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "KdLoss");
+        RowShape(rows, cols); config.Validate();
+        Fits(this, student, (long)rows * cols, "student"); Fits(this, teacher, (long)rows * cols, "teacher"); Fits(this, loss, rows, "loss");
+        if (grad != null) Fits(this, grad, (long)rows * cols, "grad");
+        CheckLabels(labels, rows, cols);
+        if (rows > 0) KdLossCore(student, teacher, labels, loss, grad, rows, cols, config, gradScale);
     }
 
     public void Entropy(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            RowShape(rows, cols); Temperature(temperature);
-            Fits(this, logits, (long)rows * cols, "logits"); Fits(this, entropy, rows, "entropy");
-            if (rows > 0) EntropyCore(logits, entropy, rows, cols, temperature);
-        }
-        finally { OpProfiler.Stop("Entropy", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Entropy");
+        RowShape(rows, cols); Temperature(temperature);
+        Fits(this, logits, (long)rows * cols, "logits"); Fits(this, entropy, rows, "entropy");
+        if (rows > 0) EntropyCore(logits, entropy, rows, cols, temperature);
     }
 
     public void TopKCorrect(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            RowShape(rows, cols);
-            if (k < 1 || k > cols) throw new ArgumentOutOfRangeException(nameof(k), k, $"k must be in [1, {cols}], got {k}");
-            Fits(this, logits, (long)rows * cols, "logits"); Fits(this, correct, rows, "correct");
-            CheckLabels(labels, rows, cols);
-            if (rows > 0) TopKCorrectCore(logits, labels, correct, rows, cols, k);
-        }
-        finally { OpProfiler.Stop("TopKCorrect", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "TopKCorrect");
+        RowShape(rows, cols);
+        if (k < 1 || k > cols) throw new ArgumentOutOfRangeException(nameof(k), k, $"k must be in [1, {cols}], got {k}");
+        Fits(this, logits, (long)rows * cols, "logits"); Fits(this, correct, rows, "correct");
+        CheckLabels(labels, rows, cols);
+        if (rows > 0) TopKCorrectCore(logits, labels, correct, rows, cols, k);
     }
 
     public void ConfusionMatrix(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Positive(classes, "classes");
-            Fits(this, predictions, count, "predictions"); Fits(this, matrix, (long)classes * classes, "matrix");
-            CheckLabels(labels, count, classes);
-            CheckLabels(predictions, count, classes, "predictions");
-            if (count > 0) ConfusionMatrixCore(predictions, labels, matrix, count, classes);
-        }
-        finally { OpProfiler.Stop("ConfusionMatrix", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "ConfusionMatrix");
+        NonNegative(count, "count"); Positive(classes, "classes");
+        Fits(this, predictions, count, "predictions"); Fits(this, matrix, (long)classes * classes, "matrix");
+        CheckLabels(labels, count, classes);
+        CheckLabels(predictions, count, classes, "predictions");
+        if (count > 0) ConfusionMatrixCore(predictions, labels, matrix, count, classes);
     }
 
     public void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            spec.Validate();
-            Fits(this, x, spec.InputSize, "x"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, y, spec.OutputSize, "y");
-            if (spec.N > 0) Conv2dCore(spec, x, weight, y);
-        }
-        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2d {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"Conv2d {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}" : "");
+        spec.Validate();
+        Fits(this, x, spec.InputSize, "x"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, y, spec.OutputSize, "y");
+        if (spec.N > 0) Conv2dCore(spec, x, weight, y);
     }
 
     public void Conv2dBackwardInput(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            spec.Validate();
-            Fits(this, dy, spec.OutputSize, "dy"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, dx, spec.InputSize, "dx");
-            if (spec.N > 0) Conv2dBackwardInputCore(spec, dy, weight, dx, accumulate);
-        }
-        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2dBackwardInput {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"Conv2dBackwardInput {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}" : "");
+        spec.Validate();
+        Fits(this, dy, spec.OutputSize, "dy"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, dx, spec.InputSize, "dx");
+        if (spec.N > 0) Conv2dBackwardInputCore(spec, dy, weight, dx, accumulate);
     }
 
     public void Conv2dBackwardWeight(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            spec.Validate();
-            Fits(this, x, spec.InputSize, "x"); Fits(this, dy, spec.OutputSize, "dy"); Fits(this, dw, spec.WeightSize, "dw");
-            if (spec.N > 0) Conv2dBackwardWeightCore(spec, x, dy, dw, accumulate);
-            else if (!accumulate) Fill(dw, 0, (int)spec.WeightSize, 0f);
-        }
-        finally { if (profileStart != 0) OpProfiler.Stop($"Conv2dBackwardWeight {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"Conv2dBackwardWeight {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}" : "");
+        spec.Validate();
+        Fits(this, x, spec.InputSize, "x"); Fits(this, dy, spec.OutputSize, "dy"); Fits(this, dw, spec.WeightSize, "dw");
+        if (spec.N > 0) Conv2dBackwardWeightCore(spec, x, dy, dw, accumulate);
+        else if (!accumulate) Fill(dw, 0, (int)spec.WeightSize, 0f);
     }
 
     public void BatchNorm(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            CheckBatchNorm(spec, training);
-            Fits(this, x, spec.Size, "x"); Fits(this, y, spec.Size, "y");
-            Fits(this, gamma, spec.C, "gamma"); Fits(this, beta, spec.C, "beta"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
-            Fits(this, runningMean, spec.C, "runningMean"); Fits(this, runningVar, spec.C, "runningVar");
-            if (spec.Size > 0) BatchNormCore(spec, x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, training);
-        }
-        finally { if (profileStart != 0) OpProfiler.Stop($"BatchNorm {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"BatchNorm {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}" : "");
+        CheckBatchNorm(spec, training);
+        Fits(this, x, spec.Size, "x"); Fits(this, y, spec.Size, "y");
+        Fits(this, gamma, spec.C, "gamma"); Fits(this, beta, spec.C, "beta"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
+        Fits(this, runningMean, spec.C, "runningMean"); Fits(this, runningVar, spec.C, "runningVar");
+        if (spec.Size > 0) BatchNormCore(spec, x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, training);
     }
 
     public void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta,
         bool training, bool accumulate, DeviceBuffer<float>? y = null)
     {
-        long profileStart = OpProfiler.Start();
-        try
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"BatchNormBackward {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}" : "");
+        CheckBatchNorm(spec, training);
+        Fits(this, x, spec.Size, "x"); Fits(this, dy, spec.Size, "dy"); Fits(this, dx, spec.Size, "dx");
+        Fits(this, gamma, spec.C, "gamma"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
+        Fits(this, dGamma, spec.C, "dGamma"); Fits(this, dBeta, spec.C, "dBeta");
+        if (spec.Activation != NormActivation.None)
         {
-            CheckBatchNorm(spec, training);
-            Fits(this, x, spec.Size, "x"); Fits(this, dy, spec.Size, "dy"); Fits(this, dx, spec.Size, "dx");
-            Fits(this, gamma, spec.C, "gamma"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
-            Fits(this, dGamma, spec.C, "dGamma"); Fits(this, dBeta, spec.C, "dBeta");
-            if (spec.Activation != NormActivation.None)
-            {
-                if (y == null) throw new ArgumentException($"batch-norm backward with a fused {spec.Activation} needs the forward output y", nameof(y));
-                Fits(this, y, spec.Size, "y");
-            }
-            if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate, y);
+            if (y == null) throw new ArgumentException($"batch-norm backward with a fused {spec.Activation} needs the forward output y", nameof(y));
+            Fits(this, y, spec.Size, "y");
         }
-        finally { if (profileStart != 0) OpProfiler.Stop($"BatchNormBackward {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}", profileStart, this); }
+        if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate, y);
     }
 
     static void CheckBatchNorm(in BatchNormSpec s, bool training)
@@ -371,122 +267,90 @@ public abstract class BackendBase : IBackend
 
     public void Pool2d(in PoolSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax)
     {
-        long profileStart = OpProfiler.Start();
-        try
+        using var profile = OpProfiler.Scope(this, "Pool2d");
+        spec.Validate();
+        Fits(this, x, spec.InputSize, "x"); Fits(this, y, spec.OutputSize, "y");
+        if (argMax != null)
         {
-            spec.Validate();
-            Fits(this, x, spec.InputSize, "x"); Fits(this, y, spec.OutputSize, "y");
-            if (argMax != null)
-            {
-                if (spec.Op != PoolOp.Max) throw new ArgumentException("argMax is only produced by max pooling", nameof(argMax));
-                Fits(this, argMax, spec.OutputSize, "argMax");
-            }
-            if (spec.N > 0) Pool2dCore(spec, x, y, argMax);
+            if (spec.Op != PoolOp.Max) throw new ArgumentException("argMax is only produced by max pooling", nameof(argMax));
+            Fits(this, argMax, spec.OutputSize, "argMax");
         }
-        finally { OpProfiler.Stop("Pool2d", profileStart, this); }
+        if (spec.N > 0) Pool2dCore(spec, x, y, argMax);
     }
 
     public void Pool2dBackward(in PoolSpec spec, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate)
     {
-        long profileStart = OpProfiler.Start();
-        try
+        using var profile = OpProfiler.Scope(this, "Pool2dBackward");
+        spec.Validate();
+        Fits(this, dy, spec.OutputSize, "dy"); Fits(this, dx, spec.InputSize, "dx");
+        if (spec.Op == PoolOp.Max)
         {
-            spec.Validate();
-            Fits(this, dy, spec.OutputSize, "dy"); Fits(this, dx, spec.InputSize, "dx");
-            if (spec.Op == PoolOp.Max)
-            {
-                if (argMax == null) throw new ArgumentException("max-pool backward needs the argMax of the forward pass", nameof(argMax));
-                Fits(this, argMax, spec.OutputSize, "argMax");
-            }
-            if (spec.N > 0) Pool2dBackwardCore(spec, dy, argMax, dx, accumulate);
+            if (argMax == null) throw new ArgumentException("max-pool backward needs the argMax of the forward pass", nameof(argMax));
+            Fits(this, argMax, spec.OutputSize, "argMax");
         }
-        finally { OpProfiler.Stop("Pool2dBackward", profileStart, this); }
+        if (spec.N > 0) Pool2dBackwardCore(spec, dy, argMax, dx, accumulate);
     }
 
     public void Dropout(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
-            if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException("p", p, $"dropout probability must be in [0, 1), got {p}");
-            if (count > 0) DropoutCore(x, y, count, p, seed);
-        }
-        finally { OpProfiler.Stop("Dropout", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Dropout");
+        NonNegative(count, "count"); Fits(this, x, count, "x"); Fits(this, y, count, "y");
+        if (!(p >= 0f && p < 1f)) throw new ArgumentOutOfRangeException("p", p, $"dropout probability must be in [0, 1), got {p}");
+        if (count > 0) DropoutCore(x, y, count, p, seed);
     }
 
     public void ClassCentroids(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(count, "count"); Positive(dim, "dim"); Positive(classes, "classes");
-            Fits(this, features, (long)count * dim, "features"); Fits(this, centroids, (long)classes * dim, "centroids");
-            CheckLabels(labels, count, classes);
-            ClassCentroidsCore(features, labels, centroids, count, dim, classes);
-        }
-        finally { OpProfiler.Stop("ClassCentroids", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "ClassCentroids");
+        NonNegative(count, "count"); Positive(dim, "dim"); Positive(classes, "classes");
+        Fits(this, features, (long)count * dim, "features"); Fits(this, centroids, (long)classes * dim, "centroids");
+        CheckLabels(labels, count, classes);
+        ClassCentroidsCore(features, labels, centroids, count, dim, classes);
     }
 
     public void PairwiseDistances(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            NonNegative(m, "m"); NonNegative(n, "n"); Positive(dim, "dim");
-            Fits(this, a, (long)m * dim, "a"); Fits(this, b, (long)n * dim, "b"); Fits(this, distances, (long)m * n, "distances");
-            if ((long)m * n > 0) PairwiseDistancesCore(a, b, distances, m, n, dim);
-        }
-        finally { OpProfiler.Stop("PairwiseDistances", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "PairwiseDistances");
+        NonNegative(m, "m"); NonNegative(n, "n"); Positive(dim, "dim");
+        Fits(this, a, (long)m * dim, "a"); Fits(this, b, (long)n * dim, "b"); Fits(this, distances, (long)m * n, "distances");
+        if ((long)m * n > 0) PairwiseDistancesCore(a, b, distances, m, n, dim);
     }
 
     public void HouseholderQr(DeviceBuffer<float> a, DeviceBuffer<float> q, DeviceBuffer<float> r, int m, int n)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            Positive(n, "n");
-            if (m < n) throw new ArgumentOutOfRangeException(nameof(m), m, $"QR needs a tall matrix: m = {m} rows < n = {n} columns");
-            Fits(this, a, (long)m * n, "a"); Fits(this, q, (long)m * n, "q"); Fits(this, r, (long)n * n, "r");
-            HouseholderQrCore(a, q, r, m, n);
-        }
-        finally { OpProfiler.Stop("HouseholderQr", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "HouseholderQr");
+        Positive(n, "n");
+        if (m < n) throw new ArgumentOutOfRangeException(nameof(m), m, $"QR needs a tall matrix: m = {m} rows < n = {n} columns");
+        Fits(this, a, (long)m * n, "a"); Fits(this, q, (long)m * n, "q"); Fits(this, r, (long)n * n, "r");
+        HouseholderQrCore(a, q, r, m, n);
     }
 
     /// <summary>Built from other ops (a column reduction, a broadcast subtract and one transposed GEMM), so every
     /// backend gets it from kernels that are already checked.</summary>
     public void Covariance(DeviceBuffer<float> x, DeviceBuffer<float> mean, DeviceBuffer<float> cov, int n, int d)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            if (n < 2) throw new ArgumentOutOfRangeException(nameof(n), n, $"covariance needs at least 2 rows, got {n}");
-            Positive(d, "d");
-            Fits(this, x, (long)n * d, "x"); Fits(this, mean, d, "mean"); Fits(this, cov, (long)d * d, "cov");
-            Reduce(ReduceOp.Mean, x, mean, 1, n, d);
-            using var centred = Allocate(checked(n * d));
-            Binary(BinaryOp.Sub, x, mean, centred, n * d, d);
-            Gemm(new GemmSpec(TransA: true, TransB: false, M: d, N: d, K: n, Alpha: 1f / (n - 1)), centred, centred, cov);
-        }
-        finally { OpProfiler.Stop("Covariance", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "Covariance");
+        if (n < 2) throw new ArgumentOutOfRangeException(nameof(n), n, $"covariance needs at least 2 rows, got {n}");
+        Positive(d, "d");
+        Fits(this, x, (long)n * d, "x"); Fits(this, mean, d, "mean"); Fits(this, cov, (long)d * d, "cov");
+        Reduce(ReduceOp.Mean, x, mean, 1, n, d);
+        using var centred = Allocate(checked(n * d));
+        Binary(BinaryOp.Sub, x, mean, centred, n * d, d);
+        Gemm(new GemmSpec(TransA: true, TransB: false, M: d, N: d, K: n, Alpha: 1f / (n - 1)), centred, centred, cov);
     }
 
     public void SymmetricEigen(DeviceBuffer<float> a, DeviceBuffer<float> eigenvalues, DeviceBuffer<float> eigenvectors, int d)
     {
-        long profileStart = OpProfiler.Start();
-        try
-        {
-            Positive(d, "d");
-            Fits(this, a, (long)d * d, "a"); Fits(this, eigenvalues, d, "eigenvalues"); Fits(this, eigenvectors, (long)d * d, "eigenvectors");
-            SymmetricEigenCore(a, eigenvalues, eigenvectors, d);
-            // Order and sign on the host: d + d^2 values, small next to the O(d^3) rotations.
-            var values = eigenvalues.ToArray().AsSpan(0, d).ToArray();
-            var vectors = eigenvectors.ToArray().AsSpan(0, d * d).ToArray();
-            var (sortedValues, sortedVectors) = EigenOrder.SortAndSign(values, vectors, d);
-            eigenvalues.Upload(sortedValues);
-            eigenvectors.Upload(sortedVectors);
-        }
-        finally { OpProfiler.Stop("SymmetricEigen", profileStart, this); }
+        using var profile = OpProfiler.Scope(this, "SymmetricEigen");
+        Positive(d, "d");
+        Fits(this, a, (long)d * d, "a"); Fits(this, eigenvalues, d, "eigenvalues"); Fits(this, eigenvectors, (long)d * d, "eigenvectors");
+        SymmetricEigenCore(a, eigenvalues, eigenvectors, d);
+        // Order and sign on the host: d + d^2 values, small next to the O(d^3) rotations.
+        var values = eigenvalues.ToArray().AsSpan(0, d).ToArray();
+        var vectors = eigenvectors.ToArray().AsSpan(0, d * d).ToArray();
+        var (sortedValues, sortedVectors) = EigenOrder.SortAndSign(values, vectors, d);
+        eigenvalues.Upload(sortedValues);
+        eigenvectors.Upload(sortedVectors);
     }
 
     static void RowShape(int rows, int cols)

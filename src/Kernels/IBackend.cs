@@ -149,10 +149,8 @@ public readonly record struct KdConfig(float Temperature, float Beta = 1f, float
 {
     public void Validate()
     {
-        if (!float.IsFinite(Temperature) || Temperature <= 0f)
-            throw new ArgumentOutOfRangeException("temperature", Temperature, $"temperature must be a finite positive number, got {Temperature}");
-        if (!(Beta >= 0f && Beta <= 1f))
-            throw new ArgumentOutOfRangeException("beta", Beta, $"beta must be in [0, 1], got {Beta}");
+        Validation.Temperature(Temperature);
+        if (HyperParameters.Beta(Beta) is { } problem) throw new ArgumentOutOfRangeException("beta", Beta, problem);
         Validation.Alpha(Alpha);
     }
 }

@@ -30,6 +30,14 @@ public static class OpProfiler
         s_totals.AddOrUpdate(op, (elapsed, 1), (_, v) => (v.Ticks + elapsed, v.Calls + 1));
     }
 
+    /// <summary>`using var profile = OpProfiler.Scope(this, "Op");` times the rest of the block (nothing when off).</summary>
+    public static ProfileScope Scope(IBackend backend, string op) => Enabled ? new ProfileScope(op, backend, Start()) : default;
+
+    public readonly struct ProfileScope(string op, IBackend backend, long start) : IDisposable
+    {
+        public void Dispose() { if (start != 0) Stop(op, start, backend); }
+    }
+
     public static void Reset() => s_totals.Clear();
 
     /// <summary>(op, total milliseconds, calls), most expensive first.</summary>

@@ -27,10 +27,29 @@ public readonly record struct GemmSpec(
 }
 
 /// <summary>Hyper-parameters of SGD with momentum (PyTorch semantics: v = mu*v + g + wd*p; p -= lr*v, or Nesterov).</summary>
-public readonly record struct SgdConfig(float LearningRate, float Momentum = 0.9f, float WeightDecay = 0f, bool Nesterov = false);
+public readonly record struct SgdConfig(float LearningRate, float Momentum = 0.9f, float WeightDecay = 0f, bool Nesterov = false)
+{
+    public void Validate()
+    {
+        if (HyperParameters.LearningRate(LearningRate) is { } lr) throw new ArgumentOutOfRangeException("learningRate", LearningRate, lr);
+        if (HyperParameters.Momentum(Momentum) is { } m) throw new ArgumentOutOfRangeException("momentum", Momentum, m);
+        if (HyperParameters.WeightDecay(WeightDecay) is { } wd) throw new ArgumentOutOfRangeException("weightDecay", WeightDecay, wd);
+        if (Nesterov && Momentum == 0f) throw new ArgumentException("Nesterov momentum needs momentum > 0", "nesterov");
+    }
+}
 
 /// <summary>AdamW with decoupled weight decay (Loshchilov and Hutter), bias-corrected moments.</summary>
-public readonly record struct AdamWConfig(float LearningRate, float Beta1 = 0.9f, float Beta2 = 0.999f, float Epsilon = 1e-8f, float WeightDecay = 0.01f);
+public readonly record struct AdamWConfig(float LearningRate, float Beta1 = 0.9f, float Beta2 = 0.999f, float Epsilon = 1e-8f, float WeightDecay = 0.01f)
+{
+    public void Validate()
+    {
+        if (HyperParameters.LearningRate(LearningRate) is { } lr) throw new ArgumentOutOfRangeException("learningRate", LearningRate, lr);
+        if (!(Beta1 >= 0f && Beta1 < 1f)) throw new ArgumentOutOfRangeException("beta1", Beta1, $"beta1 {Beta1} is outside [0, 1)");
+        if (!(Beta2 >= 0f && Beta2 < 1f)) throw new ArgumentOutOfRangeException("beta2", Beta2, $"beta2 {Beta2} is outside [0, 1)");
+        if (!(Epsilon > 0f)) throw new ArgumentOutOfRangeException("epsilon", Epsilon, $"epsilon {Epsilon} must be > 0");
+        if (HyperParameters.WeightDecay(WeightDecay) is { } wd) throw new ArgumentOutOfRangeException("weightDecay", WeightDecay, wd);
+    }
+}
 
 /// <summary>A 2-D convolution over NCHW tensors: x [N, C, H, W], weight [K, C / Groups, R, S], y [N, K, OutH, OutW].
 /// Groups = C = K is a depthwise convolution. No bias: it is added as a per-channel broadcast.</summary>

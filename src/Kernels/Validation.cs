@@ -30,14 +30,12 @@ public static class Validation
 
     public static void Temperature(float t)
     {
-        if (!float.IsFinite(t) || t <= 0f)
-            throw new ArgumentOutOfRangeException("temperature", t, $"temperature must be a finite positive number, got {t}");
+        if (HyperParameters.Temperature(t) is { } problem) throw new ArgumentOutOfRangeException("temperature", t, problem);
     }
 
     public static void Alpha(float alpha)
     {
-        if (!(alpha >= 0f && alpha < 1f))
-            throw new ArgumentOutOfRangeException("alpha", alpha, $"label smoothing alpha must be in [0, 1), got {alpha}");
+        if (HyperParameters.Alpha(alpha) is { } problem) throw new ArgumentOutOfRangeException("alpha", alpha, problem);
     }
 
     public static void Gemm(IBackend backend, in GemmSpec s, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)

@@ -40,7 +40,7 @@ public sealed record AnalysisSettings
             if (pair[0] == pair[1]) throw new UsageException($"{where}.etaPairs: T1 and T2 must differ, got [{pair[0]}, {pair[1]}]");
         }
         foreach (float t in EntropyTemperatures.Concat(MatchTemperatures).Concat(SoftTargetTemperatures))
-            if (!float.IsFinite(t) || t <= 0f) throw new UsageException($"{where}: temperature {t} is not a finite positive number");
+            UsageException.Check(where, Kernels.HyperParameters.Temperature(t));
     }
 
     /// <summary>Class indices of the triple, by name (case-insensitive).</summary>

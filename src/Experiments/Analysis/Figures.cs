@@ -54,6 +54,49 @@ public static class Figures
         return rects;
     }
 
+    /// <summary>A point on a roofline: arithmetic intensity (flop per byte of minimum traffic) and achieved GFLOP/s.</summary>
+    public readonly record struct RooflinePoint(string Engine, string Case, double Intensity, double Gflops);
+
+    /// <summary>Roofline on log-log axes: the roof min(peak, bandwidth x intensity) from the machine's measured FMA
+    /// peak and copy bandwidth, and one marker per case and engine (LsKd filled, peers hollow).</summary>
+    public static void Roofline(string path, string title, double peakGflops, double bandwidthGBs, IReadOnlyList<RooflinePoint> points)
+    {
+        var plot = New(title, "arithmetic intensity (flop / byte, log scale)", "GFLOP/s (log scale)");
+        double xMin = Math.Min(0.1, points.Select(p => p.Intensity).DefaultIfEmpty(1).Min() / 2);
+        double xMax = Math.Max(4 * peakGflops / bandwidthGBs, points.Select(p => p.Intensity).DefaultIfEmpty(1).Max() * 2);
+        var xs = Enumerable.Range(0, 200).Select(i => xMin * Math.Pow(xMax / xMin, i / 199.0)).ToArray();
+        var roof = plot.Add.ScatterLine(xs.Select(Math.Log10).ToArray(), xs.Select(x => Math.Log10(Math.Min(peakGflops, bandwidthGBs * x))).ToArray(), Colors.Black);
+        roof.LineWidth = 2;
+        roof.LegendText = $"roof: {peakGflops:F0} GFLOP/s FMA peak, {bandwidthGBs:F1} GB/s copy";
+        var engines = points.Select(p => p.Engine).Distinct().ToList();
+        for (int e = 0; e < engines.Count; e++)
+        {
+            var mine = points.Where(p => p.Engine == engines[e] && p.Gflops > 0 && p.Intensity > 0).ToList();
+            if (mine.Count == 0) continue;
+            var sp = plot.Add.ScatterPoints(mine.Select(p => Math.Log10(p.Intensity)).ToArray(), mine.Select(p => Math.Log10(p.Gflops)).ToArray(), ColorOf(e));
+            sp.MarkerSize = 9;
+            sp.MarkerShape = e == 0 ? MarkerShape.FilledCircle : MarkerShape.OpenCircle;
+            sp.LegendText = engines[e];
+            if (e == 0)
+                foreach (var p in mine)
+                {
+                    var label = plot.Add.Text(p.Case, Math.Log10(p.Intensity), Math.Log10(p.Gflops));
+                    label.LabelFontSize = 9;
+                    label.LabelFontColor = Colors.DimGray;
+                }
+        }
+        double yMin = Math.Min(points.Where(p => p.Gflops > 0).Select(p => p.Gflops).DefaultIfEmpty(1).Min() / 2, bandwidthGBs * xMin);
+        plot.Axes.SetLimits(Math.Log10(xMin), Math.Log10(xMax), Math.Log10(yMin), Math.Log10(peakGflops * 2));
+        static string[] Labels(double[] ticks) => ticks.Select(t => Math.Pow(10, t).ToString("G3", System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var xt = Enumerable.Range((int)Math.Floor(Math.Log10(xMin)), (int)Math.Ceiling(Math.Log10(xMax)) - (int)Math.Floor(Math.Log10(xMin)) + 1).Select(k => (double)k).ToArray();
+        var yt = Enumerable.Range((int)Math.Floor(Math.Log10(yMin)), (int)Math.Ceiling(Math.Log10(peakGflops * 2)) - (int)Math.Floor(Math.Log10(yMin)) + 1).Select(k => (double)k).ToArray();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(xt, Labels(xt));
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(yt, Labels(yt));
+        plot.ShowLegend(Alignment.LowerRight);
+        var bytes = plot.GetImageBytes(1100, 750, ImageFormat.Png);
+        AtomicFile.Write(path, s => s.Write(bytes));
+    }
+
     /// <summary>Scatter of labelled point groups with a legend.</summary>
     public static Plot Scatter(string title, IReadOnlyList<(string Name, double[] X, double[] Y)> groups, string xLabel, string yLabel)
     {

@@ -19,6 +19,7 @@ internal static class BenchCommand
         cmd.Subcommands.Add(LayerBench.Create());
         cmd.Subcommands.Add(AnalysisBench.Create(PeerOption));
         cmd.Subcommands.Add(TrainBench.Create(PeerOption));
+        cmd.Subcommands.Add(BenchReport.Create());
         return cmd;
     }
 

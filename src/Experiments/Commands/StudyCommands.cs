@@ -136,7 +136,8 @@ internal static class StudyCommands
             int n = pr.GetValue(images);
             if (n < 10) throw new UsageException($"--train-images must be >= 10, got {n}");
             var ts = pr.GetValue(temps)!;
-            if (ts.Length == 0 || ts.Any(t => !float.IsFinite(t) || t <= 0f)) throw new UsageException("--temperatures must be finite positive numbers");
+            if (ts.Length == 0) throw new UsageException("--temperatures must list at least one temperature");
+            foreach (var t in ts) UsageException.Check("--temperatures", HyperParameters.Temperature(t));
             if (!ts.Contains(1f)) ts = [1f, .. ts];
             Analysis.StudyEvidence? evidence = null;
             if (pr.GetValue(study) is { } sdir)
@@ -190,29 +191,30 @@ internal static class StudyCommands
             var settings = new TrainSettings { Model = pr.GetValue(model)!, Width = pr.GetValue(width), Epochs = pr.GetValue(epochs) };
             settings.Validate("--model/--width/--epochs");
             float a = pr.GetValue(alpha), t = pr.GetValue(temperature), b = pr.GetValue(beta);
-            if (!(a >= 0f && a < 1f)) throw new UsageException($"--alpha must be in [0, 1), got {a}");
-            if (distill && (!float.IsFinite(t) || t <= 0f)) throw new UsageException($"--temperature must be a finite positive number, got {t}");
-            if (distill && !(b >= 0f && b <= 1f)) throw new UsageException($"--beta must be in [0, 1], got {b}");
+            UsageException.Check("--alpha", HyperParameters.Alpha(a));
+            if (distill) UsageException.Check("--temperature", HyperParameters.Temperature(t));
+            if (distill) UsageException.Check("--beta", HyperParameters.Beta(b));
+            RunLoss loss = distill ? new RunLoss.Distillation(new KdConfig(t, b, a)) : new RunLoss.LabelSmoothing(a);
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             Classifier? teacherModel = distill ? WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(teacher)!, be)) : null;
             var (train, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
             if (pr.GetValue(trainImages) is > 0 and var n) train = train.Take(n);
             int s = pr.GetValue(seed);
             string id = distill ? $"student-{settings.Model}-w{StudyConfig.F(settings.Width)}-T{StudyConfig.F(t)}-s{s}" : $"teacher-{settings.Model}-a{StudyConfig.F(a)}-s{s}";
-            var spec = new RunSpec(id, distill ? "student" : "teacher", settings, a, distill ? t : null, distill ? b : 0f, (ulong)s, distill ? pr.GetValue(teacher) : null);
+            var spec = new RunSpec(id, distill ? RunKind.Student : RunKind.Teacher, settings, loss, (ulong)s, distill ? pr.GetValue(teacher) : null);
             var net = Nets.Models.Create(settings.Model, be, (ulong)s * 1000 + (distill ? 2UL : 1UL), settings.Width);
             var trainer = new Trainer(be, train, train.Take(2000), test, augment: true, -info.Mean / info.Std);
             var outcome = trainer.Run(spec, net, teacherModel, null);
             string dir = pr.GetValue(outDir)!;
             try { Directory.CreateDirectory(dir); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--out: cannot create {dir}: {e.Message}"); }
             string ckpt = Path.Combine(dir, id + ".safetensors");
-            if (outcome.Status == "finished")
+            if (outcome.Status == RunStatus.Finished)
                 Checkpoint.Save(net, ckpt, new Dictionary<string, string> { ["run"] = id, ["width"] = StudyConfig.F(settings.Width), ["alpha"] = StudyConfig.F(a) });
             AtomicFile.WriteText(Path.Combine(dir, id + ".json"), JsonSerializer.Serialize(outcome.Epochs, RunRecord.Json));
             foreach (var e in outcome.Epochs)
                 AnsiConsole.MarkupLine($"epoch {e.Epoch}: loss {e.TrainLoss:F4}, train top-1 {e.Train.Top1:F2}%, test top-1 {e.Test.Top1:F2}%, top-5 {e.Test.Top5:F2}% ({e.Seconds:F1} s)");
-            AnsiConsole.MarkupLine(outcome.Status == "finished" ? $"wrote {Markup.Escape(ckpt)}" : $"[red]run diverged[/] (loss became NaN or infinite); no checkpoint written");
-            return outcome.Status == "finished" ? 0 : 1;
+            AnsiConsole.MarkupLine(outcome.Status == RunStatus.Finished ? $"wrote {Markup.Escape(ckpt)}" : $"[red]run diverged[/] (loss became NaN or infinite); no checkpoint written");
+            return outcome.Status == RunStatus.Finished ? 0 : 1;
         });
         return cmd;
     }

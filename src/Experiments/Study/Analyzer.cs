@@ -62,7 +62,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         var testForExport = _s.TestImages > 0 ? data.Test.Take(_s.TestImages) : data.Test;
         Directory.CreateDirectory(FiguresDir);
 
-        foreach (var run in _runs.Where(r => r.Status == "finished" && r.Kind is "teacher" or "student" or "matched"))
+        foreach (var run in _runs.Where(r => r.Status == RunStatus.Finished && r.Kind is RunKind.Teacher or RunKind.Student or RunKind.Matched))
         {
             string? ckpt = dirs.Select(d => StudyRunner.CheckpointPath(d, run.Id)).FirstOrDefault(File.Exists);
             if (ckpt == null) continue;
@@ -88,8 +88,8 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
                 Val = ClassDistances.Compute(backend, va.Features, va.Labels, va.Dim, K, _s.PairwiseSamplesPerClass),
                 VisTrain = p2t, VisTrainLabels = rowsT.Select(i => tr.Labels[i]).ToArray(),
                 VisVal = p2v, VisValLabels = rowsV.Select(i => va.Labels[i]).ToArray(),
-                TrainLogits = run.Kind == "teacher" ? tr.Logits : null,
-                TrainLabels = run.Kind == "teacher" ? tr.Labels : null,
+                TrainLogits = run.Kind == RunKind.Teacher ? tr.Logits : null,
+                TrainLabels = run.Kind == RunKind.Teacher ? tr.Labels : null,
             };
         }
 
@@ -130,7 +130,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         ?? _models.GetValueOrDefault(StudyConfig.MatchedId(arch, alpha, t, seed));
 
     IEnumerable<RunRecord> StudentRuns(StudentArch arch, float alpha, float t) => _runs.Where(r =>
-        r.Status == "finished" && r.Last != null && r.Kind is "student" or "matched" && r.Model == arch.Model && r.Width == arch.Width && r.TeacherAlpha == alpha && r.Temperature == t);
+        r.Status == RunStatus.Finished && r.Last != null && r.Kind is RunKind.Student or RunKind.Matched && r.Model == arch.Model && r.Width == arch.Width && r.TeacherAlpha == alpha && r.Temperature == t);
 
     double MeanAccuracy(StudentArch arch, float alpha, float t, bool top5 = false)
     {
@@ -504,7 +504,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
     /// there are several seeds, else 0.5 points.</summary>
     double NoiseLevel()
     {
-        var sds = _runs.Where(r => r.Kind == "student" && r.Status == "finished" && r.Last != null)
+        var sds = _runs.Where(r => r.Kind == RunKind.Student && r.Status == RunStatus.Finished && r.Last != null)
             .GroupBy(r => (r.Model, r.Width, r.TeacherAlpha, r.Temperature)).Where(g => g.Count() > 1)
             .Select(g => { var v = g.Select(r => r.Last!.Test.Top1).ToList(); double m = v.Average(); return Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)); }).ToList();
         return sds.Count > 0 ? Math.Max(0.1, 2 * sds.Average()) : 0.5;

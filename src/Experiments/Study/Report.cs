@@ -18,7 +18,7 @@ public static class Report
 
     /// <summary>The study's finished students as plain data for `lskd advise`.</summary>
     public static Analysis.StudyEvidence Evidence(StudyConfig config, IEnumerable<RunRecord> runs) =>
-        new(config.Name, config.Alphas, runs.Where(r => r.Kind == "student" && r.Status == "finished" && r.Last != null && r.Temperature != null)
+        new(config.Name, config.Alphas, runs.Where(r => r.Kind == RunKind.Student && r.Status == RunStatus.Finished && r.Last != null && r.Temperature != null)
             .Select(r => new Analysis.StudentResult(r.TeacherAlpha, r.Temperature!.Value, r.Last!.Test.Top1)).ToList());
 
     public static List<RunRecord> LoadRuns(IEnumerable<string> dirs)
@@ -54,8 +54,8 @@ public static class Report
         foreach (var r in runs)
         {
             var last = r.Last; var best = r.Best;
-            sb.AppendJoin(',', r.Id, r.Kind, r.Model, N(r.Width), N(r.Alpha), N(r.TeacherAlpha), r.Temperature is { } t ? N(t) : "", N(r.Beta), r.Seed.ToString(Inv),
-                r.Status, r.Epochs.Count.ToString(Inv), N(last?.Test.Top1), N(last?.Test.Top5), N(last?.Train.Top1), N(last?.Validation?.Top1),
+            sb.AppendJoin(',', r.Id, r.Kind.Text(), r.Model, N(r.Width), N(r.Alpha), N(r.TeacherAlpha), r.Temperature is { } t ? N(t) : "", N(r.Beta), r.Seed.ToString(Inv),
+                r.Status.Text(), r.Epochs.Count.ToString(Inv), N(last?.Test.Top1), N(last?.Test.Top5), N(last?.Train.Top1), N(last?.Validation?.Top1),
                 N(best?.Test.Top1), best?.Epoch.ToString(Inv) ?? "", N(r.WallSeconds), N(r.TrainImagesPerSecond), "\"" + r.Device.Replace("\"", "'") + "\"");
             sb.Append('\n');
         }
@@ -79,7 +79,7 @@ public static class Report
     static string Markdown(StudyConfig c, IReadOnlyList<RunRecord> runs, DatasetInfo info, string outDir)
     {
         var sb = new StringBuilder();
-        var finished = runs.Where(r => r.Status == "finished" && r.Last != null).ToList();
+        var finished = runs.Where(r => r.Status == RunStatus.Finished && r.Last != null).ToList();
         int expected = c.Runs().Count;
         sb.AppendLine($"# Study `{c.Name}`: to smooth or not to smooth a teacher?");
         sb.AppendLine();
@@ -87,7 +87,7 @@ public static class Report
                       $"{(c.Augment ? ", random crop (padding 2) and horizontal flip" : "")}. Teacher: {c.Teacher.Model} (width {N(c.Teacher.Width)}), {c.Teacher.Epochs} epoch(s). " +
                       $"Students: {string.Join(", ", c.Students.Select(s => $"{s.Model} (width {N(s.Width)})"))}, {c.Student.Epochs} epoch(s), beta = {N(c.Beta)}. " +
                       $"Seeds: {string.Join(", ", c.Seeds)}. Runs: {finished.Count} finished of {expected} expected" +
-                      $"{(runs.Count(r => r.Status != "finished") is > 0 and var d ? $", {d} diverged" : "")}.");
+                      $"{(runs.Count(r => r.Status != RunStatus.Finished) is > 0 and var d ? $", {d} diverged" : "")}.");
         sb.AppendLine();
         sb.AppendLine("Numbers are test top-1 accuracy (%) at the last epoch, mean ± standard deviation over seeds. " +
                       "✓ marks a student of a smoothed teacher (alpha > 0) that beats the student of the unsmoothed teacher (alpha = 0) at the same T (a compatible configuration); ✗ marks one that does not.");
@@ -98,7 +98,7 @@ public static class Report
         sb.AppendLine();
         sb.AppendLine("| | " + string.Join(" | ", c.Alphas.Select(a => $"alpha = {N(a)}")) + " |");
         sb.AppendLine("|---|" + string.Concat(c.Alphas.Select(_ => "---|")));
-        var teachers = finished.Where(r => r.Kind == "teacher").ToList();
+        var teachers = finished.Where(r => r.Kind == RunKind.Teacher).ToList();
         Row(sb, $"Teacher {c.Teacher.Model} test top-1", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Test.Top1), out _)));
         Row(sb, "Teacher test top-5", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Test.Top5), out _)));
         Row(sb, "Teacher train top-1 (eval mode, no augmentation)", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Train.Top1), out _)));
@@ -122,7 +122,7 @@ public static class Report
                 double baseMean = double.NaN;
                 foreach (float a in c.Alphas)
                 {
-                    string cell = Stat(mine.Where(r => r.Kind == "student" && r.TeacherAlpha == a && r.Temperature == t).Select(r => r.Last!.Test.Top1), out double mean);
+                    string cell = Stat(mine.Where(r => r.Kind == RunKind.Student && r.TeacherAlpha == a && r.Temperature == t).Select(r => r.Last!.Test.Top1), out double mean);
                     if (a == 0f) baseMean = mean;
                     else if (double.IsFinite(mean) && double.IsFinite(baseMean)) cell += mean > baseMean ? " ✓" : " ✗";
                     cells.Add(cell);
@@ -136,7 +136,7 @@ public static class Report
                 sb.AppendLine();
                 sb.AppendLine("| | " + string.Join(" | ", c.Alphas.Select(a => $"alpha = {N(a)}")) + " |");
                 sb.AppendLine("|---|" + string.Concat(c.Alphas.Select(_ => "---|")));
-                Row(sb, "Student without KD", c.Alphas.Select(a => Stat(mine.Where(r => r.Kind == "baseline" && r.Alpha == a).Select(r => r.Last!.Test.Top1), out _)));
+                Row(sb, "Student without KD", c.Alphas.Select(a => Stat(mine.Where(r => r.Kind == RunKind.Baseline && r.Alpha == a).Select(r => r.Last!.Test.Top1), out _)));
             }
             sb.AppendLine();
             sb.AppendLine("Best epoch's test top-1 (not the reported number):");
@@ -144,13 +144,13 @@ public static class Report
             sb.AppendLine("| | " + string.Join(" | ", c.Alphas.Select(a => $"teacher alpha = {N(a)}")) + " |");
             sb.AppendLine("|---|" + string.Concat(c.Alphas.Select(_ => "---|")));
             foreach (float t in c.Temperatures)
-                Row(sb, $"Student T = {N(t)}", c.Alphas.Select(a => Stat(mine.Where(r => r.Kind == "student" && r.TeacherAlpha == a && r.Temperature == t).Select(r => r.Best!.Test.Top1), out _)));
+                Row(sb, $"Student T = {N(t)}", c.Alphas.Select(a => Stat(mine.Where(r => r.Kind == RunKind.Student && r.TeacherAlpha == a && r.Temperature == t).Select(r => r.Best!.Test.Top1), out _)));
             sb.AppendLine();
 
             // Class-wise (Tables 17-19 layout): per class, the students of each teacher at a temperature.
             foreach (float t in c.ClassWiseTemperatures)
             {
-                var perAlpha = c.Alphas.Select(a => mine.Where(r => r.Kind == "student" && r.TeacherAlpha == a && r.Temperature == t).ToList()).ToList();
+                var perAlpha = c.Alphas.Select(a => mine.Where(r => r.Kind == RunKind.Student && r.TeacherAlpha == a && r.Temperature == t).ToList()).ToList();
                 if (perAlpha.All(l => l.Count == 0)) continue;
                 sb.AppendLine($"Class-wise test accuracy (%) of {arch.Model} students at T = {N(t)}:");
                 sb.AppendLine();
@@ -167,7 +167,7 @@ public static class Report
             }
         }
 
-        var bad = runs.Where(r => r.Status != "finished").ToList();
+        var bad = runs.Where(r => r.Status != RunStatus.Finished).ToList();
         if (bad.Count > 0)
         {
             sb.AppendLine("## Diverged runs");
@@ -193,7 +193,7 @@ public static class Report
         sb.AppendLine();
         sb.AppendLine("| run | status | epochs | wall s | train img/s | device |");
         sb.AppendLine("|---|---|---|---|---|---|");
-        foreach (var r in runs) sb.AppendLine($"| {r.Id} | {r.Status} | {r.Epochs.Count} | {r.WallSeconds.ToString("F1", Inv)} | {r.TrainImagesPerSecond.ToString("F0", Inv)} | {r.Device} |");
+        foreach (var r in runs) sb.AppendLine($"| {r.Id} | {r.Status.Text()} | {r.Epochs.Count} | {r.WallSeconds.ToString("F1", Inv)} | {r.TrainImagesPerSecond.ToString("F0", Inv)} | {r.Device} |");
         if (File.Exists(Path.Combine(analysisDir, "verdict.md")))
         {
             sb.AppendLine();

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using LsKd.Experiments.Analysis;
+using LsKd.Kernels;
 
 namespace LsKd.Experiments.Study;
 
@@ -122,11 +123,10 @@ public sealed record StudyConfig
             (Student with { Model = s.Model, Width = s.Width }).Validate(where + ".students");
         }
         if (Alphas.Length == 0) throw new UsageException($"{where}: alphas must not be empty");
-        foreach (var a in Alphas)
-            if (!(a >= 0f && a < 1f)) throw new UsageException($"{where}: alpha {a} is outside [0, 1)");
-        foreach (var t in Temperatures.Concat(ClassWiseTemperatures))
-            if (!float.IsFinite(t) || t <= 0f) throw new UsageException($"{where}: temperature {t} is not a finite positive number");
-        if (!(Beta >= 0f && Beta <= 1f)) throw new UsageException($"{where}: beta {Beta} is outside [0, 1]");
+        foreach (var a in Alphas) UsageException.Check($"{where}.alphas", HyperParameters.Alpha(a));
+        foreach (var t in Temperatures) UsageException.Check($"{where}.temperatures", HyperParameters.Temperature(t));
+        foreach (var t in ClassWiseTemperatures) UsageException.Check($"{where}.classWiseTemperatures", HyperParameters.Temperature(t));
+        UsageException.Check($"{where}.beta", HyperParameters.Beta(Beta));
         if (Seeds.Length == 0) throw new UsageException($"{where}: seeds must not be empty");
         Analysis.Validate(where + ".analysis", Temperatures);
         Analysis.TripleIndices(Data.DatasetInfo.Load(Dataset).Classes, where + ".analysis.triple");
@@ -138,18 +138,18 @@ public sealed record StudyConfig
         var runs = new List<RunSpec>();
         foreach (int seed in Seeds)
             foreach (float a in Alphas)
-                runs.Add(new RunSpec(TeacherId(a, seed), "teacher", Teacher, a, null, 0f, (ulong)seed, null));
+                runs.Add(new RunSpec(TeacherId(a, seed), RunKind.Teacher, Teacher, new RunLoss.LabelSmoothing(a), (ulong)seed, null));
         foreach (int seed in Seeds)
             foreach (var arch in Students)
             {
                 var settings = Student with { Model = arch.Model, Width = arch.Width };
                 foreach (float a in Alphas)
                     foreach (float t in Temperatures)
-                        runs.Add(new RunSpec($"student-{arch.Model}-w{F(arch.Width)}-a{F(a)}-T{F(t)}-s{seed}", "student", settings, 0f, t, Beta,
-                            (ulong)seed, TeacherId(a, seed)) { TeacherAlpha = a });
+                        runs.Add(new RunSpec($"student-{arch.Model}-w{F(arch.Width)}-a{F(a)}-T{F(t)}-s{seed}", RunKind.Student, settings,
+                            new RunLoss.Distillation(new KdConfig(t, Beta)), (ulong)seed, TeacherId(a, seed)) { TeacherAlpha = a });
                 if (Baselines)
                     foreach (float a in Alphas)
-                        runs.Add(new RunSpec($"baseline-{arch.Model}-w{F(arch.Width)}-ls{F(a)}-s{seed}", "baseline", settings, a, null, 0f, (ulong)seed, null));
+                        runs.Add(new RunSpec($"baseline-{arch.Model}-w{F(arch.Width)}-ls{F(a)}-s{seed}", RunKind.Baseline, settings, new RunLoss.LabelSmoothing(a), (ulong)seed, null));
             }
         return runs;
     }

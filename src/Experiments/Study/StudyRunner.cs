@@ -11,7 +11,7 @@ namespace LsKd.Experiments.Study;
 public sealed record RunRecord
 {
     public required string Id { get; init; }
-    public required string Kind { get; init; }
+    public required RunKind Kind { get; init; }
     public required string Model { get; init; }
     public float Width { get; init; }
     public float Alpha { get; init; }
@@ -20,7 +20,7 @@ public sealed record RunRecord
     public float Beta { get; init; }
     public int Seed { get; init; }
     public string? TeacherId { get; init; }
-    public required string Status { get; init; }
+    public required RunStatus Status { get; init; }
     public required List<EpochMetrics> Epochs { get; init; }
     public int[] TestConfusion { get; init; } = [];
     public double WallSeconds { get; init; }
@@ -129,19 +129,19 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         {
             if (File.Exists(RunPath(outDir, spec.Id))) { skipped++; continue; }
             RunRecord record;
-            try { record = Train(spec, runs, spec.Kind == "teacher" ? trainer : studentTrainer, data.Validation, trainer); }
+            try { record = Train(spec, runs, spec.Kind == RunKind.Teacher ? trainer : studentTrainer, data.Validation, trainer); }
             catch (TeacherDivergedException e)
             {
                 // The sweep goes on; the student is recorded as not trainable.
-                record = NewRecord(spec, "teacher-diverged", [], [], 0, 0, 0);
+                record = NewRecord(spec, RunStatus.TeacherDiverged, [], [], 0, 0, 0);
                 AtomicFile.WriteText(RunPath(outDir, spec.Id), JsonSerializer.Serialize(record, RunRecord.Json));
                 AnsiConsole.MarkupLine($"{Markup.Escape(spec.Id)}: skipped, {Markup.Escape(e.Message)}");
             }
-            if (record.Status != "finished") diverged++;
+            if (record.Status != RunStatus.Finished) diverged++;
             trained++;
             var last = record.Last;
             string acc = last == null ? "no finished epoch" : $"test top-1 {last.Test.Top1:F2}% (best {record.Best!.Test.Top1:F2}% at epoch {record.Best.Epoch})";
-            AnsiConsole.MarkupLine($"[[{trained + skipped}/{mine.Count}]] {Markup.Escape(spec.Id)}: {record.Status}, {acc}, {record.WallSeconds:F1} s, {record.TrainImagesPerSecond:F0} img/s");
+            AnsiConsole.MarkupLine($"[[{trained + skipped}/{mine.Count}]] {Markup.Escape(spec.Id)}: {record.Status.Text()}, {acc}, {record.WallSeconds:F1} s, {record.TrainImagesPerSecond:F0} img/s");
         }
         if (skipped > 0) AnsiConsole.MarkupLine($"{skipped} run(s) already finished were skipped (resumed sweep)");
         return (trained, skipped, diverged);
@@ -187,11 +187,11 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
             foreach (var arch in config.Students)
             {
                 var settings = config.Student with { Model = arch.Model, Width = arch.Width };
-                specs.Add(new RunSpec(StudyConfig.MatchedId(arch, 0f, p.MatchedTemperature, p.Seed), "matched", settings, 0f, p.MatchedTemperature, config.Beta,
-                    (ulong)p.Seed, StudyConfig.TeacherId(0f, p.Seed)) { TeacherAlpha = 0f });
+                specs.Add(new RunSpec(StudyConfig.MatchedId(arch, 0f, p.MatchedTemperature, p.Seed), RunKind.Matched, settings,
+                    new RunLoss.Distillation(new KdConfig(p.MatchedTemperature, config.Beta)), (ulong)p.Seed, StudyConfig.TeacherId(0f, p.Seed)) { TeacherAlpha = 0f });
                 if (!config.Temperatures.Contains(p.Temperature))
-                    specs.Add(new RunSpec(StudyConfig.MatchedId(arch, p.TeacherAlpha, p.Temperature, p.Seed), "matched", settings, 0f, p.Temperature, config.Beta,
-                        (ulong)p.Seed, StudyConfig.TeacherId(p.TeacherAlpha, p.Seed)) { TeacherAlpha = p.TeacherAlpha });
+                    specs.Add(new RunSpec(StudyConfig.MatchedId(arch, p.TeacherAlpha, p.Temperature, p.Seed), RunKind.Matched, settings,
+                        new RunLoss.Distillation(new KdConfig(p.Temperature, config.Beta)), (ulong)p.Seed, StudyConfig.TeacherId(p.TeacherAlpha, p.Seed)) { TeacherAlpha = p.TeacherAlpha });
             }
         specs = specs.DistinctBy(s => s.Id).ToList();
         int trained = 0, skipped = 0;
@@ -200,7 +200,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
             if (File.Exists(RunPath(outDir, spec.Id))) { skipped++; continue; }
             var record = Train(spec, all, studentTrainer, data.Validation, trainer);
             trained++;
-            AnsiConsole.MarkupLine($"[[matched {trained + skipped}/{specs.Count}]] {Markup.Escape(spec.Id)}: {record.Status}" +
+            AnsiConsole.MarkupLine($"[[matched {trained + skipped}/{specs.Count}]] {Markup.Escape(spec.Id)}: {record.Status.Text()}" +
                                    (record.Last is { } l ? $", test top-1 {l.Test.Top1:F2}%" : "") + $", {record.WallSeconds:F1} s");
         }
         return (trained, skipped);
@@ -211,7 +211,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         Classifier? teacher = null;
         if (spec.TeacherId != null) teacher = Teacher(spec.TeacherId, all, teacherTrainer, validation);
         var s = spec.Settings;
-        var model = Nets.Models.Create(s.Model, backend, spec.Seed * 1000 + (spec.Kind == "teacher" ? 1UL : 2UL), s.Width);
+        var model = Nets.Models.Create(s.Model, backend, spec.Seed * 1000 + (spec.Kind == RunKind.Teacher ? 1UL : 2UL), s.Width);
         Trainer.Outcome outcome;
         if (AnsiConsole.Profile.Capabilities.Interactive)
         {
@@ -226,21 +226,21 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         else outcome = trainer.Run(spec, model, teacher);
 
         var epochs = outcome.Epochs;
-        if (validation.Count > 0 && outcome.Status == "finished")
+        if (validation.Count > 0 && outcome.Status == RunStatus.Finished)
         {
             // Validation accuracy of the final model, stored as an extra field of the last epoch's record.
             var v = trainer.Evaluate(model, validation, out _);
             epochs[^1] = epochs[^1] with { Validation = v };
         }
         var record = NewRecord(spec, outcome.Status, epochs, outcome.TestConfusion, outcome.Seconds, outcome.ImagesPerSecond, model.ParameterCount);
-        if (outcome.Status == "finished")
+        if (outcome.Status == RunStatus.Finished)
             Checkpoint.Save(model, CheckpointPath(outDir, spec.Id), new Dictionary<string, string> { ["run"] = spec.Id, ["study"] = config.Name, ["width"] = StudyConfig.F(s.Width), ["alpha"] = StudyConfig.F(spec.Alpha) });
         AtomicFile.WriteText(RunPath(outDir, spec.Id), JsonSerializer.Serialize(record, RunRecord.Json));
-        if (spec.Kind == "teacher" && outcome.Status == "finished") { model.Eval(); _teachers[spec.Id] = model; }
+        if (spec.Kind == RunKind.Teacher && outcome.Status == RunStatus.Finished) { model.Eval(); _teachers[spec.Id] = model; }
         return record;
     }
 
-    RunRecord NewRecord(RunSpec spec, string status, List<EpochMetrics> epochs, int[] confusion, double seconds, double rate, long parameters) => new()
+    RunRecord NewRecord(RunSpec spec, RunStatus status, List<EpochMetrics> epochs, int[] confusion, double seconds, double rate, long parameters) => new()
     {
         Id = spec.Id, Kind = spec.Kind, Model = spec.Settings.Model, Width = spec.Settings.Width, Alpha = spec.Alpha, TeacherAlpha = spec.TeacherAlpha,
         Temperature = spec.Temperature, Beta = spec.Beta, Seed = (int)spec.Seed, TeacherId = spec.TeacherId, Status = status,
@@ -262,7 +262,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         {
             AnsiConsole.MarkupLine($"training teacher {Markup.Escape(id)} first (needed by this shard's students)");
             var rec = Train(spec, all, trainer, validation, trainer);
-            if (rec.Status != "finished") throw new TeacherDivergedException($"its teacher {id} diverged");
+            if (rec.Status != RunStatus.Finished) throw new TeacherDivergedException($"its teacher {id} diverged");
             return _teachers[id];
         }
         var model = Nets.Models.Create(spec.Settings.Model, backend, 0, spec.Settings.Width);

@@ -22,12 +22,12 @@ public sealed record TrainSettings
     public void Validate(string where)
     {
         if (!Nets.Models.Names.Contains(Model)) throw new UsageException($"{where}.model: unknown model '{Model}'; valid models: {string.Join(", ", Nets.Models.Names)}");
-        if (!(Width > 0f)) throw new UsageException($"{where}.width must be > 0, got {Width}");
+        UsageException.Check($"{where}.width", HyperParameters.Width(Width));
         if (Epochs < 1) throw new UsageException($"{where}.epochs must be >= 1, got {Epochs}");
         if (Batch < 2) throw new UsageException($"{where}.batch must be >= 2, got {Batch}");
-        if (!(Lr > 0f)) throw new UsageException($"{where}.lr must be > 0, got {Lr}");
-        if (!(Momentum >= 0f && Momentum < 1f)) throw new UsageException($"{where}.momentum must be in [0, 1), got {Momentum}");
-        if (!(WeightDecay >= 0f)) throw new UsageException($"{where}.weightDecay must be >= 0, got {WeightDecay}");
+        UsageException.Check($"{where}.lr", HyperParameters.LearningRate(Lr));
+        UsageException.Check($"{where}.momentum", HyperParameters.Momentum(Momentum));
+        UsageException.Check($"{where}.weightDecay", HyperParameters.WeightDecay(WeightDecay));
         if (Schedule is not ("cosine" or "step")) throw new UsageException($"{where}.schedule must be cosine or step, got '{Schedule}'");
     }
 
@@ -51,10 +51,13 @@ public sealed record EpochMetrics(int Epoch, double LearningRate, double TrainLo
 /// temperature T, or a baseline student trained on labels only.</summary>
 /// <remarks>Alpha is the label smoothing of this run's own hard loss (teachers and baselines); a student's
 /// teacher was trained with <see cref="TeacherAlpha"/>.</remarks>
-public sealed record RunSpec(string Id, string Kind, TrainSettings Settings, float Alpha, float? Temperature, float Beta, ulong Seed, string? TeacherId)
+public sealed record RunSpec(string Id, RunKind Kind, TrainSettings Settings, RunLoss Loss, ulong Seed, string? TeacherId)
 {
     public float TeacherAlpha { get; init; }
-    public bool IsStudent => Kind == "student";
+    /// <summary>Label smoothing alpha of this run's hard loss.</summary>
+    public float Alpha => Loss.Alpha;
+    public float? Temperature => (Loss as RunLoss.Distillation)?.Kd.Temperature;
+    public float Beta => (Loss as RunLoss.Distillation)?.Kd.Beta ?? 0f;
 }
 
 /// <summary>Trains and evaluates one run. The teacher, when there is one, runs in evaluation mode under no-grad on
@@ -63,13 +66,15 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
 {
     public const int EvalBatch = 500;
 
-    public sealed record Outcome(List<EpochMetrics> Epochs, string Status, double Seconds, double ImagesPerSecond, int[] TestConfusion);
+    public sealed record Outcome(List<EpochMetrics> Epochs, RunStatus Status, double Seconds, double ImagesPerSecond, int[] TestConfusion);
 
     public Outcome Run(RunSpec spec, Classifier model, Classifier? teacher, Action<int, int>? onStep = null)
     {
         var s = spec.Settings;
         int b = s.Batch, steps = train.Count / b;
         if (steps == 0) throw new UsageException($"{spec.Id}: batch {b} is larger than the {train.Count} training images");
+        if ((spec.Loss is RunLoss.Distillation) != (teacher != null))
+            throw new ArgumentException($"{spec.Id}: a distillation loss needs a teacher and only it takes one", nameof(teacher));
         var x = Tensor.Create(backend, [b, train.Channels, train.Height, train.Width]);
         using var labels = backend.AllocateInt(b);
         var host = new float[b * train.ImageSize];
@@ -78,13 +83,13 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
         teacher?.Eval();
         var epochs = new List<EpochMetrics>();
         int[] lastConfusion = [];
-        string status = "finished";
+        var status = RunStatus.Finished;
         var total = Stopwatch.StartNew();
         long images = 0;
         double trainSeconds = 0;
         try
         {
-            for (int epoch = 0; epoch < s.Epochs && status == "finished"; epoch++)
+            for (int epoch = 0; epoch < s.Epochs && status == RunStatus.Finished; epoch++)
             {
                 var sw = Stopwatch.StartNew();
                 model.Train();
@@ -98,15 +103,15 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
                     opt.LearningRate = s.LearningRate(epoch, step, steps);
                     opt.ZeroGrad();
                     Tensor loss;
-                    if (teacher != null)
+                    if (spec.Loss is RunLoss.Distillation kd)
                     {
                         Tensor teacherLogits;
-                        using (Tape.NoGrad()) teacherLogits = teacher.Forward(x);
-                        loss = Ops.KdLoss(model.Forward(x), teacherLogits, labels, new KdConfig(spec.Temperature!.Value, spec.Beta, spec.Alpha));
+                        using (Tape.NoGrad()) teacherLogits = teacher!.Forward(x);
+                        loss = Ops.KdLoss(model.Forward(x), teacherLogits, labels, kd.Kd);
                     }
                     else loss = Ops.LabelSmoothingCrossEntropy(model.Forward(x), labels, spec.Alpha);
                     float value = loss.ToArray()[0];
-                    if (!float.IsFinite(value)) { status = "diverged"; Tape.Current.Reset(); break; }
+                    if (!float.IsFinite(value)) { status = RunStatus.Diverged; Tape.Current.Reset(); break; }
                     lossSum += value;
                     Tape.Backward(loss);
                     opt.Step();
@@ -116,7 +121,7 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
                 }
                 backend.Synchronize();
                 trainSeconds += sw.Elapsed.TotalSeconds;
-                if (status != "finished") break;
+                if (status != RunStatus.Finished) break;
                 var trainMetrics = Evaluate(model, trainEval, out _);
                 var testMetrics = Evaluate(model, test, out lastConfusion);
                 epochs.Add(new EpochMetrics(epoch + 1, opt.LearningRate, lossSum / steps, trainMetrics, testMetrics, sw.Elapsed.TotalSeconds));
@@ -124,7 +129,7 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
         }
         finally { x.Buffer.Dispose(); }
         // The last finished epoch's test confusion is the final model's (a diverged run reports none).
-        int[] confusion = status == "finished" ? lastConfusion : [];
+        int[] confusion = status == RunStatus.Finished ? lastConfusion : [];
         return new Outcome(epochs, status, total.Elapsed.TotalSeconds, trainSeconds > 0 ? images / trainSeconds : 0, confusion);
     }
 

@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""Peer timings for LsKd's convolution cases in `lskd bench report`: torch.nn.functional.conv2d forward, input
+gradient and weight gradient (torch.nn.grad) on the CPU (or --device cuda).
+Usage: /usr/bin/python3 bench/peers/conv_torch.py --threads 2 --specs N,C,H,W,K,R,S,stride,pad,groups;...
+Prints one JSON line per spec and pass: {"spec", "pass", "median_ms", "p20_ms", "p80_ms"}."""
+import argparse, json, time
+import torch
+import torch.nn.functional as F
+import peer_device
+
+def timeit(fn, min_time, dev):
+    for _ in range(3):
+        fn()
+    peer_device.sync(dev)
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < min_time or len(times) < 5:
+        t0 = time.perf_counter(); fn(); peer_device.sync(dev); times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    q = lambda p: times[round(p * (len(times) - 1))]
+    return q(0.5), q(0.2), q(0.8)
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--specs", required=True)
+    ap.add_argument("--min-time", type=float, default=0.5)
+    peer_device.add_argument(ap)
+    a = ap.parse_args()
+    dev = peer_device.setup(a)
+    torch.set_num_threads(a.threads)
+    g = torch.Generator().manual_seed(0)
+    for text in a.specs.split(";"):
+        n, c, h, w, k, r, s, stride, pad, groups = (int(v) for v in text.split(","))
+        x = torch.randn(n, c, h, w, generator=g).to(dev)
+        wt = (torch.randn(k, c // groups, r, s, generator=g) * 0.1).to(dev)
+        y = F.conv2d(x, wt, stride=stride, padding=pad, groups=groups)
+        dy = torch.randn(y.shape, generator=g).to(dev)
+        passes = {
+            "forward": lambda: F.conv2d(x, wt, stride=stride, padding=pad, groups=groups),
+            "input grad": lambda: torch.nn.grad.conv2d_input(x.shape, wt, dy, stride=stride, padding=pad, groups=groups),
+            "weight grad": lambda: torch.nn.grad.conv2d_weight(x, wt.shape, dy, stride=stride, padding=pad, groups=groups),
+        }
+        for name, fn in passes.items():
+            med, p20, p80 = timeit(fn, a.min_time, dev)
+            print(json.dumps({"spec": text, "pass": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "torch": torch.__version__}), flush=True)
+
+if __name__ == "__main__":
+    main()
