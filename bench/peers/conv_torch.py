@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Peer timings for LsKd's convolution cases in `lskd bench report`: torch.nn.functional.conv2d forward, input
-gradient and weight gradient (torch.nn.grad) on the CPU (or --device cuda).
+"""Peer timings for LsKd's convolution cases in `lskd bench report`: torch.nn.functional.conv2d forward, and the
+input gradient and weight gradient each through aten.convolution_backward (the kernel autograd runs) with only
+that output requested, on the CPU (or --device cuda).
 Usage: /usr/bin/python3 bench/peers/conv_torch.py --threads 2 --specs N,C,H,W,K,R,S,stride,pad,groups;...
 Prints one JSON line per spec and pass: {"spec", "pass", "median_ms", "p20_ms", "p80_ms"}."""
 import argparse, json, time
@@ -18,6 +19,9 @@ def timeit(fn, min_time, dev):
     times.sort()
     q = lambda p: times[round(p * (len(times) - 1))]
     return q(0.5), q(0.2), q(0.8)
+
+def backward(dy, x, wt, stride, pad, groups, mask):
+    return torch.ops.aten.convolution_backward(dy, x, wt, None, [stride, stride], [pad, pad], [1, 1], False, [0, 0], groups, mask)
 
 def main():
     ap = argparse.ArgumentParser()
@@ -37,8 +41,8 @@ def main():
         dy = torch.randn(y.shape, generator=g).to(dev)
         passes = {
             "forward": lambda: F.conv2d(x, wt, stride=stride, padding=pad, groups=groups),
-            "input grad": lambda: torch.nn.grad.conv2d_input(x.shape, wt, dy, stride=stride, padding=pad, groups=groups),
-            "weight grad": lambda: torch.nn.grad.conv2d_weight(x, wt.shape, dy, stride=stride, padding=pad, groups=groups),
+            "input grad": lambda: backward(dy, x, wt, stride, pad, groups, [True, False, False]),
+            "weight grad": lambda: backward(dy, x, wt, stride, pad, groups, [False, True, False]),
         }
         for name, fn in passes.items():
             med, p20, p80 = timeit(fn, a.min_time, dev)
