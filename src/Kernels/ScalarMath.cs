@@ -38,39 +38,40 @@ public static class ScalarMath
 
     public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
+    /// <summary>The float32 form of a unary op (defined in <see cref="IUnaryOp"/>; this switch only maps the enum).</summary>
     public static float Unary(UnaryOp op, float x, float s) => op switch
     {
-        UnaryOp.Copy => x,
-        UnaryOp.Relu => x > 0f ? x : 0f,
-        UnaryOp.Relu6 => x > 0f ? (x < 6f ? x : 6f) : 0f,
-        UnaryOp.Gelu => Gelu(x),
-        UnaryOp.Scale => s * x,
-        UnaryOp.AddScalar => x + s,
-        UnaryOp.Neg => -x,
-        UnaryOp.Square => x * x,
-        UnaryOp.Exp => MathF.Exp(x),
-        UnaryOp.Log => MathF.Log(x),
-        UnaryOp.Sqrt => MathF.Sqrt(x),
-        UnaryOp.Tanh => Tanh(x),
-        _ => Sigmoid(x),
+        UnaryOp.Copy => new CopyOp().Scalar(x),
+        UnaryOp.Relu => new ReluOp().Scalar(x),
+        UnaryOp.Relu6 => new Relu6Op().Scalar(x),
+        UnaryOp.Gelu => new GeluOp().Scalar(x),
+        UnaryOp.Scale => new ScaleOp(s).Scalar(x),
+        UnaryOp.AddScalar => new AddScalarOp(s).Scalar(x),
+        UnaryOp.Neg => new ScaleOp(-1f).Scalar(x),
+        UnaryOp.Square => new SquareOp().Scalar(x),
+        UnaryOp.Exp => new ExpOp().Scalar(x),
+        UnaryOp.Log => new LogOp().Scalar(x),
+        UnaryOp.Sqrt => new SqrtOp().Scalar(x),
+        UnaryOp.Tanh => new TanhOp().Scalar(x),
+        _ => new SigmoidOp().Scalar(x),
     };
 
     /// <summary>f'(x) for the unary op (ReLU's derivative at 0 is 0, as in PyTorch).</summary>
     public static float UnaryGrad(UnaryOp op, float x, float s) => op switch
     {
-        UnaryOp.Copy => 1f,
-        UnaryOp.Relu => x > 0f ? 1f : 0f,
-        UnaryOp.Relu6 => x > 0f && x < 6f ? 1f : 0f,
-        UnaryOp.Gelu => GeluGrad(x),
-        UnaryOp.Scale => s,
-        UnaryOp.AddScalar => 1f,
-        UnaryOp.Neg => -1f,
-        UnaryOp.Square => 2f * x,
-        UnaryOp.Exp => MathF.Exp(x),
-        UnaryOp.Log => 1f / x,
-        UnaryOp.Sqrt => 0.5f / MathF.Sqrt(x),
-        UnaryOp.Tanh => 1f - Tanh(x) * Tanh(x),
-        _ => Sigmoid(x) * (1f - Sigmoid(x)),
+        UnaryOp.Copy => new CopyOp().ScalarGrad(x),
+        UnaryOp.Relu => new ReluOp().ScalarGrad(x),
+        UnaryOp.Relu6 => new Relu6Op().ScalarGrad(x),
+        UnaryOp.Gelu => new GeluOp().ScalarGrad(x),
+        UnaryOp.Scale => new ScaleOp(s).ScalarGrad(x),
+        UnaryOp.AddScalar => new AddScalarOp(s).ScalarGrad(x),
+        UnaryOp.Neg => new ScaleOp(-1f).ScalarGrad(x),
+        UnaryOp.Square => new SquareOp().ScalarGrad(x),
+        UnaryOp.Exp => new ExpOp().ScalarGrad(x),
+        UnaryOp.Log => new LogOp().ScalarGrad(x),
+        UnaryOp.Sqrt => new SqrtOp().ScalarGrad(x),
+        UnaryOp.Tanh => new TanhOp().ScalarGrad(x),
+        _ => new SigmoidOp().ScalarGrad(x),
     };
 
     public static float Binary(BinaryOp op, float a, float b) => op switch

@@ -48,7 +48,7 @@ internal static class BenchReport
             try { Directory.CreateDirectory(dir); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--out: cannot create {dir}: {e.Message}"); }
             double secs = q ? 0.3 : 1.0;
-            string command = "lskd " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+            string command = "lskd " + string.Join(" ", pr.Tokens.Select(t => t.Value));
             AnsiConsole.MarkupLine($"benchmark report on [bold]{Markup.Escape(be.ToString()!)}[/] into {Markup.Escape(dir)}");
 
             var (peak, bandwidth) = Ceilings(be, secs);

@@ -83,24 +83,24 @@ public unsafe partial class CpuBackend : BackendBase
     {
         switch (op)
         {
-            case UnaryOp.Copy: Map<TV, CopyMap>(x, y, n, default); break;
-            case UnaryOp.Relu: Map<TV, ReluMap>(x, y, n, default); break;
-            case UnaryOp.Relu6: Map<TV, Relu6Map>(x, y, n, default); break;
-            case UnaryOp.Gelu: Map<TV, GeluMap>(x, y, n, default); break;
-            case UnaryOp.Scale: Map<TV, ScaleMap>(x, y, n, new ScaleMap(s)); break;
-            case UnaryOp.AddScalar: Map<TV, AddScalarMap>(x, y, n, new AddScalarMap(s)); break;
-            case UnaryOp.Neg: Map<TV, ScaleMap>(x, y, n, new ScaleMap(-1f)); break;
-            case UnaryOp.Square: Map<TV, SquareMap>(x, y, n, default); break;
-            case UnaryOp.Exp: Map<TV, ExpMap>(x, y, n, default); break;
-            case UnaryOp.Sqrt: Map<TV, SqrtMap>(x, y, n, default); break;
-            case UnaryOp.Tanh: Map<TV, TanhMap>(x, y, n, default); break;
-            case UnaryOp.Sigmoid: Map<TV, SigmoidMap>(x, y, n, default); break;
-            default: for (int i = 0; i < n; i++) y[i] = ScalarMath.Unary(op, x[i], s); break;
+            case UnaryOp.Copy: Map<TV, CopyOp>(x, y, n, default); break;
+            case UnaryOp.Relu: Map<TV, ReluOp>(x, y, n, default); break;
+            case UnaryOp.Relu6: Map<TV, Relu6Op>(x, y, n, default); break;
+            case UnaryOp.Gelu: Map<TV, GeluOp>(x, y, n, default); break;
+            case UnaryOp.Scale: Map<TV, ScaleOp>(x, y, n, new ScaleOp(s)); break;
+            case UnaryOp.AddScalar: Map<TV, AddScalarOp>(x, y, n, new AddScalarOp(s)); break;
+            case UnaryOp.Neg: Map<TV, ScaleOp>(x, y, n, new ScaleOp(-1f)); break;
+            case UnaryOp.Square: Map<TV, SquareOp>(x, y, n, default); break;
+            case UnaryOp.Exp: Map<TV, ExpOp>(x, y, n, default); break;
+            case UnaryOp.Sqrt: Map<TV, SqrtOp>(x, y, n, default); break;
+            case UnaryOp.Tanh: Map<TV, TanhOp>(x, y, n, default); break;
+            case UnaryOp.Sigmoid: Map<TV, SigmoidOp>(x, y, n, default); break;
+            default: for (int i = 0; i < n; i++) y[i] = ScalarMath.Unary(op, x[i], s); break;   // Log: no vector form
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Map<TV, TMap>(float* x, float* y, int n, TMap map) where TV : struct, ISimd<TV> where TMap : struct, IUnaryMap
+    static void Map<TV, TMap>(float* x, float* y, int n, TMap map) where TV : struct, ISimd<TV> where TMap : struct, IVectorUnaryOp
     {
         int i = 0, w = TV.Count;
         for (; i <= n - w; i += w) TV.Store(map.Vec(TV.Load(x + i)), y + i);
@@ -121,14 +121,18 @@ public unsafe partial class CpuBackend : BackendBase
     {
         switch (op)
         {
-            case UnaryOp.Copy: case UnaryOp.AddScalar: GradMap<TV, ScaleMap>(x, dy, dx, n, new ScaleMap(1f), acc); break;
-            case UnaryOp.Scale: GradMap<TV, ScaleMap>(x, dy, dx, n, new ScaleMap(s), acc); break;
-            case UnaryOp.Neg: GradMap<TV, ScaleMap>(x, dy, dx, n, new ScaleMap(-1f), acc); break;
-            case UnaryOp.Relu: GradMap<TV, ReluMap>(x, dy, dx, n, default, acc); break;
-            case UnaryOp.Relu6: GradMap<TV, Relu6Map>(x, dy, dx, n, default, acc); break;
-            case UnaryOp.Gelu: GradMap<TV, GeluMap>(x, dy, dx, n, default, acc); break;
-            case UnaryOp.Square: GradMap<TV, SquareMap>(x, dy, dx, n, default, acc); break;
-            default:
+            case UnaryOp.Copy: case UnaryOp.AddScalar: GradMap<TV, ScaleOp>(x, dy, dx, n, new ScaleOp(1f), acc); break;
+            case UnaryOp.Scale: GradMap<TV, ScaleOp>(x, dy, dx, n, new ScaleOp(s), acc); break;
+            case UnaryOp.Neg: GradMap<TV, ScaleOp>(x, dy, dx, n, new ScaleOp(-1f), acc); break;
+            case UnaryOp.Relu: GradMap<TV, ReluOp>(x, dy, dx, n, default, acc); break;
+            case UnaryOp.Relu6: GradMap<TV, Relu6Op>(x, dy, dx, n, default, acc); break;
+            case UnaryOp.Gelu: GradMap<TV, GeluOp>(x, dy, dx, n, default, acc); break;
+            case UnaryOp.Square: GradMap<TV, SquareOp>(x, dy, dx, n, default, acc); break;
+            case UnaryOp.Exp: GradMap<TV, ExpOp>(x, dy, dx, n, default, acc); break;
+            case UnaryOp.Sqrt: GradMap<TV, SqrtOp>(x, dy, dx, n, default, acc); break;
+            case UnaryOp.Tanh: GradMap<TV, TanhOp>(x, dy, dx, n, default, acc); break;
+            case UnaryOp.Sigmoid: GradMap<TV, SigmoidOp>(x, dy, dx, n, default, acc); break;
+            default:   // Log: no vector form
                 for (int i = 0; i < n; i++)
                 {
                     float g = dy[i] * ScalarMath.UnaryGrad(op, x[i], s);
@@ -139,7 +143,7 @@ public unsafe partial class CpuBackend : BackendBase
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GradMap<TV, TMap>(float* x, float* dy, float* dx, int n, TMap map, bool acc) where TV : struct, ISimd<TV> where TMap : struct, IUnaryMap
+    static void GradMap<TV, TMap>(float* x, float* dy, float* dx, int n, TMap map, bool acc) where TV : struct, ISimd<TV> where TMap : struct, IVectorUnaryOp
     {
         int i = 0, w = TV.Count;
         if (acc)

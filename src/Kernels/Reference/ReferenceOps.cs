@@ -28,49 +28,31 @@ public static class ReferenceOps
         return result;
     }
 
-    public static double Gelu(double x) => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 
-    public static double Unary(UnaryOp op, double x, double s) => op switch
-    {
-        UnaryOp.Copy => x,
-        UnaryOp.Relu => Math.Max(x, 0),
-        UnaryOp.Relu6 => Math.Min(Math.Max(x, 0), 6),
-        UnaryOp.Gelu => Gelu(x),
-        UnaryOp.Scale => s * x,
-        UnaryOp.AddScalar => x + s,
-        UnaryOp.Neg => -x,
-        UnaryOp.Square => x * x,
-        UnaryOp.Exp => Math.Exp(x),
-        UnaryOp.Log => Math.Log(x),
-        UnaryOp.Sqrt => Math.Sqrt(x),
-        UnaryOp.Tanh => Math.Tanh(x),
-        UnaryOp.Sigmoid => 1 / (1 + Math.Exp(-x)),
-        _ => throw new ArgumentOutOfRangeException(nameof(op)),
-    };
+    /// <summary>The float64 definition of a unary op, from its <see cref="IUnaryOp"/>.</summary>
+    public static double Unary(UnaryOp op, double x, double s) => Of(op, s).Reference(x);
 
     /// <summary>Analytic derivative (used against finite differences in tests, and as the backward reference).</summary>
-    public static double UnaryGrad(UnaryOp op, double x, double s)
+    public static double UnaryGrad(UnaryOp op, double x, double s) => Of(op, s).ReferenceGrad(x);
+
+    /// <summary>The definition of each <see cref="UnaryOp"/> (boxed: fine for a reference).</summary>
+    public static IUnaryOp Of(UnaryOp op, double s) => op switch
     {
-        switch (op)
-        {
-            case UnaryOp.Relu: return x > 0 ? 1 : 0;
-            case UnaryOp.Relu6: return x > 0 && x < 6 ? 1 : 0;
-            case UnaryOp.Gelu:
-                {
-                    double c = Math.Sqrt(2 / Math.PI), u = c * (x + 0.044715 * x * x * x), t = Math.Tanh(u);
-                    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x);
-                }
-            case UnaryOp.Scale: return s;
-            case UnaryOp.Copy: case UnaryOp.AddScalar: return 1;
-            case UnaryOp.Neg: return -1;
-            case UnaryOp.Square: return 2 * x;
-            case UnaryOp.Exp: return Math.Exp(x);
-            case UnaryOp.Log: return 1 / x;
-            case UnaryOp.Sqrt: return 0.5 / Math.Sqrt(x);
-            case UnaryOp.Tanh: return 1 - Math.Tanh(x) * Math.Tanh(x);
-            default: { double sg = 1 / (1 + Math.Exp(-x)); return sg * (1 - sg); }
-        }
-    }
+        UnaryOp.Copy => new CopyOp(),
+        UnaryOp.Relu => new ReluOp(),
+        UnaryOp.Relu6 => new Relu6Op(),
+        UnaryOp.Gelu => new GeluOp(),
+        UnaryOp.Scale => new ScaleOp((float)s),
+        UnaryOp.AddScalar => new AddScalarOp((float)s),
+        UnaryOp.Neg => new ScaleOp(-1f),
+        UnaryOp.Square => new SquareOp(),
+        UnaryOp.Exp => new ExpOp(),
+        UnaryOp.Log => new LogOp(),
+        UnaryOp.Sqrt => new SqrtOp(),
+        UnaryOp.Tanh => new TanhOp(),
+        UnaryOp.Sigmoid => new SigmoidOp(),
+        _ => throw new ArgumentOutOfRangeException(nameof(op)),
+    };
 
     public static double Binary(BinaryOp op, double a, double b) => op switch
     {
