@@ -31,12 +31,22 @@ public static class Program
             }
             return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (UsageException e)
+        catch (Exception e) when (e is UsageException or Data.DataException or Nets.CheckpointException)
         {
-            Console.Error.WriteLine($"lskd: {e.Message}");
+            Console.Error.WriteLine($"lskd: {OneLine(e.Message)}");
+            return 2;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Disk full, a folder that became unwritable: what already was written stays intact (every file is
+            // written to a temporary name and renamed), so a rerun after fixing the cause resumes.
+            Console.Error.WriteLine($"lskd: {OneLine(e.Message)}; files already written are intact, rerun to resume");
             return 2;
         }
     }
+
+    /// <summary>A message as one line: a user error is never more than one.</summary>
+    static string OneLine(string message) => string.Join(" ", message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 }
 
 /// <summary>A user error: printed as one line, exit code 2, never a stack trace.</summary>

@@ -86,33 +86,57 @@ public static class Checkpoint
         {
             if (prop.Name == "__metadata__")
             {
-                foreach (var m in prop.Value.EnumerateObject()) metadata[m.Name] = m.Value.GetString() ?? "";
+                if (prop.Value.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{path}: __metadata__ is {Kind(prop.Value)}, expected an object of strings");
+                foreach (var m in prop.Value.EnumerateObject())
+                    metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()!
+                        : throw new CheckpointException($"{path}: __metadata__.{m.Name} is {Kind(m.Value)}, expected a string");
                 continue;
             }
             string name = prop.Name;
             var t = prop.Value;
-            if (!t.TryGetProperty("dtype", out var dtype) || dtype.GetString() != "F32")
-                throw new CheckpointException($"{path}: tensor '{name}' has dtype {(t.TryGetProperty("dtype", out var d) ? d.ToString() : "(missing)")}, expected F32");
-            if (!t.TryGetProperty("shape", out var shapeEl) || !t.TryGetProperty("data_offsets", out var offs) || offs.GetArrayLength() != 2)
-                throw new CheckpointException($"{path}: tensor '{name}' lacks shape or data_offsets");
-            var shape = shapeEl.EnumerateArray().Select(e => e.GetInt32()).ToArray();
-            long begin = offs[0].GetInt64(), end = offs[1].GetInt64();
-            long count = shape.Aggregate(1L, (a, b) => a * b);
+            if (t.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{path}: tensor '{name}' is {Kind(t)}, expected an object with dtype, shape and data_offsets");
+            if (!t.TryGetProperty("dtype", out var dtype) || dtype.ValueKind != JsonValueKind.String || dtype.GetString() != "F32")
+                throw new CheckpointException($"{path}: tensor '{name}' has dtype {(t.TryGetProperty("dtype", out var d) ? d.GetRawText() : "(missing)")}, expected \"F32\"");
+            if (!t.TryGetProperty("shape", out var shapeEl) || shapeEl.ValueKind != JsonValueKind.Array)
+                throw new CheckpointException($"{path}: tensor '{name}' shape is {(t.TryGetProperty("shape", out var se) ? Kind(se) : "missing")}, expected an array of sizes");
+            if (!t.TryGetProperty("data_offsets", out var offs) || offs.ValueKind != JsonValueKind.Array || offs.GetArrayLength() != 2)
+                throw new CheckpointException($"{path}: tensor '{name}' data_offsets must be an array of two byte offsets");
+            var shape = new int[shapeEl.GetArrayLength()];
+            long count = 1;
+            for (int k = 0; k < shape.Length; k++)
+            {
+                var e = shapeEl[k];
+                if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt32(out shape[k]) || shape[k] < 0)
+                    throw new CheckpointException($"{path}: tensor '{name}' shape[{k}] is {e.GetRawText()}, expected a size from 0 to {int.MaxValue}");
+                // A product beyond the payload is refused before it can overflow.
+                count = shape[k] == 0 ? 0 : count > payload.Length / 4 / shape[k] + 1 ? long.MaxValue / 8 : count * shape[k];
+            }
+            long[] range = new long[2];
+            for (int k = 0; k < 2; k++)
+                if (offs[k].ValueKind != JsonValueKind.Number || !offs[k].TryGetInt64(out range[k]))
+                    throw new CheckpointException($"{path}: tensor '{name}' data_offsets[{k}] is {offs[k].GetRawText()}, expected a byte offset");
+            long begin = range[0], end = range[1];
             if (begin < 0 || end < begin || end > payload.Length)
                 throw new CheckpointException($"{path}: tensor '{name}' byte range [{begin}, {end}) lies outside the {payload.Length}-byte payload (truncated file?)");
-            if (end - begin != count * 4)
-                throw new CheckpointException($"{path}: tensor '{name}' has shape [{string.Join(", ", shape)}] ({count * 4} bytes) but {end - begin} bytes of data");
+            if (count > payload.Length / 4 || end - begin != count * 4)
+                throw new CheckpointException($"{path}: tensor '{name}' has shape [{string.Join(", ", shape)}] but {end - begin} bytes of data");
             var data = new float[count];
-            for (long i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(payload.Slice((int)(begin + i * 4), 4));
+            for (long k = 0; k < count; k++) data[k] = BinaryPrimitives.ReadSingleLittleEndian(payload.Slice((int)(begin + k * 4), 4));
             tensors[name] = (shape, data);
         }
+        if (!metadata.ContainsKey("payload_sha256"))
+            throw new CheckpointException($"{path}: no payload_sha256 in __metadata__, so its tensors cannot be verified; LsKd loads only checkpoints it wrote");
         if (metadata.TryGetValue("payload_sha256", out var sha) && Convert.ToHexStringLower(SHA256.HashData(payload)) != sha)
             throw new CheckpointException($"{path}: payload SHA-256 does not match the header (the file is corrupt)");
         return (metadata, tensors);
     }
 
-    /// <summary>Loads a checkpoint into a model of the same architecture; every tensor must be present with the
-    /// same shape.</summary>
+    static string Kind(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Object => "an object", JsonValueKind.Array => "an array", JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number", JsonValueKind.True or JsonValueKind.False => "a boolean", _ => "null",
+    };
+
     /// <summary>Creates the model a checkpoint names in its metadata (model, width), loads its tensors and puts it
     /// in evaluation mode.</summary>
     public static Classifier LoadClassifier(string path, IBackend backend)
@@ -120,6 +144,7 @@ public static class Checkpoint
         var (meta, _) = Read(path);
         if (!meta.TryGetValue("model", out var name)) throw new CheckpointException($"{path}: metadata has no model name");
         float width = meta.TryGetValue("width", out var w) && float.TryParse(w, System.Globalization.CultureInfo.InvariantCulture, out var wv) ? wv : 1f;
+        if (HyperParameters.Width(width) is { } problem) throw new CheckpointException($"{path}: metadata width: {problem}");
         Classifier model;
         try { model = Models.Create(name, backend, 0, width); }
         catch (ArgumentException e) { throw new CheckpointException($"{path}: {e.Message}"); }
@@ -128,6 +153,8 @@ public static class Checkpoint
         return model;
     }
 
+    /// <summary>Loads a checkpoint into a model of the same architecture; every tensor must be present with the
+    /// same shape.</summary>
     public static Dictionary<string, string> Load(Classifier model, string path)
     {
         var (metadata, tensors) = Read(path);
@@ -163,6 +190,10 @@ public static class AtomicFile
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, full, overwrite: true);
+        }
+        catch (IOException e) when (e is not FileNotFoundException && e is not DirectoryNotFoundException)
+        {
+            throw new IOException($"cannot write {full}: {e.Message.Split(" : ")[0]}", e);
         }
         finally
         {

@@ -132,10 +132,15 @@ public static class Figures
     {
         var plot = New(title, xLabel, yLabel);
         int rows = values.GetLength(0), cols = values.GetLength(1);
-        var hm = plot.Add.Heatmap(values);
+        var finite = values.Cast<double>().Where(double.IsFinite).ToArray();
+        // Cells without a value (every run diverged) are drawn at the lowest colour and labelled n/a; a grid with no
+        // value at all is drawn blank (the colour scale needs one finite value).
+        var colours = new double[rows, cols];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) colours[r, c] = double.IsFinite(values[r, c]) ? values[r, c] : finite.Length > 0 ? finite.Min() : 0;
+        var hm = plot.Add.Heatmap(colours);
         hm.Colormap = new ScottPlot.Colormaps.Viridis();
         hm.Extent = new CoordinateRect(0, cols, 0, rows);
-        var finite = values.Cast<double>().Where(double.IsFinite).ToArray();
         double mid = finite.Length > 0 ? (finite.Min() + finite.Max()) / 2 : 0;
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
@@ -146,7 +151,7 @@ public static class Figures
                 text.LabelFontSize = 12;
                 text.LabelFontColor = values[r, c] > mid ? Colors.Black : Colors.White;
             }
-        plot.Add.ColorBar(hm);
+        if (finite.Length > 0) plot.Add.ColorBar(hm);
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(Enumerable.Range(0, cols).Select(c => c + 0.5).ToArray(), colLabels);
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(Enumerable.Range(0, rows).Select(r => rows - r - 0.5).ToArray(), rowLabels);
         plot.Axes.SetLimits(0, cols, 0, rows);

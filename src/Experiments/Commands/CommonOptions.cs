@@ -17,10 +17,12 @@ internal static class CommonOptions
         DefaultValueFactory = _ => 0,
     };
 
+    public const int MaxThreads = 1024;
+
     /// <summary>Creates the backend, turning a bad device name or a missing GPU into a one-line usage error.</summary>
     public static IBackend CreateBackend(string device, int threads)
     {
-        if (threads < 0) throw new UsageException($"--threads must be >= 0, got {threads}");
+        if (threads < 0 || threads > MaxThreads) throw new UsageException($"--threads must be from 0 (all cores) to {MaxThreads}, got {threads}");
         try { return Devices.Create(device, threads); }
         catch (ArgumentException e) { throw new UsageException($"--device: {e.Message}"); }
         catch (InvalidOperationException e) { throw new UsageException($"--device: {e.Message}"); }

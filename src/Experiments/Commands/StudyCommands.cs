@@ -42,7 +42,7 @@ internal static class StudyCommands
             var sh = ParseShard(pr.GetValue(shard));
             string dir = Path.Combine(pr.GetValue(outDir)!, cfg.Name);
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            var runner = new StudyRunner(cfg, dir, be, pr.GetValue(dataDir), sh);
+            using var runner = new StudyRunner(cfg, dir, be, pr.GetValue(dataDir), sh);
             var (trained, skipped, diverged) = WithDataErrors(runner.Run);
             var (matchedTrained, matchedSkipped) = WithDataErrors(runner.RunMatched);
             if (sh == null && !pr.GetValue(noAnalysis))
@@ -52,12 +52,26 @@ internal static class StudyCommands
             }
             var runs = Report.LoadRuns([dir]);
             var info = DatasetInfo.Load(cfg.Dataset);
-            Report.Write(cfg, runs, dir, info);
+            WithDataErrors(() => Report.Write(cfg, runs, dir, info));
             AnsiConsole.MarkupLine($"{trained} run(s) trained, {skipped} skipped, {diverged} diverged; {matchedTrained} matched-entropy run(s) trained, {matchedSkipped} skipped; report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
             if (sh != null) AnsiConsole.MarkupLine("sharded sweep: merge the shards' folders with `lskd report --out <folder> --merge <other folders>`, then run `lskd analyze` with the same --merge");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Creates --out and writes and removes a probe file there, so that an unwritable folder is reported
+    /// before any work.</summary>
+    static void ProbeWritable(string dir)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+            string probe = Path.Combine(dir, $".lskd-probe.{Environment.ProcessId}.tmp");
+            File.WriteAllBytes(probe, [1]);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--out: cannot write to {dir}: {e.Message}"); }
     }
 
     static T WithDataErrors<T>(Func<T> f)
@@ -90,6 +104,7 @@ internal static class StudyCommands
         {
             string dir = pr.GetValue(outDir)!;
             var (cfg, dirs) = StudyFolders(dir, pr.GetValue(merge));
+            using var folderLock = StudyLock.Acquire(dir);
             var runs = Report.LoadRuns(dirs);
             Report.Write(cfg, runs, dir, DatasetInfo.Load(cfg.Dataset));
             AnsiConsole.MarkupLine($"{runs.Count} run(s) from {dirs.Count} folder(s); wrote {Markup.Escape(Path.Combine(dir, "report.md"))} and runs.csv");
@@ -110,6 +125,7 @@ internal static class StudyCommands
         {
             string dir = pr.GetValue(outDir)!;
             var (cfg, dirs) = StudyFolders(dir, pr.GetValue(merge));
+            using var folderLock = StudyLock.Acquire(dir);
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             var outcome = WithDataErrors(() => new Analyzer(cfg, dirs, be, pr.GetValue(dataDir)).Run());
             var runs = Report.LoadRuns(dirs);
@@ -195,18 +211,22 @@ internal static class StudyCommands
             if (distill) UsageException.Check("--temperature", HyperParameters.Temperature(t));
             if (distill) UsageException.Check("--beta", HyperParameters.Beta(b));
             RunLoss loss = distill ? new RunLoss.Distillation(new KdConfig(t, b, a)) : new RunLoss.LabelSmoothing(a);
+            int n = pr.GetValue(trainImages);
+            if (n < 0) throw new UsageException($"--train-images must be >= 0 (0 = all), got {n}");
+            string dir = pr.GetValue(outDir)!;
+            ProbeWritable(dir);   // before hours of training, not after
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             Classifier? teacherModel = distill ? WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(teacher)!, be)) : null;
             var (train, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
-            if (pr.GetValue(trainImages) is > 0 and var n) train = train.Take(n);
+            if (n > train.Count) throw new UsageException($"--train-images {n} exceeds the {train.Count} training images");
+            if (n > 0) train = train.Take(n);
+            if (settings.Batch > train.Count) throw new UsageException($"batch {settings.Batch} is larger than the {train.Count} training images");
             int s = pr.GetValue(seed);
             string id = distill ? $"student-{settings.Model}-w{StudyConfig.F(settings.Width)}-T{StudyConfig.F(t)}-s{s}" : $"teacher-{settings.Model}-a{StudyConfig.F(a)}-s{s}";
             var spec = new RunSpec(id, distill ? RunKind.Student : RunKind.Teacher, settings, loss, (ulong)s, distill ? pr.GetValue(teacher) : null);
             var net = Nets.Models.Create(settings.Model, be, (ulong)s * 1000 + (distill ? 2UL : 1UL), settings.Width);
             var trainer = new Trainer(be, train, train.Take(2000), test, augment: true, -info.Mean / info.Std);
             var outcome = trainer.Run(spec, net, teacherModel, null);
-            string dir = pr.GetValue(outDir)!;
-            try { Directory.CreateDirectory(dir); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--out: cannot create {dir}: {e.Message}"); }
             string ckpt = Path.Combine(dir, id + ".safetensors");
             if (outcome.Status == RunStatus.Finished)
                 Checkpoint.Save(net, ckpt, new Dictionary<string, string> { ["run"] = id, ["width"] = StudyConfig.F(settings.Width), ["alpha"] = StudyConfig.F(a) });
@@ -233,6 +253,7 @@ internal static class StudyCommands
             string dir = pr.GetValue(outDir)!;
             string configPath = Path.Combine(dir, "config.json");
             if (!File.Exists(configPath)) throw new UsageException($"--out: {configPath} not found (not a study result folder)");
+            using var folderLock = StudyLock.Acquire(dir);
             var cfg = StudyConfig.FromFile(configPath);
             int n = pr.GetValue(trainImages);
             if (n < 1) throw new UsageException($"--train-images must be >= 1, got {n}");

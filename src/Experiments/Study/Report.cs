@@ -32,8 +32,11 @@ public static class Report
             {
                 RunRecord? r;
                 try { r = JsonSerializer.Deserialize<RunRecord>(File.ReadAllText(file), RunRecord.Json); }
-                catch (JsonException e) { throw new UsageException($"{file}: corrupt run record: {e.Message.Split('.')[0]}"); }
-                if (r != null) runs.TryAdd(r.Id, r);
+                catch (JsonException e) { throw new UsageException($"{file}: corrupt run record: {JsonErrors.Describe(e)}"); }
+                if (r == null) throw new UsageException($"{file}: corrupt run record: null instead of an object");
+                if (r.Id == null || r.Model == null || r.Device == null || r.Epochs == null || r.Settings == null || r.Software == null || r.TestConfusion == null)
+                    throw new UsageException($"{file}: corrupt run record: a required field is null");
+                runs.TryAdd(r.Id, r);
             }
         }
         return runs.Values.OrderBy(r => r.Id, StringComparer.Ordinal).ToList();

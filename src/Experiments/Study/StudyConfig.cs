@@ -101,7 +101,7 @@ public sealed record StudyConfig
             // System.Text.Json names the offending member and its path; keep that, drop the type names.
             string what = e.Message.Contains("could not be mapped", StringComparison.Ordinal)
                 ? $"unknown key {e.Message.Split('\'').ElementAtOrDefault(1) ?? "?"} at {e.Path}"
-                : $"invalid value at {e.Path}: {e.Message.Split('.')[0]}";
+                : JsonErrors.Describe(e);
             throw new UsageException($"{path}: {what}");
         }
     }
@@ -110,8 +110,10 @@ public sealed record StudyConfig
 
     public void Validate(string where = "config")
     {
-        if (string.IsNullOrWhiteSpace(Name) || Name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
-            throw new UsageException($"{where}: name '{Name}' must be a plain folder name");
+        // The name becomes a folder under --out: letters, digits, '.', '_' and '-' only, not starting with '.', so
+        // that nothing ("..", "/", a newline) can lead outside --out.
+        if (!System.Text.RegularExpressions.Regex.IsMatch(Name ?? "", @"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\z"))
+            throw new UsageException($"{where}: name '{Escape(Name)}' must be a plain folder name (letters, digits, '.', '_', '-'; not starting with '.'; at most 100 characters)");
         if (Dataset != "fashion-mnist") throw new UsageException($"{where}: dataset '{Dataset}' is unknown; available: fashion-mnist");
         if (TrainImages < 0 || StudentTrainImages < 0 || TestImages < 0 || ValidationImages < 0 || TrainEvalImages < 0)
             throw new UsageException($"{where}: image counts must be >= 0");
@@ -123,13 +125,23 @@ public sealed record StudyConfig
             (Student with { Model = s.Model, Width = s.Width }).Validate(where + ".students");
         }
         if (Alphas.Length == 0) throw new UsageException($"{where}: alphas must not be empty");
+        if (Temperatures.Length == 0) throw new UsageException($"{where}: temperatures must not be empty");
+        if (ClassWiseTemperatures.Length == 0) throw new UsageException($"{where}: classWiseTemperatures must not be empty");
+        Distinct(where + ".alphas", Alphas.Select(F));
+        Distinct(where + ".temperatures", Temperatures.Select(F));
+        Distinct(where + ".classWiseTemperatures", ClassWiseTemperatures.Select(F));
+        Distinct(where + ".seeds", Seeds.Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Distinct(where + ".students", Students.Select(s => $"{s.Model} at width {F(s.Width)}"));
+        foreach (var t in ClassWiseTemperatures)
+            if (!Temperatures.Contains(t)) throw new UsageException($"{where}.classWiseTemperatures: {F(t)} is not among the temperatures ({string.Join(", ", Temperatures.Select(F))})");
         foreach (var a in Alphas) UsageException.Check($"{where}.alphas", HyperParameters.Alpha(a));
         foreach (var t in Temperatures) UsageException.Check($"{where}.temperatures", HyperParameters.Temperature(t));
         foreach (var t in ClassWiseTemperatures) UsageException.Check($"{where}.classWiseTemperatures", HyperParameters.Temperature(t));
         UsageException.Check($"{where}.beta", HyperParameters.Beta(Beta));
         if (Seeds.Length == 0) throw new UsageException($"{where}: seeds must not be empty");
         Analysis.Validate(where + ".analysis", Temperatures);
-        Analysis.TripleIndices(Data.DatasetInfo.Load(Dataset).Classes, where + ".analysis.triple");
+        var triple = Analysis.TripleIndices(Data.DatasetInfo.Load(Dataset).Classes, where + ".analysis.triple");
+        Distinct(where + ".analysis.triple", triple.Select(k => Analysis.Triple[Array.IndexOf(triple, k)]));
     }
 
     /// <summary>Every run of the sweep, teachers first, in a fixed order (shards split this list).</summary>
@@ -160,5 +172,18 @@ public sealed record StudyConfig
         $"matched-{arch.Model}-w{F(arch.Width)}-a{F(teacherAlpha)}-T{temperature.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture)}-s{seed}";
 
     public static string TeacherId(float alpha, int seed) => $"teacher-a{F(alpha)}-s{seed}";
-    public static string F(float v) => v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The shortest text that reads back as the same float (0.1, 64, 0.0001): run ids are exact, so two
+    /// different values never share an id.</summary>
+    public static string F(float v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Refuses a list with a repeated value (as run ids print them).</summary>
+    static void Distinct(string where, IEnumerable<string> values)
+    {
+        var seen = new HashSet<string>();
+        foreach (var v in values)
+            if (!seen.Add(v)) throw new UsageException($"{where}: {v} appears more than once");
+    }
+
+    static string Escape(string? s) => (s ?? "").Replace("\n", "\\n").Replace("\r", "\\r");
 }

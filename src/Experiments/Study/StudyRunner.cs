@@ -48,8 +48,13 @@ public sealed record RunRecord
 /// loss becomes NaN or infinite is recorded as diverged and the sweep goes on. With a shard i/n, only runs whose
 /// index is i modulo n are trained (teachers a shard's students need are trained there too if missing).
 /// </summary>
-public sealed class StudyRunner(StudyConfig config, string outDir, IBackend backend, string? dataDir, (int Index, int Count)? shard = null)
+public sealed class StudyRunner(StudyConfig config, string outDir, IBackend backend, string? dataDir, (int Index, int Count)? shard = null) : IDisposable
 {
+    StudyLock? _lock;
+
+    /// <summary>Releases the folder's lock (taken by the first Run or RunMatched).</summary>
+    public void Dispose() { _lock?.Dispose(); _lock = null; }
+
     public string RunsDir => Path.Combine(outDir, "runs");
     public string CheckpointsDir => Path.Combine(outDir, "checkpoints");
     readonly Dictionary<string, Classifier> _teachers = [];
@@ -57,27 +62,65 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
     public static string CheckpointPath(string outDir, string id) => Path.Combine(outDir, "checkpoints", id + ".safetensors");
     public static string RunPath(string outDir, string id) => Path.Combine(outDir, "runs", id + ".json");
 
-    /// <summary>Creates the folders and records the configuration; refuses a folder that holds a different study.</summary>
+    public string EnvironmentPath => Path.Combine(outDir, "environment.json");
+
+    /// <summary>What a resume must match: the data (folder and a checksum of the images and labels read), the device
+    /// and the thread count (a seeded run is bit-identical only on the same backend with the same threads).</summary>
+    public sealed record RunEnvironment(string DataDir, string DataSha256, string Device, int Threads);
+
+    /// <summary>Checks everything (the data against the configuration), then takes the folder's lock, refuses a
+    /// folder that holds a different study or was trained with other data, device or threads, and only then
+    /// creates the folders and records the configuration and the environment. Nothing is written before every
+    /// check has passed.</summary>
     public void Prepare()
     {
+        if (_lock != null) return;
+        var data = LoadData();
+        string configPath = Path.Combine(outDir, "config.json");
+        string json = config.ToJson();
+        var environment = new RunEnvironment(Path.GetFullPath(dataDir ?? data.Info.DefaultDir), DataChecksum(data), backend.Name, backend.Threads);
         try
         {
+            if (File.Exists(configPath) && File.ReadAllText(configPath) != json)
+                throw new UsageException($"{outDir} holds a study with a different configuration (config.json differs); choose another --out or remove it");
+            _lock = StudyLock.Acquire(outDir);
+            if (File.Exists(configPath) && File.ReadAllText(configPath) != json)   // again, under the lock
+                throw new UsageException($"{outDir} holds a study with a different configuration (config.json differs); choose another --out or remove it");
+            if (File.Exists(EnvironmentPath))
+            {
+                RunEnvironment? recorded;
+                try { recorded = JsonSerializer.Deserialize<RunEnvironment>(File.ReadAllText(EnvironmentPath), RunRecord.Json); }
+                catch (JsonException e) { throw new UsageException($"{EnvironmentPath}: corrupt ({JsonErrors.Describe(e)}); remove it to accept this run's data, device and threads"); }
+                if (recorded != null && recorded != environment)
+                    throw new UsageException($"{outDir} was trained with {Describe(recorded)}; this run has {Describe(environment)}; resume with the same --data-dir, --device and --threads, or choose another --out");
+            }
             Directory.CreateDirectory(RunsDir);
             Directory.CreateDirectory(CheckpointsDir);
-            string configPath = Path.Combine(outDir, "config.json");
-            string json = config.ToJson();
-            if (File.Exists(configPath))
-            {
-                if (File.ReadAllText(configPath) != json)
-                    throw new UsageException($"{outDir} holds a study with a different configuration (config.json differs); choose another --out or remove it");
-                return;
-            }
-            AtomicFile.WriteText(configPath, json);
+            if (!File.Exists(configPath)) AtomicFile.WriteText(configPath, json);
+            if (!File.Exists(EnvironmentPath)) AtomicFile.WriteText(EnvironmentPath, JsonSerializer.Serialize(environment, RunRecord.Json));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            Dispose();
             throw new UsageException($"--out: cannot write to {outDir}: {e.Message}");
         }
+        catch { Dispose(); throw; }
+    }
+
+    static string Describe(RunEnvironment e) =>
+        $"data from {e.DataDir} (SHA-256 {e.DataSha256[..12]}...), device {e.Device}, {e.Threads} thread(s)";
+
+    /// <summary>SHA-256 over the study's image sets (pixels as read and labels), so that other data under the same
+    /// folder name is noticed.</summary>
+    static string DataChecksum((ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info) data)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var set in new[] { data.Train, data.Validation, data.Test })
+        {
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(set.Images.AsSpan()));
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(set.Labels.AsSpan()));
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
     (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info)? _data;
@@ -107,8 +150,21 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
             validation = train.Slice(train.Count - config.ValidationImages, config.ValidationImages);
             train = train.Take(train.Count - config.ValidationImages);
         }
+        // Counts are checked against the data, never clamped: a study trains on what its configuration says.
+        void AtMost(string key, int value, int available, string what)
+        {
+            if (value > available) throw new UsageException($"config: {key} {value} exceeds the {available} {what}");
+        }
+        AtMost("trainImages", config.TrainImages, train.Count, "training images (after the validation split)");
         if (config.TrainImages > 0) train = train.Take(config.TrainImages);
+        AtMost("studentTrainImages", config.StudentTrainImages, train.Count, "training images of the teachers");
+        AtMost("trainEvalImages", config.TrainEvalImages, train.Count, "training images");
+        AtMost("testImages", config.TestImages, test.Count, "test images");
         if (config.TestImages > 0) test = test.Take(config.TestImages);
+        AtMost("analysis.trainImages", config.Analysis.TrainImages, train.Count, "training images");
+        AtMost("analysis.testImages", config.Analysis.TestImages, validation.Count > 0 ? validation.Count : test.Count, validation.Count > 0 ? "validation images" : "test images");
+        AtMost("teacher.batch", config.Teacher.Batch, train.Count, "training images");
+        AtMost("student.batch", config.Student.Batch, config.StudentTrainImages > 0 ? config.StudentTrainImages : train.Count, "training images of the students"); 
         var trainEval = train.Take(config.TrainEvalImages > 0 ? config.TrainEvalImages : train.Count);
         return (train, trainEval, validation, test, info);
     }
@@ -127,7 +183,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
                                $"{data.Train.Count} training and {data.Test.Count} test images, results in {Markup.Escape(outDir)}");
         foreach (var spec in mine)
         {
-            if (File.Exists(RunPath(outDir, spec.Id))) { skipped++; continue; }
+            if (IsDone(spec.Id)) { skipped++; continue; }
             RunRecord record;
             try { record = Train(spec, runs, spec.Kind == RunKind.Teacher ? trainer : studentTrainer, data.Validation, trainer); }
             catch (TeacherDivergedException e)
@@ -145,6 +201,21 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         }
         if (skipped > 0) AnsiConsole.MarkupLine($"{skipped} run(s) already finished were skipped (resumed sweep)");
         return (trained, skipped, diverged);
+    }
+
+    /// <summary>A run is done when its record exists and, if it finished, its checkpoint too; a finished run whose
+    /// checkpoint is gone is trained again (and said so).</summary>
+    bool IsDone(string id)
+    {
+        string path = RunPath(outDir, id);
+        if (!File.Exists(path)) return false;
+        if (File.Exists(CheckpointPath(outDir, id))) return true;
+        RunRecord? record;
+        try { record = JsonSerializer.Deserialize<RunRecord>(File.ReadAllText(path), RunRecord.Json); }
+        catch (JsonException e) { throw new UsageException($"{path}: corrupt run record ({JsonErrors.Describe(e)}); delete it to train the run again"); }
+        if (record?.Status != RunStatus.Finished) return true;
+        AnsiConsole.MarkupLine($"{Markup.Escape(id)}: finished, but {Markup.Escape(CheckpointPath(outDir, id))} is missing; training it again");
+        return false;
     }
 
     public string MatchedPath => Path.Combine(outDir, "matched.json");
@@ -197,7 +268,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         int trained = 0, skipped = 0;
         foreach (var spec in specs)
         {
-            if (File.Exists(RunPath(outDir, spec.Id))) { skipped++; continue; }
+            if (IsDone(spec.Id)) { skipped++; continue; }
             var record = Train(spec, all, studentTrainer, data.Validation, trainer);
             trained++;
             AnsiConsole.MarkupLine($"[[matched {trained + skipped}/{specs.Count}]] {Markup.Escape(spec.Id)}: {record.Status.Text()}" +
@@ -256,15 +327,14 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         if (_teachers.TryGetValue(id, out var t)) return t;
         var spec = all.First(r => r.Id == id);
         string path = CheckpointPath(outDir, id);
-        if (File.Exists(RunPath(outDir, id)) && !File.Exists(path))
-            throw new TeacherDivergedException($"its teacher {id} diverged");
-        if (!File.Exists(RunPath(outDir, id)) || !File.Exists(path))
+        if (!IsDone(id))
         {
-            AnsiConsole.MarkupLine($"training teacher {Markup.Escape(id)} first (needed by this shard's students)");
+            AnsiConsole.MarkupLine($"training teacher {Markup.Escape(id)} first (needed by these students)");
             var rec = Train(spec, all, trainer, validation, trainer);
             if (rec.Status != RunStatus.Finished) throw new TeacherDivergedException($"its teacher {id} diverged");
             return _teachers[id];
         }
+        if (!File.Exists(path)) throw new TeacherDivergedException($"its teacher {id} diverged");
         var model = Nets.Models.Create(spec.Settings.Model, backend, 0, spec.Settings.Width);
         try { Checkpoint.Load(model, path); }
         catch (CheckpointException e) { throw new UsageException(e.Message); }
