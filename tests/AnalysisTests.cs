@@ -219,7 +219,7 @@ public class AnalysisTests
             var c = StudyConfig.Preset("smoke");
             string dir = Path.Combine(root, c.Name);
             var be = Backends.Get("cpu-v512-2t");
-            var runner = new StudyRunner(c, dir, be, SyntheticData.Dir);
+            using var runner = new StudyRunner(c, dir, be, SyntheticData.Dir);
             runner.Run();
             var (matchedTrained, _) = runner.RunMatched();
             Assert.That(matchedTrained, Is.EqualTo(c.Students.Length * c.Analysis.MatchTemperatures.Length));

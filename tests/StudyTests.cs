@@ -26,10 +26,14 @@ public class StudyTests
         Student = new TrainSettings { Epochs = 1, Batch = 32, Lr = 0.05f },
         Students = [new StudentArch("resnet8", 0.25f)],
         Temperatures = [1f, 4f], ClassWiseTemperatures = [4f],
+        Analysis = new LsKd.Experiments.Analysis.AnalysisSettings { TrainImages = 64, TestImages = 50, EtaPairs = [[1f, 4f]] },
     };
 
-    static (int, int, int) RunStudy(StudyConfig c, string dir, (int, int)? shard = null) =>
-        new StudyRunner(c, dir, Backends.Get("cpu-v512-2t"), SyntheticData.Dir, shard).Run();
+    static (int, int, int) RunStudy(StudyConfig c, string dir, (int, int)? shard = null)
+    {
+        using var runner = new StudyRunner(c, dir, Backends.Get("cpu-v512-2t"), SyntheticData.Dir, shard);
+        return runner.Run();
+    }
 
     static string Tables(string dir, StudyConfig c, params string[] more)
     {

@@ -132,11 +132,11 @@ public sealed record StudyConfig
         Distinct(where + ".classWiseTemperatures", ClassWiseTemperatures.Select(F));
         Distinct(where + ".seeds", Seeds.Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         Distinct(where + ".students", Students.Select(s => $"{s.Model} at width {F(s.Width)}"));
-        foreach (var t in ClassWiseTemperatures)
-            if (!Temperatures.Contains(t)) throw new UsageException($"{where}.classWiseTemperatures: {F(t)} is not among the temperatures ({string.Join(", ", Temperatures.Select(F))})");
         foreach (var a in Alphas) UsageException.Check($"{where}.alphas", HyperParameters.Alpha(a));
         foreach (var t in Temperatures) UsageException.Check($"{where}.temperatures", HyperParameters.Temperature(t));
         foreach (var t in ClassWiseTemperatures) UsageException.Check($"{where}.classWiseTemperatures", HyperParameters.Temperature(t));
+        foreach (var t in ClassWiseTemperatures)
+            if (!Temperatures.Contains(t)) throw new UsageException($"{where}.classWiseTemperatures: {F(t)} is not among the temperatures ({string.Join(", ", Temperatures.Select(F))})");
         UsageException.Check($"{where}.beta", HyperParameters.Beta(Beta));
         if (Seeds.Length == 0) throw new UsageException($"{where}: seeds must not be empty");
         Analysis.Validate(where + ".analysis", Temperatures);
