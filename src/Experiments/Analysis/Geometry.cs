@@ -60,12 +60,15 @@ public sealed record ClassSets(int Target, int[] S1, int[] S2)
         return new ClassSets(target, s1, s2);
     }
 
-    /// <summary>From feature-space distance (Appendix F.2): S1 = the |S1| classes whose centroids are nearest to the
-    /// target's, S2 = the rest, with centroids from a teacher trained without label smoothing.</summary>
+    /// <summary>From feature-space distance (Appendix F.2): S1 = the similarCount classes whose centroids are nearest
+    /// to the target's; S2 = the farthest 90 % of the other classes, but leaving a middle band of at least one class
+    /// between S1 and S2 when there are enough classes (the paper: nearest 10 and farthest 900 of 999).</summary>
     public static ClassSets FromDistances(double[] centroidDistances, int classes, int target, int similarCount)
     {
         var others = Enumerable.Range(0, classes).Where(k => k != target).OrderBy(k => centroidDistances[target * classes + k]).ThenBy(k => k).ToArray();
-        return new ClassSets(target, others.Take(similarCount).ToArray(), others.Skip(similarCount).ToArray());
+        int rest = others.Length - similarCount;
+        int farthest = Math.Min(rest, Math.Max(1, Math.Min((int)Math.Floor(0.9 * others.Length), rest - 1)));
+        return new ClassSets(target, others.Take(similarCount).ToArray(), others[^farthest..]);
     }
 
     /// <summary>Table 12: |S1 ∩ S1'| / |S1| and |S2 ∩ S2'| / |S2|.</summary>

@@ -30,6 +30,9 @@ public sealed class Projection
         _basis = q.ToArray();
     }
 
+    /// <summary>The orthonormal basis Q, (D + 1) x 3 row-major, of the three classes' [weights; bias] columns.</summary>
+    public IReadOnlyList<float> Basis => _basis;
+
     /// <summary>[n, 3] coordinates of the chosen rows of features [N, D] in the template basis.</summary>
     public float[] Project(float[] features, IReadOnlyList<int> rows)
     {

@@ -199,10 +199,10 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         var plain = Teacher(0f, FirstSeed);
         if (plain != null)
         {
-            var feature = new SetChoice("feature distance", Targets.ToDictionary(k => k, k => ClassSets.FromDistances(plain.Train.Centroid, K, k, hierarchy.Sets[k].S1.Length)));
+            var feature = new SetChoice("feature distance", Targets.ToDictionary(k => k, k => ClassSets.FromDistances(plain.Val.Centroid, K, k, hierarchy.Sets[k].S1.Length)));
             choices.Add(feature);
             md.AppendLine($"Sets from the class hierarchy ({string.Join("; ", _info.Hierarchy.Select(g => $"{g.Key}: {string.Join(", ", g.Value.Select(k => _info.Classes[k]))}"))}) " +
-                          $"and, separately, from feature distance (Appendix F.2: the |S1| classes whose centroids are nearest in the penultimate space of the teacher trained without LS, seed {FirstSeed}). Agreement (Table 12 layout):");
+                          $"and, separately, from feature distance (Appendix F.2, on {_valName} centroids of the teacher trained without LS, seed {FirstSeed}: S1 the |S1| nearest classes, S2 the farthest 90 % of the others leaving a middle band of at least one class). Agreement (Table 12 layout):");
             md.AppendLine();
             md.AppendLine("| target class | S1 (hierarchy) | S1 (feature distance) | S1 agreement | S2 agreement |");
             md.AppendLine("|---|---|---|---|---|");
@@ -422,108 +422,161 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
 
     // ---- verdict -----------------------------------------------------------------------------------------------------
 
-    /// <summary>Which of the paper's claims this study's numbers reproduce, each decided from the measurements.</summary>
-    string Verdict(List<SetChoice> sets, List<MatchedPair> matched)
-    {
-        var sb = new StringBuilder();
-        sb.AppendLine("## Verdict");
-        sb.AppendLine();
-        sb.AppendLine("Each claim of the paper is checked against this study's own numbers (test top-1 means over seeds; eta from the analysis above). " +
-                      "A study this small can disagree with the paper for reasons of scale; the evidence is listed so the reader can judge.");
-        sb.AppendLine();
-        var smoothed = config.Alphas.Where(a => a > 0f).ToList();
-        float tLow = config.Temperatures.Min(), tHigh = config.Temperatures.Max();
-        double noise = NoiseLevel();
+    /// <summary>Which of the paper's five claims this study's numbers reproduce, each decided from seed statistics
+    /// (<see cref="SeedComparison"/>): the comparisons are built here, the rules live in Analysis/Verdict.cs.</summary>
+    string Verdict(List<SetChoice> sets, List<MatchedPair> matched) => Verdicts.Markdown(Claims(sets, matched), ScaleText());
 
-        // 1. Compatibility at low T.
+    /// <summary>The study's scale beside the verdict; fewer than three seeds or a one-epoch student make it a demonstration.</summary>
+    string ScaleText()
+    {
+        string images(int n) => n > 0 ? $"{n:N0}" : "all";
+        bool demo = config.Seeds.Length < SeedComparison.MinSeeds || config.Student.Epochs < 3;
+        return $"Scale: teachers {config.Teacher.Model} (width {F(config.Teacher.Width)}), {config.Teacher.Epochs} epoch(s) on {images(config.TrainImages)} training images; " +
+               $"students {config.Student.Epochs} epoch(s) on {images(config.StudentTrainImages > 0 ? config.StudentTrainImages : config.TrainImages)} images; " +
+               $"{config.Seeds.Length} seed(s). " +
+               (demo ? "**This study is a demonstration** (fewer than three seeds or students trained for under three epochs): its verdict shows the method, not an answer." : "");
+    }
+
+    /// <summary>Last-epoch test top-1 of finished students per seed (seed order), for one cell of the sweep.</summary>
+    Dictionary<int, double> SeedAccuracies(StudentArch arch, float alpha, float t) =>
+        StudentRuns(arch, alpha, t).GroupBy(r => r.Seed).ToDictionary(g => g.Key, g => g.First().Last!.Test.Top1);
+
+    static List<double> Values(Dictionary<int, double> d) => d.OrderBy(kv => kv.Key).Select(kv => kv.Value).ToList();
+
+    /// <summary>Per seed: the mean over target classes of eta(t1 -> t2) on S1 or S2, train or validation features.</summary>
+    List<double> SeedEta(StudentArch arch, float alpha, float t1, float t2, SetChoice sets, bool train, bool similar)
+    {
+        var result = new List<double>();
+        foreach (int seed in config.Seeds)
         {
-            var evidence = new List<string>(); int yes = 0, total = 0;
+            var a = Student(arch, alpha, t1, seed); var b = Student(arch, alpha, t2, seed);
+            if (a == null || b == null) continue;
+            var v = Targets.Select(k => Diffusion.Eta((train ? a.Train : a.Val).Centroid, (train ? b.Train : b.Val).Centroid, K, sets.Sets[k], similar)).Where(double.IsFinite).ToList();
+            if (v.Count > 0) result.Add(v.Average());
+        }
+        return result;
+    }
+
+    /// <summary>How many (class, seed) pairs show eta &lt; 0 on S1 and eta &gt; 0 on S2.</summary>
+    (int Systematic, int Total) EtaCounts(StudentArch arch, float alpha, float t1, float t2, SetChoice sets, bool train)
+    {
+        int yes = 0, total = 0;
+        foreach (int seed in config.Seeds)
+        {
+            var a = Student(arch, alpha, t1, seed); var b = Student(arch, alpha, t2, seed);
+            if (a == null || b == null) continue;
+            foreach (int k in Targets)
+            {
+                double s1 = Diffusion.Eta((train ? a.Train : a.Val).Centroid, (train ? b.Train : b.Val).Centroid, K, sets.Sets[k], true);
+                double s2 = Diffusion.Eta((train ? a.Train : a.Val).Centroid, (train ? b.Train : b.Val).Centroid, K, sets.Sets[k], false);
+                if (!double.IsFinite(s1) || !double.IsFinite(s2)) continue;
+                total++; if (s1 < 0 && s2 > 0) yes++;
+            }
+        }
+        return (yes, total);
+    }
+
+    List<ClaimResult> Claims(List<SetChoice> sets, List<MatchedPair> matched)
+    {
+        var smoothed = config.Alphas.Where(a => a > 0f).ToList();
+        var temps = config.Temperatures.Order().ToList();
+        float tLow = temps[0], tHigh = temps[^1];
+        bool hasPlain = config.Alphas.Contains(0f);
+        var claims = new List<ClaimResult>();
+
+        // C1: at T = 1 the LS teacher's student outperforms the unsmoothed teacher's (Tables 1, 2).
+        {
+            var cs = new List<SeedComparison>();
+            foreach (var arch in config.Students)
+                foreach (float a in smoothed)
+                    cs.Add(new SeedComparison($"{arch.Model}, T = {F(tLow)}: alpha {F(a)} teacher's students vs alpha 0 teacher's",
+                        Values(SeedAccuracies(arch, a, tLow)), hasPlain ? Values(SeedAccuracies(arch, 0f, tLow)) : [], +1));
+            claims.Add(new ClaimResult("C1", $"At T = {F(tLow)}, the student of an LS-trained teacher outperforms the student of the teacher trained without LS.", Verdicts.All(cs), cs, []));
+        }
+        // C2: with the LS teacher, accuracy falls as T grows: at every step of the T list; and more than without LS.
+        {
+            var cs = new List<SeedComparison>();
+            var notes = new List<string>();
             foreach (var arch in config.Students)
                 foreach (float a in smoothed)
                 {
-                    double ls = MeanAccuracy(arch, a, tLow), plain = MeanAccuracy(arch, 0f, tLow);
-                    if (!double.IsFinite(ls) || !double.IsFinite(plain)) continue;
-                    total++; if (ls >= plain) yes++;
-                    evidence.Add($"{arch.Model}: alpha {F(a)} {N(ls, "F2")}% vs alpha 0 {N(plain, "F2")}%");
+                    for (int i = 0; i + 1 < temps.Count; i++)
+                        cs.Add(new SeedComparison($"{arch.Model}, alpha {F(a)}: T = {F(temps[i])} vs T = {F(temps[i + 1])}",
+                            Values(SeedAccuracies(arch, a, temps[i])), Values(SeedAccuracies(arch, a, temps[i + 1])), +1));
+                    if (!hasPlain || temps.Count < 2) continue;
+                    // Interaction: the drop from the lowest to the highest T, per seed, against the same drop without LS.
+                    var lsDrop = Drops(arch, a, tLow, tHigh); var plainDrop = Drops(arch, 0f, tLow, tHigh);
+                    var interaction = new SeedComparison($"{arch.Model}: drop T = {F(tLow)} -> {F(tHigh)} with the alpha {F(a)} teacher vs with the alpha 0 teacher", lsDrop, plainDrop, +1);
+                    notes.Add($"interaction (does accuracy fall more with the LS teacher?) {interaction}");
                 }
-            Claim(sb, $"An LS-trained teacher is compatible with KD at low temperature (T = {F(tLow)}): its students are at least as accurate as those of the teacher trained without LS.", yes, total, evidence);
+            claims.Add(new ClaimResult("C2", "With an LS-trained teacher, the student's accuracy falls at every step up the temperature list.", Verdicts.All(cs), cs, notes));
         }
-        // 2. Accuracy falls as T grows with an LS teacher.
+        // C3: systematic diffusion, eta < 0 on S1 and > 0 on S2, with the alpha = 0 students as the control.
         {
-            var evidence = new List<string>(); int yes = 0, total = 0;
-            foreach (var arch in config.Students)
-                foreach (float a in smoothed)
-                {
-                    var accs = config.Temperatures.Order().Select(t => (t, acc: MeanAccuracy(arch, a, t))).Where(x => double.IsFinite(x.acc)).ToList();
-                    if (accs.Count < 2) continue;
-                    total++;
-                    double corr = Correlation(accs.Select(x => Math.Log(x.t)).ToArray(), accs.Select(x => x.acc).ToArray());
-                    if (accs[^1].acc < accs[0].acc) yes++;
-                    evidence.Add($"{arch.Model}, alpha {F(a)}: " + string.Join(", ", accs.Select(x => $"T={F(x.t)} {N(x.acc, "F2")}%")) + $" (correlation with log T {N(corr, "F2")})");
-                }
-            Claim(sb, $"With an LS-trained teacher, student accuracy falls as T grows (T = {F(tHigh)} is worse than T = {F(tLow)}).", yes, total, evidence);
-        }
-        // 3. Systematic diffusion: eta < 0 on S1 and > 0 on S2.
-        {
-            var evidence = new List<string>(); int yes = 0, total = 0;
-            foreach (var pair in _s.EtaPairs)
+            var cs = new List<SeedComparison>();
+            var notes = new List<string>();
+            var hierarchy = sets[0];
+            var pairs = _s.EtaPairs.Select(p => (p[0], p[1])).ToList();
+            if (temps.Contains(1f) && temps.Contains(64f) && !pairs.Contains((1f, 64f))) pairs.Add((1f, 64f));   // Table 4
+            foreach (var (t1, t2) in pairs)
                 foreach (var arch in config.Students)
-                    foreach (float a in smoothed)
-                        foreach (bool train in new[] { true, false })
+                    foreach (bool train in new[] { true, false })
+                    {
+                        string split = train ? "train" : _valName;
+                        foreach (float a in smoothed)
                         {
-                            var quads = Targets.Select(k => EtaQuad(arch, a, pair[0], pair[1], sets[0].Sets[k], false)).Where(q => q.All(double.IsFinite)).ToList();
-                            if (quads.Count == 0) continue;
-                            int off = train ? 0 : 2;
-                            double s1 = quads.Average(q => q[off]), s2 = quads.Average(q => q[off + 1]);
-                            int classesOk = quads.Count(q => q[off] < 0 && q[off + 1] > 0);
-                            total++; if (s1 < 0 && s2 > 0) yes++;
-                            evidence.Add($"{arch.Model}, alpha {F(a)}, eta({F(pair[0])} -> {F(pair[1])}), {(train ? "train" : _valName)}: mean S1 {N(s1)}, mean S2 {N(s2)}; {classesOk} of {quads.Count} classes have S1 < 0 and S2 > 0");
+                            cs.Add(new SeedComparison($"{arch.Model}, alpha {F(a)}, eta({F(t1)} -> {F(t2)}) S1, {split}", SeedEta(arch, a, t1, t2, hierarchy, train, true), [], -1, AgainstZero: true));
+                            cs.Add(new SeedComparison($"{arch.Model}, alpha {F(a)}, eta({F(t1)} -> {F(t2)}) S2, {split}", SeedEta(arch, a, t1, t2, hierarchy, train, false), [], +1, AgainstZero: true));
+                            var (yes, total) = EtaCounts(arch, a, t1, t2, hierarchy, train);
+                            notes.Add($"{arch.Model}, alpha {F(a)}, eta({F(t1)} -> {F(t2)}), {split}: {yes} of {total} (class, seed) pairs have S1 < 0 and S2 > 0");
                         }
-            Claim(sb, "KD from an LS-trained teacher at higher T diffuses the student's representations systematically: eta < 0 on similar classes (S1) and eta > 0 on dissimilar ones (S2).", yes, total, evidence);
+                        if (!hasPlain) continue;
+                        var control1 = new SeedComparison($"control: alpha 0 teacher's students, eta({F(t1)} -> {F(t2)}) S1, {split}", SeedEta(arch, 0f, t1, t2, hierarchy, train, true), [], -1, AgainstZero: true);
+                        var control2 = new SeedComparison($"control: alpha 0 teacher's students, eta({F(t1)} -> {F(t2)}) S2, {split}", SeedEta(arch, 0f, t1, t2, hierarchy, train, false), [], +1, AgainstZero: true);
+                        var (cy, ct) = EtaCounts(arch, 0f, t1, t2, hierarchy, train);
+                        notes.Add($"{control1}; {control2}; {cy} of {ct} (class, seed) pairs systematic");
+                        foreach (float a in smoothed)
+                            notes.Add("does LS diffuse more than the control? " + new SeedComparison($"{arch.Model}, eta({F(t1)} -> {F(t2)}) S1, {split}, alpha {F(a)} vs alpha 0",
+                                SeedEta(arch, a, t1, t2, hierarchy, train, true), SeedEta(arch, 0f, t1, t2, hierarchy, train, true), -1));
+                    }
+            foreach (float a in smoothed)
+                if (Teacher(a, FirstSeed)?.TrainLogits is { } logits && temps.Contains(3f))
+                    notes.Add($"alpha {F(a)} teacher's average target entropy at T = 3: {N(Smoothness.AverageEntropy(logits, K, 3f))} (ceiling ln {K} = {N(Math.Log(K))}); " +
+                              "the paper finds diffusion systematic only where the other classes' probabilities are at least 100x below the second largest (Appendix D table above)");
+            claims.Add(new ClaimResult("C3", "KD from an LS-trained teacher at a higher T diffuses the student's penultimate representations systematically: eta < 0 on similar classes (S1), eta > 0 on dissimilar ones (S2).",
+                Verdicts.All(cs), cs, notes));
         }
-        // 4. Equal entropy does not mean equal student accuracy.
+        // C4: equal target entropy does not give equal accuracy: the LS teacher's student is better at low T, worse at T >= 3 (Tables 14-16).
         {
-            var evidence = new List<string>(); int yes = 0, total = 0;
+            var cs = new List<SeedComparison>();
             foreach (var g in matched.GroupBy(p => (p.TeacherAlpha, p.Temperature)))
                 foreach (var arch in config.Students)
                 {
-                    double ls = MeanAccuracy(arch, g.Key.TeacherAlpha, g.Key.Temperature);
-                    var plainRuns = g.SelectMany(p => StudentRuns(arch, 0f, p.MatchedTemperature).Where(r => r.Seed == p.Seed)).ToList();
-                    if (!double.IsFinite(ls) || plainRuns.Count == 0) continue;
-                    double plain = plainRuns.Average(r => r.Last!.Test.Top1);
-                    total++; if (Math.Abs(ls - plain) > noise) yes++;
-                    evidence.Add($"{arch.Model}: alpha {F(g.Key.TeacherAlpha)} at T={F(g.Key.Temperature)} {N(ls, "F2")}% vs alpha 0 at T'={string.Join("/", g.Select(p => p.MatchedTemperature.ToString("0.###", Inv)))} {N(plain, "F2")}% " +
-                                 $"(difference {N(ls - plain, "F2")} points, noise level {N(noise, "F2")})");
+                    var ls = SeedAccuracies(arch, g.Key.TeacherAlpha, g.Key.Temperature);
+                    var plain = g.Select(p => (p.Seed, Runs: StudentRuns(arch, 0f, p.MatchedTemperature).Where(r => r.Seed == p.Seed).ToList()))
+                        .Where(x => x.Runs.Count > 0).ToDictionary(x => x.Seed, x => x.Runs[0].Last!.Test.Top1);
+                    int direction = g.Key.Temperature < 3f ? +1 : -1;
+                    cs.Add(new SeedComparison($"{arch.Model}: alpha {F(g.Key.TeacherAlpha)} at T = {F(g.Key.Temperature)} vs alpha 0 at the matched T' = " +
+                        string.Join("/", g.Select(p => p.MatchedTemperature.ToString("0.###", Inv))) + $" (paper: LS {(direction > 0 ? "better" : "worse")})", Values(ls), Values(plain), direction));
                 }
-            Claim(sb, $"Equal target entropy does not mean equal student accuracy: students of teachers matched in average entropy differ by more than the noise level ({N(noise, "F2")} points).", yes, total, evidence);
+            claims.Add(new ClaimResult("C4", "Equal average target entropy does not give equal students: matched in entropy, the LS teacher's student is better at low T and worse at T >= 3.", Verdicts.All(cs), cs, []));
         }
-        return sb.ToString();
+        // C5: without LS, a higher T can help (Tables 5 and 9).
+        {
+            var cs = new List<SeedComparison>();
+            if (hasPlain)
+                foreach (var arch in config.Students)
+                    foreach (float t in temps.Where(t => t > tLow))
+                        cs.Add(new SeedComparison($"{arch.Model}, alpha 0 teacher: T = {F(t)} vs T = {F(tLow)}", Values(SeedAccuracies(arch, 0f, t)), Values(SeedAccuracies(arch, 0f, tLow)), +1));
+            claims.Add(new ClaimResult("C5", $"Without LS, a temperature above {F(tLow)} can give a better student.", Verdicts.Any(cs), cs, []));
+        }
+        return claims;
     }
 
-    /// <summary>The accuracy difference taken as real: twice the mean seed standard deviation of the students when
-    /// there are several seeds, else 0.5 points.</summary>
-    double NoiseLevel()
+    /// <summary>Per seed (present at both temperatures): accuracy at t1 minus accuracy at t2.</summary>
+    List<double> Drops(StudentArch arch, float alpha, float t1, float t2)
     {
-        var sds = _runs.Where(r => r.Kind == RunKind.Student && r.Status == RunStatus.Finished && r.Last != null)
-            .GroupBy(r => (r.Model, r.Width, r.TeacherAlpha, r.Temperature)).Where(g => g.Count() > 1)
-            .Select(g => { var v = g.Select(r => r.Last!.Test.Top1).ToList(); double m = v.Average(); return Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)); }).ToList();
-        return sds.Count > 0 ? Math.Max(0.1, 2 * sds.Average()) : 0.5;
-    }
-
-    static double Correlation(double[] x, double[] y)
-    {
-        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
-        for (int i = 0; i < x.Length; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx); syy += (y[i] - my) * (y[i] - my); }
-        return sxx > 0 && syy > 0 ? sxy / Math.Sqrt(sxx * syy) : double.NaN;
-    }
-
-    static void Claim(StringBuilder sb, string claim, int yes, int total, List<string> evidence)
-    {
-        string outcome = total == 0 ? "not measurable (the runs it needs are missing)"
-            : yes == total ? $"**reproduced** ({yes} of {total} cases)"
-            : yes == 0 ? $"**not reproduced** (0 of {total} cases)"
-            : $"**partly reproduced** ({yes} of {total} cases)";
-        sb.AppendLine($"- {claim} — {outcome}.");
-        foreach (var e in evidence) sb.AppendLine($"  - {e}");
+        var a = SeedAccuracies(arch, alpha, t1); var b = SeedAccuracies(arch, alpha, t2);
+        return a.Keys.Intersect(b.Keys).Order().Select(seed => a[seed] - b[seed]).ToList();
     }
 }
