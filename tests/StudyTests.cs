@@ -163,7 +163,7 @@ public class StudyTests
         Assert.That(Cli("study", "--preset", "huge", "--out", _root), Is.EqualTo(2));
         Assert.That(LastError, Does.Contain("unknown preset 'huge'"));
 
-        Assert.That(Cli("study", "--preset", "smoke", "--out", "/proc/lskd-cannot-write"), Is.EqualTo(2));
+        Assert.That(Cli("study", "--preset", "smoke", "--out", "/proc/lskd-cannot-write", "--data-dir", SyntheticData.Dir), Is.EqualTo(2));
         Assert.That(LastError, Does.Contain("/proc/lskd-cannot-write"));
 
         Assert.That(Cli("study", "--preset", "smoke", "--out", _root, "--data-dir", Path.Combine(_root, "nothing")), Is.EqualTo(2));

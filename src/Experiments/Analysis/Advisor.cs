@@ -63,7 +63,8 @@ public static class Advisor
         var reasons = new List<string>();
         string alphaText = $"effective label smoothing alpha ≈ {a.EffectiveAlpha.ToString("F3", Inv)} from the logit gap ({a.MedianLogitGap.ToString("F2", Inv)}), " +
                            $"≈ {a.AlphaFromConfidence.ToString("F3", Inv)} from the mean true-class probability ({a.MeanTrueProbability.ToString("F3", Inv)})";
-        reasons.Add(a.IsSmoothed ? $"The teacher looks smoothed: {alphaText}." : $"The teacher does not look smoothed: {alphaText}.");
+        reasons.Add((a.IsSmoothed ? $"The teacher looks smoothed: {alphaText}." : $"The teacher does not look smoothed: {alphaText}.") +
+                    $" (LsKd's estimate, inverting the LS optimum; smoothed from {SmoothedThreshold.ToString("0.###", Inv)}, a heuristic threshold.)");
         if (a.Accuracy < 60)
             reasons.Add($"Caution: the teacher fits only {a.Accuracy.ToString("F1", Inv)}% of these training images; an under-trained teacher also has small logit gaps, so this estimate is an upper bound.");
         double h1 = a.Entropies.FirstOrDefault(e => e.T == 1f).Entropy, ceiling = Math.Log(a.Classes);
@@ -85,16 +86,19 @@ public static class Advisor
         if (a.IsSmoothed)
         {
             reasons.Add($"Its targets are already soft at T = 1 (average entropy {h1.ToString("F3", Inv)} of a possible {ceiling.ToString("F3", Inv)}).");
-            reasons.Add("With an LS-trained teacher, KD at higher temperatures diffuses the student's penultimate representations towards semantically similar classes " +
-                        "(eta < 0 on similar classes), which erases the cluster separation LS gave the teacher; at T = 1 the two are compatible.");
+            reasons.Add("The paper's finding (Chandrasegaran et al.): with an LS-trained teacher, KD at higher temperatures diffuses the student's penultimate " +
+                        "representations systematically (towards semantically similar classes, eta < 0 on them, away from dissimilar ones), which undoes the " +
+                        "tight clusters LS gave the teacher, and such students lose accuracy; at T = 1 the LS teacher's students were as good or better. " +
+                        "The paper also observes that distillation at a higher T diffuses representations without LS; it is the combination that it warns against.");
             return new Advice(1f, reasons);
         }
-        // Unsmoothed: the smallest listed T at which the targets carry a quarter of the maximal entropy.
+        // Unsmoothed: LsKd's heuristic, the smallest listed T at which the targets carry a quarter of the maximal entropy.
         var pick = a.Entropies.Where(e => e.T >= 1f).OrderBy(e => e.T).FirstOrDefault(e => e.Entropy >= 0.25 * ceiling);
         float t = pick == default ? a.Entropies.Max(e => e.T) : pick.T;
-        reasons.Add($"Its targets are nearly one-hot at T = 1 (average entropy {h1.ToString("F3", Inv)}); at T = {F(t)} they reach " +
-                    $"{a.Entropies.First(e => e.T == t).Entropy.ToString("F3", Inv)}, a quarter of the ceiling ln {a.Classes} = {ceiling.ToString("F3", Inv)} or more, so the student sees the teacher's class similarities.");
-        reasons.Add("Without label smoothing there is no erased information for a high T to diffuse, so a moderate T helps as in Hinton et al.");
+        reasons.Add($"LsKd's heuristic (not the paper's): the smallest listed T at which the teacher's average target entropy reaches a quarter of the ceiling " +
+                    $"ln {a.Classes} = {ceiling.ToString("F3", Inv)}. Its targets are nearly one-hot at T = 1 (average entropy {h1.ToString("F3", Inv)}); at T = {F(t)} they reach " +
+                    $"{a.Entropies.First(e => e.T == t).Entropy.ToString("F3", Inv)}, so the student sees the teacher's class similarities.");
+        reasons.Add("The paper's finding: without LS, a higher T can help the student (its Tables 5 and 9, as in Hinton et al.); the paper gives no rule for which T.");
         return new Advice(t, reasons);
     }
 }

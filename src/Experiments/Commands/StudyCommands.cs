@@ -32,8 +32,9 @@ internal static class StudyCommands
         var outDir = Out("results"); var dataDir = DataDir(); var seed = Seed();
         var shard = new Option<string?>("--shard") { Description = "train only part i/n of the sweep (0-based), e.g. one Slurm array task; merge with `lskd report`" };
         var noAnalysis = new Option<bool>("--no-analysis") { Description = "skip `lskd analyze` after training (it runs by default on an unsharded study)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "print the runs and a time estimate from throughput measured now; train nothing, write nothing" };
         var cmd = new Command("study", "Run the whole study: teachers with label smoothing, students distilled at each temperature, baselines, matched-entropy runs, analysis, report.")
-            { preset, config, outDir, dataDir, device, threads, seed, shard, noAnalysis };
+            { preset, config, outDir, dataDir, device, threads, seed, shard, noAnalysis, dryRun };
         cmd.SetAction(pr =>
         {
             var cfg = pr.GetValue(config) is { } path ? StudyConfig.FromFile(path) : StudyConfig.Preset(pr.GetValue(preset)!);
@@ -43,6 +44,12 @@ internal static class StudyCommands
             string dir = Path.Combine(pr.GetValue(outDir)!, cfg.Name);
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             using var runner = new StudyRunner(cfg, dir, be, pr.GetValue(dataDir), sh);
+            if (pr.GetValue(dryRun))
+            {
+                var data = WithDataErrors(runner.LoadData);   // the configuration checked against the data, as a real run would
+                DryRun.Print(cfg, DryRun.Run(cfg, be, data.Train.Count + data.Validation.Count, data.Test.Count, sh), be);
+                return 0;
+            }
             var (trained, skipped, diverged) = WithDataErrors(runner.Run);
             var (matchedTrained, matchedSkipped) = WithDataErrors(runner.RunMatched);
             if (sh == null && !pr.GetValue(noAnalysis))
@@ -214,13 +221,13 @@ internal static class StudyCommands
             int n = pr.GetValue(trainImages);
             if (n < 0) throw new UsageException($"--train-images must be >= 0 (0 = all), got {n}");
             string dir = pr.GetValue(outDir)!;
-            ProbeWritable(dir);   // before hours of training, not after
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             Classifier? teacherModel = distill ? WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(teacher)!, be)) : null;
             var (train, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
             if (n > train.Count) throw new UsageException($"--train-images {n} exceeds the {train.Count} training images");
             if (n > 0) train = train.Take(n);
             if (settings.Batch > train.Count) throw new UsageException($"batch {settings.Batch} is larger than the {train.Count} training images");
+            ProbeWritable(dir);   // after every check, before hours of training (not after them)
             int s = pr.GetValue(seed);
             string id = distill ? $"student-{settings.Model}-w{StudyConfig.F(settings.Width)}-T{StudyConfig.F(t)}-s{s}" : $"teacher-{settings.Model}-a{StudyConfig.F(a)}-s{s}";
             var spec = new RunSpec(id, distill ? RunKind.Student : RunKind.Teacher, settings, loss, (ulong)s, distill ? pr.GetValue(teacher) : null);

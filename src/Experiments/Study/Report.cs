@@ -83,13 +83,15 @@ public static class Report
     {
         var sb = new StringBuilder();
         var finished = runs.Where(r => r.Status == RunStatus.Finished && r.Last != null).ToList();
-        int expected = c.Runs().Count;
+        var sweep = c.Runs().Select(r => r.Id).ToHashSet();
+        int expected = sweep.Count, sweepFinished = finished.Count(r => sweep.Contains(r.Id)), extra = finished.Count - sweepFinished;
         sb.AppendLine($"# Study `{c.Name}`: to smooth or not to smooth a teacher?");
         sb.AppendLine();
         sb.AppendLine($"Data: {info.Name}, {(c.TrainImages > 0 ? c.TrainImages.ToString(Inv) : "all")} training images, {(c.TestImages > 0 ? c.TestImages.ToString(Inv) : "all")} test images" +
                       $"{(c.Augment ? ", random crop (padding 2) and horizontal flip" : "")}. Teacher: {c.Teacher.Model} (width {N(c.Teacher.Width)}), {c.Teacher.Epochs} epoch(s). " +
                       $"Students: {string.Join(", ", c.Students.Select(s => $"{s.Model} (width {N(s.Width)})"))}, {c.Student.Epochs} epoch(s), beta = {N(c.Beta)}. " +
-                      $"Seeds: {string.Join(", ", c.Seeds)}. Runs: {finished.Count} finished of {expected} expected" +
+                      $"Seeds: {string.Join(", ", c.Seeds)}. Runs: {sweepFinished} of the sweep's {expected} finished" +
+                      $"{(extra > 0 ? $", plus {extra} matched-entropy run(s) of the analysis" : "")}" +
                       $"{(runs.Count(r => r.Status != RunStatus.Finished) is > 0 and var d ? $", {d} diverged" : "")}.");
         sb.AppendLine();
         sb.AppendLine("Numbers are test top-1 accuracy (%) at the last epoch, mean ± standard deviation over seeds. " +

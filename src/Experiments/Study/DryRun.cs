@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using LsKd.Autograd;
+using LsKd.Kernels;
+using LsKd.Nets;
+using Spectre.Console;
+
+namespace LsKd.Experiments.Study;
+
+/// <summary>
+/// `lskd study --dry-run`: the runs a configuration will train and an estimate of the time, from throughput
+/// measured here and now on the chosen backend (a few training steps and forward passes per model on random
+/// 28 x 28 images): per run, epochs x (training images / training rate + the teacher's forward passes for a
+/// student) + the per-epoch evaluation of the train-eval and test images. Analysis time is not included.
+/// </summary>
+public static class DryRun
+{
+    public sealed record Estimate(RunSpec Run, int TrainImages, double Seconds);
+
+    public static List<Estimate> Run(StudyConfig config, IBackend backend, int trainAvailable, int testAvailable, (int Index, int Count)? shard)
+    {
+        int teacherImages = config.TrainImages > 0 ? config.TrainImages : trainAvailable - config.ValidationImages;
+        int studentImages = config.StudentTrainImages > 0 ? config.StudentTrainImages : teacherImages;
+        int evalImages = Math.Min(config.TrainEvalImages > 0 ? config.TrainEvalImages : teacherImages, teacherImages) + (config.TestImages > 0 ? config.TestImages : testAvailable);
+        var rates = new Dictionary<(string, float, int), (double Train, double Forward)>();
+        (double Train, double Forward) Rate(TrainSettings s)
+        {
+            var key = (s.Model, s.Width, s.Batch);
+            if (!rates.TryGetValue(key, out var r)) rates[key] = r = Measure(backend, s.Model, s.Width, s.Batch);
+            return r;
+        }
+        var runs = config.Runs();
+        var list = new List<Estimate>();
+        for (int i = 0; i < runs.Count; i++)
+        {
+            if (shard is { } sh && i % sh.Count != sh.Index) continue;
+            var spec = runs[i];
+            var s = spec.Settings;
+            int n = spec.Kind == RunKind.Teacher ? teacherImages : studentImages;
+            double perImage = 1 / Rate(s).Train + (spec.TeacherId != null ? 1 / Rate(config.Teacher).Forward : 0);
+            double seconds = s.Epochs * (n * perImage + evalImages / Rate(s).Forward);
+            list.Add(new Estimate(spec, n, seconds));
+        }
+        return list;
+    }
+
+    public static void Print(StudyConfig config, IReadOnlyList<Estimate> estimates, IBackend backend)
+    {
+        var table = new Table().AddColumn("run").AddColumn("kind").AddColumn("model").AddColumn("epochs").AddColumn("images").AddColumn("estimate");
+        foreach (var e in estimates)
+            table.AddRow(Markup.Escape(e.Run.Id), e.Run.Kind.Text(), $"{e.Run.Settings.Model} w{StudyConfig.F(e.Run.Settings.Width)}", e.Run.Settings.Epochs.ToString(),
+                e.TrainImages.ToString("N0"), Time(e.Seconds));
+        AnsiConsole.Write(table);
+        double total = estimates.Sum(e => e.Seconds);
+        AnsiConsole.MarkupLine($"study [bold]{Markup.Escape(config.Name)}[/]: {estimates.Count} runs, estimated {Time(total)} on {Markup.Escape(backend.ToString()!)} " +
+                               "(from throughput measured now; matched-entropy runs and the analysis come on top)");
+    }
+
+    static string Time(double s) => s >= 3600 ? $"{s / 3600:F1} h" : s >= 60 ? $"{s / 60:F1} min" : $"{s:F0} s";
+
+    /// <summary>Images per second of a training step (SGD, batch) and of a forward pass without gradients.</summary>
+    static (double Train, double Forward) Measure(IBackend be, string modelName, float width, int batch)
+    {
+        var model = Models.Create(modelName, be, 1, width);
+        var x = Tensor.Create(be, [batch, 1, 28, 28]);
+        Init.Normal(x, 5, 0f, 1f);
+        using var labels = be.AllocateInt(batch);
+        labels.Upload(Enumerable.Range(0, batch).Select(i => i % 10).ToArray());
+        using var opt = new Sgd(model.Parameters(), new SgdConfig(0.01f, 0.9f, 5e-4f));
+        model.Train();
+        void Step()
+        {
+            opt.ZeroGrad();
+            Tape.Backward(Ops.LabelSmoothingCrossEntropy(model.Forward(x), labels, 0.1f));
+            opt.Step();
+            Tape.Current.Reset();
+        }
+        double Seconds(Action a, int reps)
+        {
+            a(); a();   // warm-up: buffer pool, JIT
+            be.Synchronize();
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < reps; i++) a();
+            be.Synchronize();
+            return sw.Elapsed.TotalSeconds / reps;
+        }
+        double train = batch / Seconds(Step, 3);
+        model.Eval();
+        double forward = batch / Seconds(() => { using (Tape.NoGrad()) model.Forward(x); Tape.Current.Reset(); }, 3);
+        x.Buffer.Dispose();
+        return (train, forward);
+    }
+}
