@@ -43,6 +43,18 @@ public class StudyTests
     }
 
     [Test]
+    public void SharedTeachersServeEverySeed()
+    {
+        var c = StudyConfig.Preset("standard");
+        var runs = c.Runs();
+        Assert.That(runs.Where(r => r.Kind == RunKind.Teacher).Select(r => r.Id), Is.EqualTo(new[] { "teacher-a0-s1", "teacher-a0.1-s1" }));
+        var students = runs.Where(r => r.Kind == RunKind.Student).ToList();
+        Assert.That(students.Select(r => r.Seed).Distinct(), Is.EquivalentTo(new ulong[] { 1, 2, 3 }));
+        Assert.That(students.All(r => r.TeacherId == $"teacher-a{StudyConfig.F(r.TeacherAlpha)}-s1"));
+        Assert.That((Tiny() with { Seeds = [1, 2] }).Runs().Count(r => r.Kind == RunKind.Teacher), Is.EqualTo(4), "without sharing, a teacher per seed");
+    }
+
+    [Test]
     public void SmokePresetRunsEndToEnd()
     {
         var c = StudyConfig.Preset("smoke");

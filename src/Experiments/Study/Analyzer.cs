@@ -123,7 +123,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
     string ArchName(StudentArch a) => $"{a.Model} (width {F(a.Width)})";
     static string Slug(string s) => new(s.Select(ch => char.IsLetterOrDigit(ch) || ch == '.' ? ch : '-').ToArray());
 
-    ModelData? Teacher(float alpha, int seed) => _models.GetValueOrDefault(StudyConfig.TeacherId(alpha, seed));
+    ModelData? Teacher(float alpha, int seed) => _models.GetValueOrDefault(config.TeacherOf(alpha, seed));
 
     ModelData? Student(StudentArch arch, float alpha, float t, int seed) =>
         _models.GetValueOrDefault($"student-{arch.Model}-w{F(arch.Width)}-a{F(alpha)}-T{F(t)}-s{seed}")

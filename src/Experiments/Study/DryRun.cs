@@ -76,16 +76,16 @@ public static class DryRun
         }
         double Seconds(Action a, int reps)
         {
-            a(); a();   // warm-up: buffer pool, JIT
+            for (int i = 0; i < 6; i++) a();   // warm-up: buffer pool, JIT tiering
             be.Synchronize();
             var sw = Stopwatch.StartNew();
             for (int i = 0; i < reps; i++) a();
             be.Synchronize();
             return sw.Elapsed.TotalSeconds / reps;
         }
-        double train = batch / Seconds(Step, 3);
+        double train = batch / Seconds(Step, 5);
         model.Eval();
-        double forward = batch / Seconds(() => { using (Tape.NoGrad()) model.Forward(x); Tape.Current.Reset(); }, 3);
+        double forward = batch / Seconds(() => { using (Tape.NoGrad()) model.Forward(x); Tape.Current.Reset(); }, 5);
         x.Buffer.Dispose();
         return (train, forward);
     }

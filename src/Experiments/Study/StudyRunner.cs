@@ -245,9 +245,9 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         {
             try
             {
-                var plain = Analysis.SetOutputs.Compute(backend, Teacher(StudyConfig.TeacherId(0f, seed), all, trainer, data.Validation), analysisTrain);
+                var plain = Analysis.SetOutputs.Compute(backend, Teacher(config.TeacherOf(0f, seed), all, trainer, data.Validation), analysisTrain);
                 var smoothed = config.Alphas.Where(x => x > 0f).ToDictionary(x => x,
-                    x => Analysis.SetOutputs.Compute(backend, Teacher(StudyConfig.TeacherId(x, seed), all, trainer, data.Validation), analysisTrain).Logits);
+                    x => Analysis.SetOutputs.Compute(backend, Teacher(config.TeacherOf(x, seed), all, trainer, data.Validation), analysisTrain).Logits);
                 pairs.AddRange(Matching.Compute(seed, plain.Logits, smoothed, plain.Classes, a.MatchTemperatures));
             }
             catch (TeacherDivergedException e) { AnsiConsole.MarkupLine($"matched-entropy runs of seed {seed} skipped: {Markup.Escape(e.Message)}"); }
@@ -259,10 +259,10 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
             {
                 var settings = config.Student with { Model = arch.Model, Width = arch.Width };
                 specs.Add(new RunSpec(StudyConfig.MatchedId(arch, 0f, p.MatchedTemperature, p.Seed), RunKind.Matched, settings,
-                    new RunLoss.Distillation(new KdConfig(p.MatchedTemperature, config.Beta)), (ulong)p.Seed, StudyConfig.TeacherId(0f, p.Seed)) { TeacherAlpha = 0f });
+                    new RunLoss.Distillation(new KdConfig(p.MatchedTemperature, config.Beta)), (ulong)p.Seed, config.TeacherOf(0f, p.Seed)) { TeacherAlpha = 0f });
                 if (!config.Temperatures.Contains(p.Temperature))
                     specs.Add(new RunSpec(StudyConfig.MatchedId(arch, p.TeacherAlpha, p.Temperature, p.Seed), RunKind.Matched, settings,
-                        new RunLoss.Distillation(new KdConfig(p.Temperature, config.Beta)), (ulong)p.Seed, StudyConfig.TeacherId(p.TeacherAlpha, p.Seed)) { TeacherAlpha = p.TeacherAlpha });
+                        new RunLoss.Distillation(new KdConfig(p.Temperature, config.Beta)), (ulong)p.Seed, config.TeacherOf(p.TeacherAlpha, p.Seed)) { TeacherAlpha = p.TeacherAlpha });
             }
         specs = specs.DistinctBy(s => s.Id).ToList();
         int trained = 0, skipped = 0;
