@@ -81,6 +81,29 @@ public class VerdictTests
     }
 
     [Test]
+    public void ProjectedPairwiseDistancesLiveInTheTemplateSpan()
+    {
+        // With D + 1 = K the K templates span the whole augmented space: projecting changes no distance. With a
+        // wider D the projection can only shrink them.
+        var be = Backends.Get("cpu-v512-2t");
+        var rng = new Random(3);
+        foreach (int dim in new[] { 4, 12 })
+        {
+            int k = 5, n = 60;
+            var w = Enumerable.Range(0, k * dim).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var b = Enumerable.Range(0, k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var f = Enumerable.Range(0, n * dim).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var y = Enumerable.Range(0, n).Select(i => i % k).ToArray();
+            var proj = new Projection(be, w, b, dim, Enumerable.Range(0, k).ToArray());
+            var d = ClassDistances.Compute(be, f, y, dim, k, 8, proj);
+            for (int c = 0; c < k * k; c++)
+                if (dim + 1 == k) Assert.That(d.Pairwise[c], Is.EqualTo(d.PairwiseUnprojected[c]).Within(1e-4), $"cell {c}");
+                else Assert.That(d.Pairwise[c], Is.LessThanOrEqualTo(d.PairwiseUnprojected[c] + 1e-5), $"cell {c}");
+            if (dim + 1 != k) Assert.That(d.Pairwise.Sum(), Is.LessThan(d.PairwiseUnprojected.Sum() * 0.99), "a real projection");
+        }
+    }
+
+    [Test]
     public void FeatureDistanceSetsLeaveAMiddleBand()
     {
         int k = 10, target = 0;
@@ -142,5 +165,77 @@ public class VerdictTests
             double kernel = h.ToArray().Average(v => (double)v);
             Assert.That(Smoothness.AverageEntropy(logits, k, t), Is.EqualTo(kernel).Within(1e-5 + 1e-5 * kernel), $"T = {t}");
         }
+    }
+}
+
+/// <summary>The accuracy claims on synthetic run records: each claim's direction is the paper's.</summary>
+[TestFixture]
+public class AccuracyClaimTests
+{
+    static readonly LsKd.Experiments.Study.StudentArch Arch = new("resnet8", 0.5f);
+    static readonly LsKd.Experiments.Study.StudyConfig Config = LsKd.Experiments.Study.StudyConfig.Preset("standard");
+
+    static LsKd.Experiments.Study.RunRecord Student(float teacherAlpha, float t, int seed, double top1, LsKd.Experiments.Study.RunKind kind = LsKd.Experiments.Study.RunKind.Student)
+    {
+        var m = new LsKd.Experiments.Study.ClassMetrics(top1, 99, new double[10], 100);
+        return new LsKd.Experiments.Study.RunRecord
+        {
+            Id = $"{kind}-{teacherAlpha}-{t}-{seed}", Kind = kind, Model = Arch.Model, Width = Arch.Width, TeacherAlpha = teacherAlpha, Temperature = t,
+            Seed = seed, Status = LsKd.Experiments.Study.RunStatus.Finished, Epochs = [new LsKd.Experiments.Study.EpochMetrics(1, 0.1, 1, m, m, 1)],
+            Device = "cpu", Software = [], Settings = new LsKd.Experiments.Study.TrainSettings(),
+        };
+    }
+
+    /// <summary>Accuracy per (alpha, T) as a function, three seeds with a small spread.</summary>
+    static List<LsKd.Experiments.Study.RunRecord> Sweep(Func<float, float, double> accuracy) =>
+        (from a in Config.Alphas from t in Config.Temperatures from seed in new[] { 1, 2, 3 }
+         select Student(a, t, seed, accuracy(a, t) + 0.1 * (seed - 2))).ToList();
+
+    [Test]
+    public void C1FollowsThePapersDirection()
+    {
+        Assert.That(LsKd.Experiments.Study.AccuracyClaims.C1(Config, Sweep((a, t) => a > 0 ? 90 : 88)).Outcome, Is.EqualTo(Outcome.Reproduced));
+        Assert.That(LsKd.Experiments.Study.AccuracyClaims.C1(Config, Sweep((a, t) => a > 0 ? 88 : 90)).Outcome, Is.EqualTo(Outcome.Contradicted));
+        Assert.That(LsKd.Experiments.Study.AccuracyClaims.C1(Config, Sweep((a, t) => 89)).Outcome, Is.EqualTo(Outcome.WithinMargin));
+        var twoSeeds = Sweep((a, t) => a > 0 ? 90 : 80).Where(r => r.Seed < 3).ToList();
+        Assert.That(LsKd.Experiments.Study.AccuracyClaims.C1(Config, twoSeeds).Outcome, Is.EqualTo(Outcome.NotEnoughSeeds));
+    }
+
+    [Test]
+    public void C2NeedsAFallAtEveryStepAndReportsTheInteraction()
+    {
+        // LS: 90, 89, 88, 87 along T = 1, 2, 3, 64; without LS flat.
+        var falling = Sweep((a, t) => a > 0 ? 90 - Config.Temperatures.ToList().IndexOf(t) : 89);
+        var c2 = LsKd.Experiments.Study.AccuracyClaims.C2(Config, falling);
+        Assert.That(c2.Outcome, Is.EqualTo(Outcome.Reproduced));
+        Assert.That(c2.Notes.Single(), Does.Contain("reproduced"), "the LS drop exceeds the flat alpha-0 drop");
+        var rising = Sweep((a, t) => a > 0 ? 90 + Config.Temperatures.ToList().IndexOf(t) : 89);
+        Assert.That(LsKd.Experiments.Study.AccuracyClaims.C2(Config, rising).Outcome, Is.EqualTo(Outcome.Contradicted));
+        var flatAtTheEnd = Sweep((a, t) => a > 0 ? (t < 3 ? 90 - t : 87) : 89);   // 89, 88, 87, 87: the last step does not fall
+        Assert.That(LsKd.Experiments.Study.AccuracyClaims.C2(Config, flatAtTheEnd).Outcome, Is.EqualTo(Outcome.WithinMargin));
+    }
+
+    [Test]
+    public void C4ExpectsTheLsStudentBetterAtLowTAndWorseFromThree()
+    {
+        var matched = new List<MatchedPair>();
+        var runs = Sweep((a, t) => 89);
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            matched.Add(new MatchedPair(seed, 0.1f, 1f, 0.5, 1.7f, 0.5));
+            matched.Add(new MatchedPair(seed, 0.1f, 3f, 1.5, 4.2f, 1.5));
+            runs.Add(Student(0f, 1.7f, seed, 88 + 0.1 * seed, LsKd.Experiments.Study.RunKind.Matched));   // LS at T = 1 (89) is better
+            runs.Add(Student(0f, 4.2f, seed, 90 + 0.1 * seed, LsKd.Experiments.Study.RunKind.Matched));   // LS at T = 3 (89) is worse
+        }
+        var c4 = LsKd.Experiments.Study.AccuracyClaims.C4(Config, runs, matched);
+        Assert.That(c4.Comparisons.Select(c => c.Direction), Is.EqualTo(new[] { +1, -1 }));
+        Assert.That(c4.Outcome, Is.EqualTo(Outcome.Reproduced));
+    }
+
+    [Test]
+    public void C5IsReproducedWhenAnyHigherTemperatureHelpsWithoutLs()
+    {
+        Assert.That(LsKd.Experiments.Study.AccuracyClaims.C5(Config, Sweep((a, t) => a == 0 && t == 3 ? 91 : 89)).Outcome, Is.EqualTo(Outcome.Reproduced));
+        Assert.That(LsKd.Experiments.Study.AccuracyClaims.C5(Config, Sweep((a, t) => a == 0 && t > 1 ? 85 : 89)).Outcome, Is.EqualTo(Outcome.Contradicted));
     }
 }

@@ -2,12 +2,14 @@ using LsKd.Kernels;
 
 namespace LsKd.Experiments.Analysis;
 
-/// <summary>Penultimate-layer geometry of one model on one image set: centroid-to-centroid distances and mean
-/// sample-to-sample distances between classes (K x K, row-major), computed with the backend's centroid and
-/// distance kernels.</summary>
-public sealed record ClassDistances(int Classes, double[] Centroid, double[] Pairwise)
+/// <summary>Penultimate-layer geometry of one model on one image set (K x K, row-major, from the backend's centroid
+/// and distance kernels): centroid-to-centroid distances; the mean sample-to-sample distance between classes of
+/// the projected representations (Appendix J: features with a 1 appended, on the orthonormal basis of all K
+/// classes' [weights; bias] templates, as Algorithm 1 does for three); and the same without the projection, a
+/// labelled extra.</summary>
+public sealed record ClassDistances(int Classes, double[] Centroid, double[] Pairwise, double[] PairwiseUnprojected)
 {
-    public static ClassDistances Compute(IBackend backend, float[] features, int[] labels, int dim, int classes, int samplesPerClass)
+    public static ClassDistances Compute(IBackend backend, float[] features, int[] labels, int dim, int classes, int samplesPerClass, Projection? projection = null)
     {
         int n = labels.Length;
         using var f = backend.Allocate(n * dim); f.Upload(features);
@@ -23,9 +25,17 @@ public sealed record ClassDistances(int Classes, double[] Centroid, double[] Pai
         for (int k = 0; k < classes; k++) picked[k] = [];
         for (int i = 0; i < n; i++) if (picked[labels[i]].Count < samplesPerClass) picked[labels[i]].Add(i);
         var order = picked.SelectMany(p => p).ToArray();
+        var unprojected = MeanPairwise(backend, features, labels, order, dim, classes);
+        var projected = projection == null ? unprojected : MeanPairwise(backend, projection.Project(features, order), labels, order, projection.Dimensions, classes, alreadyPicked: true);
+        return new ClassDistances(classes, centroid, projected, unprojected);
+    }
+
+    /// <summary>Mean distance between samples of each pair of classes (the diagonal: distinct samples of a class).</summary>
+    static double[] MeanPairwise(IBackend backend, float[] features, int[] labels, int[] order, int dim, int classes, bool alreadyPicked = false)
+    {
         int m = order.Length;
-        var sub = new float[m * dim];
-        for (int i = 0; i < m; i++) Array.Copy(features, (long)order[i] * dim, sub, (long)i * dim, dim);
+        var sub = alreadyPicked ? features : new float[m * dim];
+        if (!alreadyPicked) for (int i = 0; i < m; i++) Array.Copy(features, (long)order[i] * dim, sub, (long)i * dim, dim);
         using var s = backend.Allocate(Math.Max(1, m * dim)); s.Upload(sub);
         using var sd = backend.Allocate(Math.Max(1, m * m));
         backend.PairwiseDistances(s, s, sd, m, m, dim);
@@ -42,7 +52,7 @@ public sealed record ClassDistances(int Classes, double[] Centroid, double[] Pai
             }
         var pairwise = new double[classes * classes];
         for (int cell = 0; cell < pairwise.Length; cell++) pairwise[cell] = counts[cell] > 0 ? sums[cell] / counts[cell] : double.NaN;
-        return new ClassDistances(classes, centroid, pairwise);
+        return pairwise;
     }
 
     public double[] Get(bool pairwise) => pairwise ? Pairwise : Centroid;

@@ -6,45 +6,51 @@ namespace LsKd.Experiments.Analysis;
 /// Algorithm 1 of the paper (GUIDE section 3): the final-layer rows of three classes, each with its own bias as an
 /// extra entry, form a (D+1) x 3 template matrix; its QR gives an orthonormal basis; each penultimate feature, with
 /// a constant 1 appended, is projected onto it; a PCA fitted on the training projections maps them (and, reusing
-/// that fit, the validation projections) to 2-D.
+/// that fit, the validation projections) to 2-D. The same construction over any m classes (m at most D + 1) gives
+/// the projected representations of the pairwise diffusion index (Appendix J), with all K classes.
 /// </summary>
 public sealed class Projection
 {
-    readonly float[] _basis;   // (D + 1) x 3, row-major
-    readonly int _dim;
+    readonly float[] _basis;   // (D + 1) x m, row-major
+    readonly int _dim, _m;
 
-    public Projection(IBackend backend, float[] headWeight, float[] headBias, int dim, int[] triple)
+    public Projection(IBackend backend, float[] headWeight, float[] headBias, int dim, int[] classes)
     {
         _dim = dim;
+        _m = classes.Length;
         int rows = dim + 1;
-        var templates = new float[rows * 3];
-        for (int j = 0; j < 3; j++)
+        if (_m < 1 || _m > rows) throw new ArgumentException($"cannot project on {_m} class templates in {rows} dimensions", nameof(classes));
+        var templates = new float[rows * _m];
+        for (int j = 0; j < _m; j++)
         {
-            for (int i = 0; i < dim; i++) templates[i * 3 + j] = headWeight[triple[j] * dim + i];
-            templates[dim * 3 + j] = headBias[triple[j]];   // the bias of the same class (the official code mixes them up)
+            for (int i = 0; i < dim; i++) templates[i * _m + j] = headWeight[classes[j] * dim + i];
+            templates[dim * _m + j] = headBias[classes[j]];   // the bias of the same class (the official code mixes them up)
         }
-        using var a = backend.Allocate(rows * 3); a.Upload(templates);
-        using var q = backend.Allocate(rows * 3);
-        using var r = backend.Allocate(9);
-        backend.HouseholderQr(a, q, r, rows, 3);
+        using var a = backend.Allocate(rows * _m); a.Upload(templates);
+        using var q = backend.Allocate(rows * _m);
+        using var r = backend.Allocate(_m * _m);
+        backend.HouseholderQr(a, q, r, rows, _m);
         _basis = q.ToArray();
     }
 
-    /// <summary>The orthonormal basis Q, (D + 1) x 3 row-major, of the three classes' [weights; bias] columns.</summary>
+    /// <summary>Dimensions of the projected coordinates (the number of classes).</summary>
+    public int Dimensions => _m;
+
+    /// <summary>The orthonormal basis Q, (D + 1) x m row-major, of the classes' [weights; bias] columns.</summary>
     public IReadOnlyList<float> Basis => _basis;
 
-    /// <summary>[n, 3] coordinates of the chosen rows of features [N, D] in the template basis.</summary>
+    /// <summary>[n, m] coordinates of the chosen rows of features [N, D] in the template basis.</summary>
     public float[] Project(float[] features, IReadOnlyList<int> rows)
     {
-        var y = new float[rows.Count * 3];
+        var y = new float[rows.Count * _m];
         for (int s = 0; s < rows.Count; s++)
         {
             long f = (long)rows[s] * _dim;
-            for (int j = 0; j < 3; j++)
+            for (int j = 0; j < _m; j++)
             {
-                double acc = _basis[_dim * 3 + j];   // the appended constant 1
-                for (int i = 0; i < _dim; i++) acc += features[f + i] * _basis[i * 3 + j];
-                y[s * 3 + j] = (float)acc;
+                double acc = _basis[_dim * _m + j];   // the appended constant 1
+                for (int i = 0; i < _dim; i++) acc += features[f + i] * _basis[i * _m + j];
+                y[s * _m + j] = (float)acc;
             }
         }
         return y;

@@ -78,14 +78,16 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
 
             var bias = model.Head.Bias?.ToArray() ?? new float[K];
             var projection = new Projection(backend, model.Head.Weight.ToArray(), bias, tr.Dim, triple);
+            // Appendix J's projected representations: on the basis of all K classes' templates (when K <= D + 1).
+            var allClasses = K <= tr.Dim + 1 ? new Projection(backend, model.Head.Weight.ToArray(), bias, tr.Dim, Enumerable.Range(0, K).ToArray()) : null;
             var rowsT = Projection.PickRows(tr.Labels, triple, _s.VisTrainPoints);
             var rowsV = Projection.PickRows(va.Labels, triple, _s.VisValidationPoints);
             var (p2t, p2v, _) = Projection.To2D(backend, projection.Project(tr.Features, rowsT), projection.Project(va.Features, rowsV));
             _models[run.Id] = new ModelData
             {
                 Run = run,
-                Train = ClassDistances.Compute(backend, tr.Features, tr.Labels, tr.Dim, K, _s.PairwiseSamplesPerClass),
-                Val = ClassDistances.Compute(backend, va.Features, va.Labels, va.Dim, K, _s.PairwiseSamplesPerClass),
+                Train = ClassDistances.Compute(backend, tr.Features, tr.Labels, tr.Dim, K, _s.PairwiseSamplesPerClass, allClasses),
+                Val = ClassDistances.Compute(backend, va.Features, va.Labels, va.Dim, K, _s.PairwiseSamplesPerClass, allClasses),
                 VisTrain = p2t, VisTrainLabels = rowsT.Select(i => tr.Labels[i]).ToArray(),
                 VisVal = p2v, VisValLabels = rowsV.Select(i => va.Labels[i]).ToArray(),
                 TrainLogits = run.Kind == RunKind.Teacher ? tr.Logits : null,
@@ -193,7 +195,8 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         md.AppendLine("### Diffusion index eta");
         md.AppendLine();
         md.AppendLine("eta(T1, T2; pi, S) (Eq. 1, percent) for every class with at least two similar classes. Centroid version: distances between class centroids; " +
-                      "pairwise version (Appendix J): mean distance between the classes' samples. S1 = similar classes, S2 = dissimilar ones. " +
+                      "pairwise version (Appendix J): mean distance between the classes' samples in the projected representation (features with a 1 appended, " +
+                      "on the orthonormal basis of all classes' final-layer rows with their biases; `analysis/eta.csv` also has the unprojected version). S1 = similar classes, S2 = dissimilar ones. " +
                       "Systematic diffusion shows as eta < 0 on S1 and eta > 0 on S2. Values are means over seeds.");
         md.AppendLine();
         var plain = Teacher(0f, FirstSeed);
@@ -238,6 +241,12 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
                                 for (int j = 0; j < 4; j++) { sums[ai * 4 + j] += v[j]; cells.Add(N(v[j])); }
                                 csv.AppendLine(string.Join(',', arch.Model + "-w" + F(arch.Width), F(config.Alphas[ai]), F(pair[0]), F(pair[1]), pairwise ? "pairwise" : "centroid",
                                     choice.Name.Replace(' ', '-'), $"\"{_info.Classes[k]}\"", N(v[0], "R"), N(v[1], "R"), N(v[2], "R"), N(v[3], "R")));
+                                if (pairwise)
+                                {
+                                    var u = EtaQuad(arch, config.Alphas[ai], pair[0], pair[1], choice.Sets[k], d => d.PairwiseUnprojected);
+                                    csv.AppendLine(string.Join(',', arch.Model + "-w" + F(arch.Width), F(config.Alphas[ai]), F(pair[0]), F(pair[1]), "pairwise-unprojected",
+                                        choice.Name.Replace(' ', '-'), $"\"{_info.Classes[k]}\"", N(u[0], "R"), N(u[1], "R"), N(u[2], "R"), N(u[3], "R")));
+                                }
                             }
                             md.AppendLine($"| {_info.Classes[k]} | {string.Join(" | ", cells)} |");
                         }
@@ -252,7 +261,10 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
     string Names(IEnumerable<int> classes) => string.Join(", ", classes.Select(k => _info.Classes[k]));
 
     /// <summary>(train S1, train S2, val S1, val S2), each the mean over seeds with both students present.</summary>
-    double[] EtaQuad(StudentArch arch, float alpha, float t1, float t2, ClassSets sets, bool pairwise)
+    double[] EtaQuad(StudentArch arch, float alpha, float t1, float t2, ClassSets sets, bool pairwise) =>
+        EtaQuad(arch, alpha, t1, t2, sets, d => d.Get(pairwise));
+
+    double[] EtaQuad(StudentArch arch, float alpha, float t1, float t2, ClassSets sets, Func<ClassDistances, double[]> distances)
     {
         var acc = new List<double[]>();
         foreach (int seed in config.Seeds)
@@ -260,8 +272,8 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
             var a = Student(arch, alpha, t1, seed); var b = Student(arch, alpha, t2, seed);
             if (a == null || b == null) continue;
             acc.Add([
-                Diffusion.Eta(a.Train.Get(pairwise), b.Train.Get(pairwise), K, sets, true), Diffusion.Eta(a.Train.Get(pairwise), b.Train.Get(pairwise), K, sets, false),
-                Diffusion.Eta(a.Val.Get(pairwise), b.Val.Get(pairwise), K, sets, true), Diffusion.Eta(a.Val.Get(pairwise), b.Val.Get(pairwise), K, sets, false)]);
+                Diffusion.Eta(distances(a.Train), distances(b.Train), K, sets, true), Diffusion.Eta(distances(a.Train), distances(b.Train), K, sets, false),
+                Diffusion.Eta(distances(a.Val), distances(b.Val), K, sets, true), Diffusion.Eta(distances(a.Val), distances(b.Val), K, sets, false)]);
         }
         return Enumerable.Range(0, 4).Select(j => acc.Count == 0 ? double.NaN : acc.Average(v => v[j])).ToArray();
     }
@@ -437,11 +449,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
                (demo ? "**This study is a demonstration** (fewer than three seeds or students trained for under three epochs): its verdict shows the method, not an answer." : "");
     }
 
-    /// <summary>Last-epoch test top-1 of finished students per seed (seed order), for one cell of the sweep.</summary>
-    Dictionary<int, double> SeedAccuracies(StudentArch arch, float alpha, float t) =>
-        StudentRuns(arch, alpha, t).GroupBy(r => r.Seed).ToDictionary(g => g.Key, g => g.First().Last!.Test.Top1);
 
-    static List<double> Values(Dictionary<int, double> d) => d.OrderBy(kv => kv.Key).Select(kv => kv.Value).ToList();
 
     /// <summary>Per seed: the mean over target classes of eta(t1 -> t2) on S1 or S2, train or validation features.</summary>
     List<double> SeedEta(StudentArch arch, float alpha, float t1, float t2, SetChoice sets, bool train, bool similar)
@@ -480,37 +488,8 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
     {
         var smoothed = config.Alphas.Where(a => a > 0f).ToList();
         var temps = config.Temperatures.Order().ToList();
-        float tLow = temps[0], tHigh = temps[^1];
         bool hasPlain = config.Alphas.Contains(0f);
-        var claims = new List<ClaimResult>();
-
-        // C1: at T = 1 the LS teacher's student outperforms the unsmoothed teacher's (Tables 1, 2).
-        {
-            var cs = new List<SeedComparison>();
-            foreach (var arch in config.Students)
-                foreach (float a in smoothed)
-                    cs.Add(new SeedComparison($"{arch.Model}, T = {F(tLow)}: alpha {F(a)} teacher's students vs alpha 0 teacher's",
-                        Values(SeedAccuracies(arch, a, tLow)), hasPlain ? Values(SeedAccuracies(arch, 0f, tLow)) : [], +1));
-            claims.Add(new ClaimResult("C1", $"At T = {F(tLow)}, the student of an LS-trained teacher outperforms the student of the teacher trained without LS.", Verdicts.All(cs), cs, []));
-        }
-        // C2: with the LS teacher, accuracy falls as T grows: at every step of the T list; and more than without LS.
-        {
-            var cs = new List<SeedComparison>();
-            var notes = new List<string>();
-            foreach (var arch in config.Students)
-                foreach (float a in smoothed)
-                {
-                    for (int i = 0; i + 1 < temps.Count; i++)
-                        cs.Add(new SeedComparison($"{arch.Model}, alpha {F(a)}: T = {F(temps[i])} vs T = {F(temps[i + 1])}",
-                            Values(SeedAccuracies(arch, a, temps[i])), Values(SeedAccuracies(arch, a, temps[i + 1])), +1));
-                    if (!hasPlain || temps.Count < 2) continue;
-                    // Interaction: the drop from the lowest to the highest T, per seed, against the same drop without LS.
-                    var lsDrop = Drops(arch, a, tLow, tHigh); var plainDrop = Drops(arch, 0f, tLow, tHigh);
-                    var interaction = new SeedComparison($"{arch.Model}: drop T = {F(tLow)} -> {F(tHigh)} with the alpha {F(a)} teacher vs with the alpha 0 teacher", lsDrop, plainDrop, +1);
-                    notes.Add($"interaction (does accuracy fall more with the LS teacher?) {interaction}");
-                }
-            claims.Add(new ClaimResult("C2", "With an LS-trained teacher, the student's accuracy falls at every step up the temperature list.", Verdicts.All(cs), cs, notes));
-        }
+        var claims = new List<ClaimResult> { AccuracyClaims.C1(config, _runs), AccuracyClaims.C2(config, _runs) };
         // C3: systematic diffusion, eta < 0 on S1 and > 0 on S2, with the alpha = 0 students as the control.
         {
             var cs = new List<SeedComparison>();
@@ -546,37 +525,9 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
             claims.Add(new ClaimResult("C3", "KD from an LS-trained teacher at a higher T diffuses the student's penultimate representations systematically: eta < 0 on similar classes (S1), eta > 0 on dissimilar ones (S2).",
                 Verdicts.All(cs), cs, notes));
         }
-        // C4: equal target entropy does not give equal accuracy: the LS teacher's student is better at low T, worse at T >= 3 (Tables 14-16).
-        {
-            var cs = new List<SeedComparison>();
-            foreach (var g in matched.GroupBy(p => (p.TeacherAlpha, p.Temperature)))
-                foreach (var arch in config.Students)
-                {
-                    var ls = SeedAccuracies(arch, g.Key.TeacherAlpha, g.Key.Temperature);
-                    var plain = g.Select(p => (p.Seed, Runs: StudentRuns(arch, 0f, p.MatchedTemperature).Where(r => r.Seed == p.Seed).ToList()))
-                        .Where(x => x.Runs.Count > 0).ToDictionary(x => x.Seed, x => x.Runs[0].Last!.Test.Top1);
-                    int direction = g.Key.Temperature < 3f ? +1 : -1;
-                    cs.Add(new SeedComparison($"{arch.Model}: alpha {F(g.Key.TeacherAlpha)} at T = {F(g.Key.Temperature)} vs alpha 0 at the matched T' = " +
-                        string.Join("/", g.Select(p => p.MatchedTemperature.ToString("0.###", Inv))) + $" (paper: LS {(direction > 0 ? "better" : "worse")})", Values(ls), Values(plain), direction));
-                }
-            claims.Add(new ClaimResult("C4", "Equal average target entropy does not give equal students: matched in entropy, the LS teacher's student is better at low T and worse at T >= 3.", Verdicts.All(cs), cs, []));
-        }
-        // C5: without LS, a higher T can help (Tables 5 and 9).
-        {
-            var cs = new List<SeedComparison>();
-            if (hasPlain)
-                foreach (var arch in config.Students)
-                    foreach (float t in temps.Where(t => t > tLow))
-                        cs.Add(new SeedComparison($"{arch.Model}, alpha 0 teacher: T = {F(t)} vs T = {F(tLow)}", Values(SeedAccuracies(arch, 0f, t)), Values(SeedAccuracies(arch, 0f, tLow)), +1));
-            claims.Add(new ClaimResult("C5", $"Without LS, a temperature above {F(tLow)} can give a better student.", Verdicts.Any(cs), cs, []));
-        }
+        claims.Add(AccuracyClaims.C4(config, _runs, matched));
+        claims.Add(AccuracyClaims.C5(config, _runs));
         return claims;
     }
 
-    /// <summary>Per seed (present at both temperatures): accuracy at t1 minus accuracy at t2.</summary>
-    List<double> Drops(StudentArch arch, float alpha, float t1, float t2)
-    {
-        var a = SeedAccuracies(arch, alpha, t1); var b = SeedAccuracies(arch, alpha, t2);
-        return a.Keys.Intersect(b.Keys).Order().Select(seed => a[seed] - b[seed]).ToList();
-    }
 }
