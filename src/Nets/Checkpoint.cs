@@ -131,6 +131,21 @@ public static class Checkpoint
         return (metadata, tensors);
     }
 
+    /// <summary>Metadata keys that record what a model takes and gives: classes, input channels, image size.</summary>
+    public static Dictionary<string, string> ShapeMetadata(int classes, int inChannels, int imageSize) => new()
+    {
+        ["classes"] = classes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["in_channels"] = inChannels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["image_size"] = imageSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    static int MetaInt(Dictionary<string, string> meta, string key, int missing, int min, int max, string path)
+    {
+        if (!meta.TryGetValue(key, out var text)) return missing;   // checkpoints from before the key: Fashion-MNIST's shape
+        return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int v) && v >= min && v <= max ? v
+            : throw new CheckpointException($"{path}: metadata {key} '{text}' is not a whole number from {min} to {max}");
+    }
+
     static string Kind(JsonElement e) => e.ValueKind switch
     {
         JsonValueKind.Object => "an object", JsonValueKind.Array => "an array", JsonValueKind.String => "a string",
@@ -145,8 +160,9 @@ public static class Checkpoint
         if (!meta.TryGetValue("model", out var name)) throw new CheckpointException($"{path}: metadata has no model name");
         float width = meta.TryGetValue("width", out var w) && float.TryParse(w, System.Globalization.CultureInfo.InvariantCulture, out var wv) ? wv : 1f;
         if (HyperParameters.Width(width) is { } problem) throw new CheckpointException($"{path}: metadata width: {problem}");
+        int classes = MetaInt(meta, "classes", 10, 2, 100_000, path), channels = MetaInt(meta, "in_channels", 1, 1, 4, path), size = MetaInt(meta, "image_size", 28, 1, 4096, path);
         Classifier model;
-        try { model = Models.Create(name, backend, 0, width); }
+        try { model = Models.Create(name, backend, 0, width, classes, channels, size); }
         catch (ArgumentException e) { throw new CheckpointException($"{path}: {e.Message}"); }
         Load(model, path);
         model.Eval();

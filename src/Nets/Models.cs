@@ -11,6 +11,14 @@ public static class Models
     /// <paramref name="width"/> is the ResNet base width multiplier (x16 channels) or the MobileNetV2 width multiplier.</summary>
     public static Classifier Create(string name, IBackend backend, ulong seed, float width = 1f, int classes = 10, int inChannels = 1, int imageSize = 28)
     {
+        var model = Build(name, backend, seed, width, classes, inChannels, imageSize);
+        model.InputChannels = inChannels;
+        model.ImageSize = imageSize;
+        return model;
+    }
+
+    static Classifier Build(string name, IBackend backend, ulong seed, float width, int classes, int inChannels, int imageSize)
+    {
         if (!(width > 0f)) throw new ArgumentException($"model width multiplier must be > 0, got {width}");
         string key = name.Trim().ToLowerInvariant();
         if (key.StartsWith("resnet", StringComparison.Ordinal) && int.TryParse(key.AsSpan(6), out int depth) && Names.Contains(key))

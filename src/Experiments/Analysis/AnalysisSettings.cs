@@ -43,6 +43,19 @@ public sealed record AnalysisSettings
             UsageException.Check(where, Kernels.HyperParameters.Temperature(t));
     }
 
+    /// <summary>The triple for a data set: the configured names when they are its classes; for other data with the
+    /// default (Fashion-MNIST) triple, two classes of one hierarchy group and one outside it, else the first three.</summary>
+    public int[] ResolveTriple(Data.DatasetInfo info, string where)
+    {
+        bool isDefault = Triple.SequenceEqual(new AnalysisSettings().Triple);
+        if (!isDefault || Triple.All(name => info.Classes.Contains(name, StringComparer.OrdinalIgnoreCase))) return TripleIndices(info.Classes, where);
+        if (info.Classes.Length < 3) throw new UsageException($"{where}: the data has {info.Classes.Length} classes; the analysis needs three");
+        var group = info.Hierarchy.Values.FirstOrDefault(g => g.Length >= 2);
+        if (group != null && Enumerable.Range(0, info.Classes.Length).FirstOrDefault(k => !group.Contains(k), -1) is var other and >= 0)
+            return [group[0], group[1], other];
+        return [0, 1, 2];
+    }
+
     /// <summary>Class indices of the triple, by name (case-insensitive).</summary>
     public int[] TripleIndices(string[] classes, string where = "analysis.triple") => Triple.Select(name =>
     {

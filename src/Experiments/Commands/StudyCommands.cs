@@ -58,7 +58,7 @@ internal static class StudyCommands
                 AnsiConsole.MarkupLine($"analysis: {outcome.Figures.Count} figures, {outcome.Seconds:F1} s");
             }
             var runs = Report.LoadRuns([dir]);
-            var info = DatasetInfo.Load(cfg.Dataset);
+            var info = StudyRunner.StudyDataset(dir, cfg);
             WithDataErrors(() => Report.Write(cfg, runs, dir, info));
             AnsiConsole.MarkupLine($"{trained} run(s) trained, {skipped} skipped, {diverged} diverged; {matchedTrained} matched-entropy run(s) trained, {matchedSkipped} skipped; report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
             if (sh != null) AnsiConsole.MarkupLine("sharded sweep: merge the shards' folders with `lskd report --out <folder> --merge <other folders>`, then run `lskd analyze` with the same --merge");
@@ -79,6 +79,18 @@ internal static class StudyCommands
             File.Delete(probe);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--out: cannot write to {dir}: {e.Message}"); }
+    }
+
+    /// <summary>The data set of --data-dir, read at the model's image size, and checked to fit the model (classes and
+    /// channels), so that a checkpoint trained on other data is refused in one line.</summary>
+    static (ImageSet Train, ImageSet Test, DatasetInfo Info) DataFor(string? dataDir, Classifier? model, string flag, int imageSize = 0)
+    {
+        var d = WithDataErrors(() => Datasets.Load(dataDir, new ImageOptions(model?.ImageSize ?? imageSize)));
+        if (model != null && model.Head.OutFeatures != d.Info.Classes.Length)
+            throw new UsageException($"{flag}: the checkpoint has {model.Head.OutFeatures} outputs but {d.Info.Name} has {d.Info.Classes.Length} classes");
+        if (model != null && model.InputChannels != d.Info.Channels)
+            throw new UsageException($"{flag}: the checkpoint takes {model.InputChannels}-channel images but {d.Info.Name} has {d.Info.Channels}-channel ones");
+        return (d.Train, d.Test, d.Info);
     }
 
     static T WithDataErrors<T>(Func<T> f)
@@ -113,7 +125,7 @@ internal static class StudyCommands
             var (cfg, dirs) = StudyFolders(dir, pr.GetValue(merge));
             using var folderLock = StudyLock.Acquire(dir);
             var runs = Report.LoadRuns(dirs);
-            Report.Write(cfg, runs, dir, DatasetInfo.Load(cfg.Dataset));
+            Report.Write(cfg, runs, dir, StudyRunner.StudyDataset(dir, cfg));
             AnsiConsole.MarkupLine($"{runs.Count} run(s) from {dirs.Count} folder(s); wrote {Markup.Escape(Path.Combine(dir, "report.md"))} and runs.csv");
             return 0;
         });
@@ -136,7 +148,7 @@ internal static class StudyCommands
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             var outcome = WithDataErrors(() => new Analyzer(cfg, dirs, be, pr.GetValue(dataDir)).Run());
             var runs = Report.LoadRuns(dirs);
-            Report.Write(cfg, runs, dir, DatasetInfo.Load(cfg.Dataset));
+            Report.Write(cfg, runs, dir, StudyRunner.StudyDataset(dir, cfg));
             AnsiConsole.Write(new Markup(Markup.Escape(outcome.Verdict) + "\n"));
             AnsiConsole.MarkupLine($"analysis of {Markup.Escape(dir)}: {outcome.Figures.Count} figures in {Markup.Escape(Path.Combine(dir, "analysis", "figures"))}, {outcome.Seconds:F1} s; report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
             return 0;
@@ -171,9 +183,7 @@ internal static class StudyCommands
             }
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             var model = WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(teacher)!, be));
-            var (train, _, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
-            if (model.Head.OutFeatures != info.Classes.Length)
-                throw new UsageException($"--teacher: the checkpoint has {model.Head.OutFeatures} outputs but {info.Name} has {info.Classes.Length} classes");
+            var (train, _, info) = DataFor(pr.GetValue(dataDir), model, "--teacher");
             var outputs = Analysis.SetOutputs.Compute(be, model, train.Take(n));
             var assessment = Analysis.Advisor.Assess(outputs, ts.Order().ToArray());
             var advice = Analysis.Advisor.Recommend(assessment, evidence);
@@ -223,7 +233,7 @@ internal static class StudyCommands
             string dir = pr.GetValue(outDir)!;
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             Classifier? teacherModel = distill ? WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(teacher)!, be)) : null;
-            var (train, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
+            var (train, test, info) = teacherModel != null ? DataFor(pr.GetValue(dataDir), teacherModel, "--teacher") : DataFor(pr.GetValue(dataDir), null, "--data-dir");
             if (n > train.Count) throw new UsageException($"--train-images {n} exceeds the {train.Count} training images");
             if (n > 0) train = train.Take(n);
             if (settings.Batch > train.Count) throw new UsageException($"batch {settings.Batch} is larger than the {train.Count} training images");
@@ -231,12 +241,13 @@ internal static class StudyCommands
             int s = pr.GetValue(seed);
             string id = distill ? $"student-{settings.Model}-w{StudyConfig.F(settings.Width)}-T{StudyConfig.F(t)}-s{s}" : $"teacher-{settings.Model}-a{StudyConfig.F(a)}-s{s}";
             var spec = new RunSpec(id, distill ? RunKind.Student : RunKind.Teacher, settings, loss, (ulong)s, distill ? pr.GetValue(teacher) : null);
-            var net = Nets.Models.Create(settings.Model, be, (ulong)s * 1000 + (distill ? 2UL : 1UL), settings.Width);
+            var net = Nets.Models.Create(settings.Model, be, (ulong)s * 1000 + (distill ? 2UL : 1UL), settings.Width, info.Classes.Length, info.Channels, info.Height);
             var trainer = new Trainer(be, train, train.Take(2000), test, augment: true, -info.Mean / info.Std);
             var outcome = trainer.Run(spec, net, teacherModel, null);
             string ckpt = Path.Combine(dir, id + ".safetensors");
             if (outcome.Status == RunStatus.Finished)
-                Checkpoint.Save(net, ckpt, new Dictionary<string, string> { ["run"] = id, ["width"] = StudyConfig.F(settings.Width), ["alpha"] = StudyConfig.F(a) });
+                Checkpoint.Save(net, ckpt, new Dictionary<string, string>(Checkpoint.ShapeMetadata(info.Classes.Length, info.Channels, info.Height))
+                    { ["run"] = id, ["width"] = StudyConfig.F(settings.Width), ["alpha"] = StudyConfig.F(a) });
             AtomicFile.WriteText(Path.Combine(dir, id + ".json"), JsonSerializer.Serialize(outcome.Epochs, RunRecord.Json));
             foreach (var e in outcome.Epochs)
                 AnsiConsole.MarkupLine($"epoch {e.Epoch}: loss {e.TrainLoss:F4}, train top-1 {e.Train.Top1:F2}%, test top-1 {e.Test.Top1:F2}%, top-5 {e.Test.Top5:F2}% ({e.Seconds:F1} s)");
@@ -265,7 +276,7 @@ internal static class StudyCommands
             int n = pr.GetValue(trainImages);
             if (n < 1) throw new UsageException($"--train-images must be >= 1, got {n}");
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            var (train, test, _) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
+            var (train, test, _) = DataFor(pr.GetValue(dataDir), null, "--data-dir", cfg.ImageSize);
             if (cfg.TrainImages > 0) train = train.Take(cfg.TrainImages);
             if (cfg.TestImages > 0) test = test.Take(cfg.TestImages);
             train = train.Take(n);
@@ -295,7 +306,7 @@ internal static class StudyCommands
         {
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             var model = WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(checkpoint)!, be));
-            var (_, test, info) = WithDataErrors(() => FashionMnist.Load(pr.GetValue(dataDir)));
+            var (_, test, info) = DataFor(pr.GetValue(dataDir), model, "--checkpoint");
             var m = Trainer.Evaluate(be, model, test, out _);
             var table = new Table().AddColumn("class").AddColumn("test accuracy %");
             for (int k = 0; k < info.Classes.Length; k++) table.AddRow(Markup.Escape(info.Classes[k]), $"{m.PerClass[k]:F2}");

@@ -7,6 +7,16 @@ namespace LsKd.Experiments.Data;
 public sealed record DatasetInfo(string Name, string DebianPackage, string DefaultDir, Dictionary<string, string> Files,
     float Mean, float Std, string[] Classes, Dictionary<string, int[]> Hierarchy, string[]? ResidualGroups = null)
 {
+    /// <summary>Image shape the models are built for.</summary>
+    public int Channels { get; init; } = 1;
+    public int Height { get; init; } = 28;
+    public int Width { get; init; } = 28;
+    /// <summary>Where the data came from, for reports ("Debian's dataset-fashion-mnist", "image folder /data/x").</summary>
+    public string Source { get; init; } = "";
+    /// <summary>True when a class hierarchy (groups of similar classes) is known; without one the analysis uses
+    /// feature-distance sets alone.</summary>
+    public bool HasHierarchy => Hierarchy.Count > 0;
+
     static readonly JsonSerializerOptions s_json = new() { PropertyNameCaseInsensitive = true };
 
     public static DatasetInfo Load(string name)
@@ -17,13 +27,14 @@ public sealed record DatasetInfo(string Name, string DebianPackage, string Defau
     }
 
     /// <summary>The group (from the hierarchy) each class belongs to.</summary>
-    public string GroupOf(int cls) => Hierarchy.First(g => g.Value.Contains(cls)).Key;
+    public string GroupOf(int cls) => Hierarchy.FirstOrDefault(g => g.Value.Contains(cls)).Key ?? "";
 
     /// <summary>Semantically similar classes of a class (S1 of the diffusion index): the other members of its
     /// hierarchy group, or none for a residual group ("everything else", whose members are not alike).</summary>
     public int[] SimilarTo(int cls)
     {
-        var group = Hierarchy.First(g => g.Value.Contains(cls));
+        var group = Hierarchy.FirstOrDefault(g => g.Value.Contains(cls));
+        if (group.Value == null) return [];
         return ResidualGroups?.Contains(group.Key) == true ? [] : group.Value.Where(k => k != cls).ToArray();
     }
 }
@@ -57,9 +68,9 @@ public static class FashionMnist
 {
     /// <summary>Loads the training and test sets from dir (the Debian package's folder by default), checking
     /// every file.</summary>
-    public static (ImageSet Train, ImageSet Test, DatasetInfo Info) Load(string? dir = null)
+    public static (ImageSet Train, ImageSet Test, DatasetInfo Info) Load(string? dir = null, DatasetInfo? descriptor = null)
     {
-        var info = DatasetInfo.Load("fashion-mnist");
+        var info = descriptor ?? DatasetInfo.Load("fashion-mnist") with { Source = "Debian's dataset-fashion-mnist layout" };
         dir ??= info.DefaultDir;
         if (!Directory.Exists(dir))
             throw new DataException($"{dir}: data folder not found; install the Debian package {info.DebianPackage} (scripts/install-deps.sh) or pass --data-dir");

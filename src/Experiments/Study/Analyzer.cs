@@ -26,7 +26,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
     readonly string _outDir = dirs[0];
     readonly AnalysisSettings _s = config.Analysis;
-    readonly DatasetInfo _info = DatasetInfo.Load(config.Dataset);
+    DatasetInfo _info = DatasetInfo.Load(config.Dataset);   // replaced by the data's own description in Run
     readonly Dictionary<string, ModelData> _models = [];
     List<RunRecord> _runs = [];
     string _valName = "test";
@@ -51,10 +51,11 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
     public AnalysisOutcome Run()
     {
         var clock = Stopwatch.StartNew();
-        int[] triple = _s.TripleIndices(_info.Classes, "analysis.triple");
         _runs = Report.LoadRuns(dirs);
-        var runner = new StudyRunner(config, _outDir, backend, dataDir);
+        using var runner = new StudyRunner(config, _outDir, backend, dataDir);
         var data = runner.LoadData();
+        _info = data.Info;
+        int[] triple = runner.Triple;
         var train = runner.AnalysisTrain(data.Train);
         var val = data.Validation.Count > 0 ? data.Validation : data.Test;
         _valName = data.Validation.Count > 0 ? "validation" : "test";
@@ -140,7 +141,11 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         return v.Count > 0 ? v.Average() : double.NaN;
     }
 
-    int[] Targets => Enumerable.Range(0, K).Where(k => _info.SimilarTo(k).Length >= 2).ToArray();
+    /// <summary>Target classes of eta: with a hierarchy, those with at least two similar classes; without one, every class.</summary>
+    int[] Targets => _info.HasHierarchy ? Enumerable.Range(0, K).Where(k => _info.SimilarTo(k).Length >= 2).ToArray() : Enumerable.Range(0, K).ToArray();
+
+    /// <summary>|S1| of the feature-distance sets without a hierarchy: a quarter of the other classes, at least one.</summary>
+    int FeatureSimilarCount => Math.Max(1, (K - 1) / 4);
 
     // ---- Figures 1, 3, 4: penultimate layer ---------------------------------------------------------------------
 
@@ -190,10 +195,23 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
 
     List<SetChoice> DiffusionTables(StringBuilder md)
     {
-        var hierarchy = new SetChoice("hierarchy", Targets.ToDictionary(k => k, k => ClassSets.FromHierarchy(_info, k)));
-        var choices = new List<SetChoice> { hierarchy };
         md.AppendLine("### Diffusion index eta");
         md.AppendLine();
+        if (!_info.HasHierarchy)
+        {
+            // No classes.json: S1/S2 from feature distance alone, in the first teacher available (preferably alpha = 0).
+            var reference = Teacher(0f, FirstSeed) ?? config.Alphas.Select(a => Teacher(a, FirstSeed)).FirstOrDefault(t => t != null);
+            md.AppendLine($"This data set has no class hierarchy (no `classes.json` beside the data), so S1 and S2 come from feature distance alone (Appendix F.2): " +
+                          $"on the {_valName} centroids of the teacher {reference?.Run.Id ?? "(none finished)"}, S1 = the {FeatureSimilarCount} nearest classes, " +
+                          "S2 = the farthest 90 % of the others, leaving a middle band. Every class is a target.");
+            md.AppendLine();
+            if (reference == null) { md.AppendLine("No teacher finished, so no sets could be formed.\n"); return [new SetChoice("feature distance", [])]; }
+            var only = new SetChoice("feature distance", Targets.ToDictionary(k => k, k => ClassSets.FromDistances(reference.Val.Centroid, K, k, FeatureSimilarCount)));
+            EtaTables(md, [only]);
+            return [only];
+        }
+        var hierarchy = new SetChoice("hierarchy", Targets.ToDictionary(k => k, k => ClassSets.FromHierarchy(_info, k)));
+        var choices = new List<SetChoice> { hierarchy };
         md.AppendLine("eta(T1, T2; pi, S) (Eq. 1, percent) for every class with at least two similar classes. Centroid version: distances between class centroids; " +
                       "pairwise version (Appendix J): mean distance between the classes' samples in the projected representation (features with a 1 appended, " +
                       "on the orthonormal basis of all classes' final-layer rows with their biases; `analysis/eta.csv` also has the unprojected version). S1 = similar classes, S2 = dissimilar ones. " +
@@ -220,7 +238,13 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
             md.AppendLine();
         }
         else md.AppendLine("No teacher trained without LS (alpha = 0) is in this study, so no feature-distance sets were computed.\n");
+        EtaTables(md, choices);
+        return choices;
+    }
 
+    /// <summary>The eta tables (centroid and pairwise, per student and pair) for each choice of sets, and eta.csv.</summary>
+    void EtaTables(StringBuilder md, List<SetChoice> choices)
+    {
         var csv = new StringBuilder("student,teacher_alpha,t1,t2,distance,sets,target,train_s1,train_s2,val_s1,val_s2\n");
         foreach (var arch in config.Students)
             foreach (var pair in _s.EtaPairs)
@@ -254,7 +278,6 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
                         md.AppendLine();
                     }
         AtomicFile.WriteText(Path.Combine(Dir, "eta.csv"), csv.ToString());
-        return choices;
     }
 
     static string Cap(string s) => char.ToUpperInvariant(s[0]) + s[1..];

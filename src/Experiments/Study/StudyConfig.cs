@@ -34,7 +34,11 @@ public sealed record StudyConfig
     public int[] Seeds { get; init; } = [1];
     /// <summary>One teacher per alpha (trained with the first seed) for the students of every seed, instead of one
     /// teacher per seed: the seeds then vary the students only (initialisation, order, augmentation).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]   // absent from config.json unless set: older studies still resume
     public bool ShareTeacher { get; init; }
+    /// <summary>For an image folder: the square size images are resized to (0 = their most common size).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int ImageSize { get; init; }
     /// <summary>Also train each student without a teacher (cross-entropy with each alpha).</summary>
     public bool Baselines { get; init; } = true;
     /// <summary>Temperatures for the class-wise tables (Tables 17-19 layout).</summary>
@@ -154,8 +158,8 @@ public sealed record StudyConfig
         UsageException.Check($"{where}.beta", HyperParameters.Beta(Beta));
         if (Seeds.Length == 0) throw new UsageException($"{where}: seeds must not be empty");
         Analysis.Validate(where + ".analysis", Temperatures);
-        var triple = Analysis.TripleIndices(Data.DatasetInfo.Load(Dataset).Classes, where + ".analysis.triple");
-        Distinct(where + ".analysis.triple", triple.Select(k => Analysis.Triple[Array.IndexOf(triple, k)]));
+        Distinct(where + ".analysis.triple", Analysis.Triple);   // the names are checked against the data's classes when it is read
+        if (ImageSize < 0 || ImageSize > 1024) throw new UsageException($"{where}: imageSize must be from 0 (the most common size of an image folder) to 1024, got {ImageSize}");
     }
 
     /// <summary>Every run of the sweep, teachers first, in a fixed order (shards split this list).</summary>

@@ -64,6 +64,22 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
 
     public string EnvironmentPath => Path.Combine(outDir, "environment.json");
 
+    /// <summary>Decoded image folders are cached beside the results (in --out's parent of the study folder).</summary>
+    string CacheDir => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outDir))!, ".data-cache");
+
+    /// <summary>The analysis triple's class indices in this data (set by LoadData).</summary>
+    public int[] Triple { get; private set; } = [];
+
+    /// <summary>The description of the data a study folder was trained on (dataset.json), for commands that do not
+    /// read the data (report); the built-in description for folders from before the file.</summary>
+    public static DatasetInfo StudyDataset(string dir, StudyConfig config)
+    {
+        string path = Path.Combine(dir, "dataset.json");
+        if (!File.Exists(path)) return DatasetInfo.Load(config.Dataset);
+        try { return JsonSerializer.Deserialize<DatasetInfo>(File.ReadAllText(path), RunRecord.Json) ?? throw new UsageException($"{path}: empty"); }
+        catch (JsonException e) { throw new UsageException($"{path}: corrupt ({JsonErrors.Describe(e)})"); }
+    }
+
     /// <summary>What a resume must match: the data (folder and a checksum of the images and labels read), the device
     /// and the thread count (a seeded run is bit-identical only on the same backend with the same threads).</summary>
     public sealed record RunEnvironment(string DataDir, string DataSha256, string Device, int Threads);
@@ -98,6 +114,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
             Directory.CreateDirectory(CheckpointsDir);
             if (!File.Exists(configPath)) AtomicFile.WriteText(configPath, json);
             if (!File.Exists(EnvironmentPath)) AtomicFile.WriteText(EnvironmentPath, JsonSerializer.Serialize(environment, RunRecord.Json));
+            AtomicFile.WriteText(Path.Combine(outDir, "dataset.json"), JsonSerializer.Serialize(data.Info, RunRecord.Json));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -142,8 +159,14 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
 
     (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info) ReadData()
     {
-        var (train, test, info) = FashionMnist.Load(dataDir);
+        var loaded = Datasets.Load(dataDir, new ImageOptions(config.ImageSize), CacheDir);
+        var (train, test, info) = (loaded.Train, loaded.Test, loaded.Info);
         ImageSet validation = train.Slice(train.Count, 0);
+        if (loaded.Validation != null)
+        {
+            if (config.ValidationImages > 0) throw new UsageException($"config: validationImages {config.ValidationImages} but the data has a valid/ split of its own; set validationImages to 0");
+            validation = loaded.Validation;
+        }
         if (config.ValidationImages > 0)
         {
             if (config.ValidationImages >= train.Count) throw new UsageException($"validationImages {config.ValidationImages} leaves no training images");
@@ -164,6 +187,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         AtMost("analysis.trainImages", config.Analysis.TrainImages, train.Count, "training images");
         AtMost("analysis.testImages", config.Analysis.TestImages, validation.Count > 0 ? validation.Count : test.Count, validation.Count > 0 ? "validation images" : "test images");
         AtMost("teacher.batch", config.Teacher.Batch, train.Count, "training images");
+        Triple = config.Analysis.ResolveTriple(info, "config.analysis.triple");
         AtMost("student.batch", config.Student.Batch, config.StudentTrainImages > 0 ? config.StudentTrainImages : train.Count, "training images of the students"); 
         var trainEval = train.Take(config.TrainEvalImages > 0 ? config.TrainEvalImages : train.Count);
         return (train, trainEval, validation, test, info);
@@ -282,7 +306,8 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         Classifier? teacher = null;
         if (spec.TeacherId != null) teacher = Teacher(spec.TeacherId, all, teacherTrainer, validation);
         var s = spec.Settings;
-        var model = Nets.Models.Create(s.Model, backend, spec.Seed * 1000 + (spec.Kind == RunKind.Teacher ? 1UL : 2UL), s.Width);
+        var info = LoadData().Info;
+        var model = Nets.Models.Create(s.Model, backend, spec.Seed * 1000 + (spec.Kind == RunKind.Teacher ? 1UL : 2UL), s.Width, info.Classes.Length, info.Channels, info.Height);
         Trainer.Outcome outcome;
         if (AnsiConsole.Profile.Capabilities.Interactive)
         {
@@ -305,7 +330,8 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         }
         var record = NewRecord(spec, outcome.Status, epochs, outcome.TestConfusion, outcome.Seconds, outcome.ImagesPerSecond, model.ParameterCount);
         if (outcome.Status == RunStatus.Finished)
-            Checkpoint.Save(model, CheckpointPath(outDir, spec.Id), new Dictionary<string, string> { ["run"] = spec.Id, ["study"] = config.Name, ["width"] = StudyConfig.F(s.Width), ["alpha"] = StudyConfig.F(spec.Alpha) });
+            Checkpoint.Save(model, CheckpointPath(outDir, spec.Id), new Dictionary<string, string>(Checkpoint.ShapeMetadata(info.Classes.Length, info.Channels, info.Height))
+                { ["run"] = spec.Id, ["study"] = config.Name, ["width"] = StudyConfig.F(s.Width), ["alpha"] = StudyConfig.F(spec.Alpha) });
         AtomicFile.WriteText(RunPath(outDir, spec.Id), JsonSerializer.Serialize(record, RunRecord.Json));
         if (spec.Kind == RunKind.Teacher && outcome.Status == RunStatus.Finished) { model.Eval(); _teachers[spec.Id] = model; }
         return record;
@@ -335,7 +361,8 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
             return _teachers[id];
         }
         if (!File.Exists(path)) throw new TeacherDivergedException($"its teacher {id} diverged");
-        var model = Nets.Models.Create(spec.Settings.Model, backend, 0, spec.Settings.Width);
+        var data = LoadData().Info;
+        var model = Nets.Models.Create(spec.Settings.Model, backend, 0, spec.Settings.Width, data.Classes.Length, data.Channels, data.Height);
         try { Checkpoint.Load(model, path); }
         catch (CheckpointException e) { throw new UsageException(e.Message); }
         model.Eval();
