@@ -119,6 +119,9 @@ public static class ImageFolder
         });
         int trainCount = files[0].Count;
         int channels = headers.Take(trainCount).All(h => h.Gray) ? 1 : 3;
+        // A colour image among grayscale training images would be silently greyed: name it instead.
+        for (int i = trainCount; i < all.Count && channels == 1; i++)
+            if (!headers[i].Gray) throw new DataException($"{all[i].Path}: a colour image, but every training image is grayscale (1 channel); convert it or add colour training images");
         int size = options.ImageSize > 0 ? options.ImageSize
             : headers.Take(trainCount).GroupBy(h => Math.Max(h.W, h.H)).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
         var pixels = files.Select(f => new byte[(long)f.Count * channels * size * size]).ToArray();
