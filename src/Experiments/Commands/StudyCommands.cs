@@ -32,7 +32,7 @@ internal static class StudyCommands
         var outDir = Out("results"); var dataDir = DataDir(); var seed = Seed();
         var shard = new Option<string?>("--shard") { Description = "train only part i/n of the sweep (0-based), e.g. one Slurm array task; merge with `lskd report`" };
         var noAnalysis = new Option<bool>("--no-analysis") { Description = "skip `lskd analyze` after training (it runs by default on an unsharded study)" };
-        var dryRun = new Option<bool>("--dry-run") { Description = "print the runs and a time estimate from throughput measured now; train nothing, write nothing" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "print the runs and a time estimate from throughput measured now; train nothing and write no study files" };
         var cmd = new Command("study", "Run the whole study: teachers with label smoothing, students distilled at each temperature, baselines, matched-entropy runs, analysis, report.")
             { preset, config, outDir, dataDir, device, threads, seed, shard, noAnalysis, dryRun };
         cmd.SetAction(pr =>

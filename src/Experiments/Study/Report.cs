@@ -75,7 +75,8 @@ public static class Report
         if (v.Count == 0) return "n/a";
         mean = v.Average();
         double m = mean;
-        double sd = v.Count > 1 ? Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1)) : 0;
+        if (v.Count == 1) return mean.ToString("F2", Inv);   // one run (one seed, or a teacher shared by the seeds): no spread to show
+        double sd = Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1));
         return $"{mean.ToString("F2", Inv)} ± {sd.ToString("F2", Inv)}";
     }
 
@@ -94,7 +95,7 @@ public static class Report
                       $"{(extra > 0 ? $", plus {extra} matched-entropy run(s) of the analysis" : "")}" +
                       $"{(runs.Count(r => r.Status != RunStatus.Finished) is > 0 and var d ? $", {d} diverged" : "")}.");
         sb.AppendLine();
-        sb.AppendLine("Numbers are test top-1 accuracy (%) at the last epoch, mean ± standard deviation over seeds. " +
+        sb.AppendLine("Numbers are test top-1 accuracy (%) at the last epoch, mean ± standard deviation over seeds (a single number where there is one run). " +
                       "✓ marks a student of a smoothed teacher (alpha > 0) that beats the student of the unsmoothed teacher (alpha = 0) at the same T (a compatible configuration); ✗ marks one that does not.");
         sb.AppendLine();
 
