@@ -265,6 +265,27 @@ public class FaultTests
         Assert.Throws<CheckpointException>(() => Checkpoint.Read(path));
     }
 
+    [Test]
+    public void ACraftedCheckpointInAStudyFolderGivesOneLineOnResumeAndExport()
+    {
+        string cfg = WriteConfig(TinyConfig());
+        string outDir = Path.Combine(_root, "out");
+        string dir = Path.Combine(outDir, "tiny");
+        Assert.That(Study(cfg, outDir), Is.EqualTo(0), LastError);
+        // The teacher's checkpoint gets a header with a string shape; a student must be retrained, so the resume loads it.
+        string teacher = Path.Combine(dir, "checkpoints", "teacher-a0-s1.safetensors");
+        var bytes = File.ReadAllBytes(teacher);
+        int headerLen = (int)BitConverter.ToUInt64(bytes, 0);
+        var header = System.Text.Json.Nodes.JsonNode.Parse(Encoding.UTF8.GetString(bytes, 8, headerLen))!.AsObject();
+        header[FirstTensor(header)]!["shape"] = "[16]";
+        var newHeader = Encoding.UTF8.GetBytes(header.ToJsonString());
+        File.WriteAllBytes(teacher, [.. BitConverter.GetBytes((ulong)newHeader.Length), .. newHeader, .. bytes.AsSpan(8 + headerLen)]);
+        string student = Directory.GetFiles(Path.Combine(dir, "runs"), "student-*a0-T1*.json").Single();
+        File.Delete(student);
+        AssertOneLine(Study(cfg, outDir), teacher, "shape");
+        AssertOneLine(Cli("export", "--out", dir, "--data-dir", SyntheticData.Dir, "--train-images", "10"), teacher, "shape");
+    }
+
     // ---- data files ---------------------------------------------------------------------------------------
 
     [Test]
