@@ -327,6 +327,7 @@ public class FaultTests
         string outDir = Path.Combine(_root, "out");
         string dir = Path.Combine(outDir, "tiny");
         // Another process holds the lock: a child that opens the lock file with FileShare.None semantics (flock).
+        if (!File.Exists("/usr/bin/flock")) Assert.Ignore("needs flock(1) from Debian's util-linux to hold the lock from another process");
         Directory.CreateDirectory(dir);
         using var holder = Process.Start(new ProcessStartInfo("flock", ["-x", Path.Combine(dir, StudyLock.FileName), "sleep", "30"]) { RedirectStandardError = true })!;
         Thread.Sleep(500);
