@@ -29,11 +29,8 @@ public class FaultTests
     /// <summary>Runs the CLI in-process; returns the exit code, keeps stderr in LastError.</summary>
     static int Cli(params string[] args)
     {
-        var err = new StringWriter(); var outw = new StringWriter();
-        var (oldErr, oldOut) = (Console.Error, Console.Out);
-        Console.SetError(err); Console.SetOut(outw);
-        try { return Program.Main(args); }
-        finally { Console.SetError(oldErr); Console.SetOut(oldOut); LastError = err.ToString(); }
+        (int code, LastError) = CliRunner.Run(args);
+        return code;
     }
 
     /// <summary>Exit code 2 and exactly one line on stderr that contains every given fragment.</summary>

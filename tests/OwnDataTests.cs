@@ -60,11 +60,8 @@ public class OwnDataTests
 
     static int Cli(params string[] args)
     {
-        var err = new StringWriter(); var outw = new StringWriter();
-        var (oldErr, oldOut) = (Console.Error, Console.Out);
-        Console.SetError(err); Console.SetOut(outw);
-        try { return Program.Main(args); }
-        finally { Console.SetError(oldErr); Console.SetOut(oldOut); LastError = err.ToString(); }
+        (int code, LastError) = CliRunner.Run(args);
+        return code;
     }
 
     string Config()

@@ -142,11 +142,8 @@ public class StudyTests
 
     static int Cli(params string[] args)
     {
-        var err = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(err);
-        try { return Program.Main(args); }
-        finally { Console.SetError(old); LastError = err.ToString(); }
+        (int code, LastError) = CliRunner.Run(args);
+        return code;
     }
 
     static string LastError = "";

@@ -9,17 +9,6 @@ import torch
 import torch.nn.functional as F
 import peer_device
 
-def timeit(fn, min_time, dev):
-    for _ in range(3):
-        fn()
-    peer_device.sync(dev)
-    times, start = [], time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < 5:
-        t0 = time.perf_counter(); fn(); peer_device.sync(dev); times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    q = lambda p: times[round(p * (len(times) - 1))]
-    return q(0.5), q(0.2), q(0.8)
-
 def backward(dy, x, wt, stride, pad, groups, mask):
     return torch.ops.aten.convolution_backward(dy, x, wt, None, [stride, stride], [pad, pad], [1, 1], False, [0, 0], groups, mask)
 
@@ -45,7 +34,7 @@ def main():
             "weight grad": lambda: backward(dy, x, wt, stride, pad, groups, [False, True, False]),
         }
         for name, fn in passes.items():
-            med, p20, p80 = timeit(fn, a.min_time, dev)
+            med, p20, p80 = peer_device.timeit(fn, a.min_time, dev)
             print(json.dumps({"spec": text, "pass": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "torch": torch.__version__}), flush=True)
 
 if __name__ == "__main__":

@@ -8,17 +8,6 @@ import torch
 import peer_device
 import torch.nn.functional as F
 
-def timeit(fn, min_time, dev):
-    for _ in range(3):
-        fn()
-    peer_device.sync(dev)
-    times, start = [], time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < 5:
-        t0 = time.perf_counter(); fn(); peer_device.sync(dev); times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    q = lambda p: times[round(p * (len(times) - 1))]
-    return q(0.5), q(0.2), q(0.8)
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -45,7 +34,7 @@ def main():
         F.cross_entropy(zs, y, label_smoothing=0.1).backward()
 
     for name, fn in (("kd fwd+bwd (T=4, beta=1)", kd), ("ls-ce fwd+bwd (alpha=0.1)", ls)):
-        med, p20, p80 = timeit(fn, a.min_time, dev)
+        med, p20, p80 = peer_device.timeit(fn, a.min_time, dev)
         print(json.dumps({"kernel": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "device": a.device, "torch": torch.__version__}), flush=True)
 
 if __name__ == "__main__":

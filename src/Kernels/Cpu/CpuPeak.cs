@@ -16,7 +16,7 @@ public static class CpuPeak
         var sw = Stopwatch.StartNew();
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
-            iterations[t] = wide ? Loop512(seconds) : Loop256(seconds);
+            iterations[t] = Loop(wide ? Burst512 : Burst256, seconds);
         });
         double elapsed = sw.Elapsed.TotalSeconds;
         // Each iteration: 12 FMAs of `lanes` lanes, 2 flops each.
@@ -25,19 +25,12 @@ public static class CpuPeak
 
     const int Burst = 1 << 16;
 
-    static long Loop512(double seconds)
+    /// <summary>Bursts until the time is up; the sum of the bursts' results keeps the chains alive.</summary>
+    static long Loop(Func<float> burst, double seconds)
     {
         long n = 0; float sink = 0;
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed.TotalSeconds < seconds) { sink += Burst512(); n += Burst; }
-        return sink == 12345f ? n + 1 : n;   // keeps the chains alive
-    }
-
-    static long Loop256(double seconds)
-    {
-        long n = 0; float sink = 0;
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed.TotalSeconds < seconds) { sink += Burst256(); n += Burst; }
+        while (sw.Elapsed.TotalSeconds < seconds) { sink += burst(); n += Burst; }
         return sink == 12345f ? n + 1 : n;
     }
 
