@@ -12,7 +12,7 @@ namespace LsKd.Experiments.Commands;
 internal static class StudyCommands
 {
     static Option<string> Out(string def) => new("--out") { Description = "results folder", DefaultValueFactory = _ => def };
-    static Option<string?> DataDir() => new("--data-dir") { Description = "folder with the IDX files (default: the Debian package's /usr/share/datasets/fashion-mnist)" };
+    static Option<string?> DataDir() => new("--data-dir") { Description = "the data: IDX files (Fashion-MNIST layout or with a dataset.json), or an image folder train/<class>/, test/<class>/ (default: the Debian package's /usr/share/datasets/fashion-mnist)" };
     static Option<int?> Seed() => new("--seed") { Description = "run one seed instead of the configuration's list" };
 
     static (int, int)? ParseShard(string? text)
