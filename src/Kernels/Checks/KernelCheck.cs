@@ -541,6 +541,7 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
         var specs = new List<PoolSpec>
         {
             new(PoolOp.Max, 2, 3, 7, 6, 2, 2), new(PoolOp.Max, 2, 2, 9, 9, 3, 2, 1), new(PoolOp.Max, 1, 2, 5, 5, 3, 1, 1),
+            new(PoolOp.Max, 1, 3, 5, 37, 2, 2),   // odd sizes, 18 outputs a row: the CPU's 8-wide 2x2 path and its tail
             new(PoolOp.Average, 2, 3, 7, 6, 2, 2), new(PoolOp.Average, 2, 2, 9, 9, 3, 2, 1),
         };
         if (!small) specs.Add(new PoolSpec(PoolOp.Max, 16, 32, 28, 28, 2, 2));

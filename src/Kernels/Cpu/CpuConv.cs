@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace LsKd.Kernels.Cpu;
@@ -1093,6 +1094,11 @@ public unsafe partial class CpuBackend
         var spec = s;
         float* xp = P(x), yp = P(y);
         int* ap = argMax == null ? null : P(argMax);
+        if (s.Op == PoolOp.Max && s.Kernel == 2 && s.Stride == 2 && s.Pad == 0 && ap != null)
+        {
+            _parallel.For(s.N * s.C, (long)ohwOf(s) * 4, (p0, p1) => { for (int p = p0; p < p1; p++) MaxPool2x2(spec, xp + (long)p * spec.H * spec.W, yp + (long)p * ohwOf(spec), ap + (long)p * ohwOf(spec)); });
+            return;
+        }
         int ohw = s.OutH * s.OutW, hw = s.H * s.W;
         float invArea = 1f / (s.Kernel * s.Kernel);
         _parallel.For(s.N * s.C, (long)ohw * s.Kernel * s.Kernel, (p0, p1) =>
@@ -1124,6 +1130,70 @@ public unsafe partial class CpuBackend
                     }
             }
         });
+    }
+
+    static int ohwOf(in PoolSpec s) => s.OutH * s.OutW;
+
+    /// <summary>2x2 max pooling with stride 2 and no padding, one plane, with the argmax of each window (the first
+    /// maximum in scan order, as the general loop picks it). Eight outputs at a time: the even and odd columns of
+    /// two input rows are split with a shuffle and a cross-lane permute, then compared in scan order; a row of at
+    /// least eight outputs has no scalar tail (its last chunk overlaps).</summary>
+    static void MaxPool2x2(in PoolSpec s, float* x, float* y, int* arg)
+    {
+        int w = s.W;
+        for (int i = 0; i < s.OutH; i++)
+        {
+            float* r0 = x + 2 * i * w, r1 = r0 + w;
+            float* yo = y + i * s.OutW;
+            int* ao = arg + i * s.OutW;
+            int rowBase = 2 * i * w, j = 0;
+            if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+            {
+                var lane2 = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+                for (; j < s.OutW && s.OutW >= 8; j += 8)
+                {
+                    // The last chunk overlaps the one before instead of a scalar tail (recomputing is harmless).
+                    if (j + 8 > s.OutW) j = s.OutW - 8;
+                    var (a0, a1) = SplitEvenOdd(Vector256.Load(r0 + 2 * j), Vector256.Load(r0 + 2 * j + 8));
+                    var (b0, b1) = SplitEvenOdd(Vector256.Load(r1 + 2 * j), Vector256.Load(r1 + 2 * j + 8));
+                    var idx = Vector256.Create(rowBase + 2 * j) + lane2;
+                    Vector256<float> best = a0; Vector256<int> at = idx;
+                    Take(ref best, ref at, a1, idx + Vector256.Create(1));
+                    Take(ref best, ref at, b0, idx + Vector256.Create(w));
+                    Take(ref best, ref at, b1, idx + Vector256.Create(w + 1));
+                    best.Store(yo + j);
+                    at.Store(ao + j);
+                }
+            }
+            for (; j < s.OutW; j++)
+            {
+                int c = 2 * j;
+                float best = r0[c]; int at = rowBase + c;
+                if (r0[c + 1] > best) { best = r0[c + 1]; at = rowBase + c + 1; }
+                if (r1[c] > best) { best = r1[c]; at = rowBase + w + c; }
+                if (r1[c + 1] > best) { best = r1[c + 1]; at = rowBase + w + c + 1; }
+                yo[j] = best; ao[j] = at;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (Vector256<float> Even, Vector256<float> Odd) SplitEvenOdd(Vector256<float> lo, Vector256<float> hi)
+    {
+        // Shuffle within 128-bit halves gives [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6]; the 64-bit permute restores order.
+        var even = System.Runtime.Intrinsics.X86.Avx.Shuffle(lo, hi, 0b10_00_10_00);
+        var odd = System.Runtime.Intrinsics.X86.Avx.Shuffle(lo, hi, 0b11_01_11_01);
+        return (System.Runtime.Intrinsics.X86.Avx2.Permute4x64(even.AsDouble(), 0b11_01_10_00).AsSingle(),
+                System.Runtime.Intrinsics.X86.Avx2.Permute4x64(odd.AsDouble(), 0b11_01_10_00).AsSingle());
+    }
+
+    /// <summary>Where the candidate is strictly greater, it and its index replace the best so far.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Take(ref Vector256<float> best, ref Vector256<int> at, Vector256<float> candidate, Vector256<int> index)
+    {
+        var greater = Vector256.GreaterThan(candidate, best);
+        best = Vector256.ConditionalSelect(greater, candidate, best);
+        at = Vector256.ConditionalSelect(greater.AsInt32(), index, at);
     }
 
     protected override void Pool2dBackwardCore(in PoolSpec s, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate)
