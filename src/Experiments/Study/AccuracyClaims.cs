@@ -9,7 +9,8 @@ public static class AccuracyClaims
 {
     static string F(float v) => StudyConfig.F(v);
 
-    static IEnumerable<RunRecord> StudentRuns(IReadOnlyList<RunRecord> runs, StudentArch arch, float alpha, float t) => runs.Where(r =>
+    /// <summary>Finished students (and matched-entropy students) of one cell of the sweep.</summary>
+    public static IEnumerable<RunRecord> StudentRuns(IReadOnlyList<RunRecord> runs, StudentArch arch, float alpha, float t) => runs.Where(r =>
         r.Status == RunStatus.Finished && r.Last != null && r.Kind is RunKind.Student or RunKind.Matched && r.Model == arch.Model && r.Width == arch.Width && r.TeacherAlpha == alpha && r.Temperature == t);
 
     /// <summary>Last-epoch test top-1 of finished students per seed, for one cell of the sweep.</summary>

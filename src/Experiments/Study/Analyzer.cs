@@ -132,8 +132,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         _models.GetValueOrDefault($"student-{arch.Model}-w{F(arch.Width)}-a{F(alpha)}-T{F(t)}-s{seed}")
         ?? _models.GetValueOrDefault(StudyConfig.MatchedId(arch, alpha, t, seed));
 
-    IEnumerable<RunRecord> StudentRuns(StudentArch arch, float alpha, float t) => _runs.Where(r =>
-        r.Status == RunStatus.Finished && r.Last != null && r.Kind is RunKind.Student or RunKind.Matched && r.Model == arch.Model && r.Width == arch.Width && r.TeacherAlpha == alpha && r.Temperature == t);
+    IEnumerable<RunRecord> StudentRuns(StudentArch arch, float alpha, float t) => AccuracyClaims.StudentRuns(_runs, arch, alpha, t);
 
     double MeanAccuracy(StudentArch arch, float alpha, float t, bool top5 = false)
     {
