@@ -86,7 +86,8 @@ public static class FashionMnist
             var p = Path.Combine(dir, candidate);
             if (File.Exists(p)) return p;
         }
-        throw new DataException($"{Path.Combine(dir, stem)}(.gz): file not found; install the Debian package {info.DebianPackage} or pass --data-dir");
+        throw new DataException($"{Path.Combine(dir, stem)}(.gz): file not found; " +
+            (info.DebianPackage.Length > 0 ? $"install the Debian package {info.DebianPackage} or pass --data-dir" : $"name it in the files of {Path.Combine(dir, Datasets.DescriptorFile)}"));
     }
 
     public static ImageSet LoadPair(string dir, string imageStem, string labelStem, DatasetInfo info)
