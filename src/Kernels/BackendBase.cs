@@ -5,7 +5,7 @@ namespace LsKd.Kernels;
 /// <summary>Validates every op's arguments (shapes, buffer sizes, backends, hyper-parameters) and then calls the
 /// backend's kernel; reads as a table: per op, a profiler scope (its label), the checks, the kernel call. Backends
 /// implement only the *Core methods.</summary>
-public abstract class BackendBase : IBackend
+public abstract partial class BackendBase : IBackend
 {
     public abstract string Name { get; }
     public abstract string DeviceDescription { get; }
@@ -154,25 +154,25 @@ public abstract class BackendBase : IBackend
     }
 
     public void LabelSmoothingCrossEntropy(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
-        int rows, int cols, float alpha, float gradScale)
+        int rows, int cols, float alpha, float gradScale, int? ignoreLabel = null)
     {
         using var profile = OpProfiler.Scope(this, "LabelSmoothingCrossEntropy");
         RowShape(rows, cols); Alpha(alpha);
         Fits(this, logits, (long)rows * cols, "logits"); Fits(this, loss, rows, "loss");
         if (grad != null) Fits(this, grad, (long)rows * cols, "grad");
-        CheckLabels(labels, rows, cols);
-        if (rows > 0) LabelSmoothingCrossEntropyCore(logits, labels, loss, grad, rows, cols, alpha, gradScale);
+        CheckLabels(labels, rows, cols, ignoreLabel: ignoreLabel);
+        if (rows > 0) LabelSmoothingCrossEntropyCore(logits, labels, loss, grad, rows, cols, alpha, gradScale, ignoreLabel ?? NoIgnore);
     }
 
     public void KdLoss(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
-        int rows, int cols, in KdConfig config, float gradScale)
+        int rows, int cols, in KdConfig config, float gradScale, int? ignoreLabel = null)
     {
         using var profile = OpProfiler.Scope(this, "KdLoss");
         RowShape(rows, cols); config.Validate();
         Fits(this, student, (long)rows * cols, "student"); Fits(this, teacher, (long)rows * cols, "teacher"); Fits(this, loss, rows, "loss");
         if (grad != null) Fits(this, grad, (long)rows * cols, "grad");
-        CheckLabels(labels, rows, cols);
-        if (rows > 0) KdLossCore(student, teacher, labels, loss, grad, rows, cols, config, gradScale);
+        CheckLabels(labels, rows, cols, ignoreLabel: ignoreLabel);
+        if (rows > 0) KdLossCore(student, teacher, labels, loss, grad, rows, cols, config, gradScale, ignoreLabel ?? NoIgnore);
     }
 
     public void Entropy(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature)
@@ -360,14 +360,17 @@ public abstract class BackendBase : IBackend
 
     /// <summary>Labels are device data; reading back rows ints is cheap next to the kernels that use them and
     /// turns an out-of-range label into a clear error instead of a wild memory access.</summary>
-    void CheckLabels(DeviceBuffer<int> labels, int rows, int cols, string name = "labels")
+    void CheckLabels(DeviceBuffer<int> labels, int rows, int cols, string name = "labels", int? ignoreLabel = null)
     {
         Fits(this, labels, rows, name);
         var host = ReadInts(labels, rows);
         for (int i = 0; i < rows; i++)
-            if ((uint)host[i] >= (uint)cols)
-                throw new ArgumentOutOfRangeException(name, host[i], $"{name}[{i}] = {host[i]} is outside [0, {cols})");
+            if ((uint)host[i] >= (uint)cols && host[i] != ignoreLabel)
+                throw new ArgumentOutOfRangeException(name, host[i], $"{name}[{i}] = {host[i]} is outside [0, {cols}){(ignoreLabel is { } ig ? $" and is not the ignored label {ig}" : "")}");
     }
+
+    /// <summary>The ignore label the kernels see when no row is ignored: no label can equal it after validation.</summary>
+    protected const int NoIgnore = int.MinValue;
 
     protected virtual ReadOnlySpan<int> ReadInts(DeviceBuffer<int> buffer, int count)
     {
@@ -392,8 +395,8 @@ public abstract class BackendBase : IBackend
     protected abstract void AdamWStepCore(DeviceBuffer<float> parameter, DeviceBuffer<float> gradient, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, in AdamWConfig config, int step);
     protected abstract void SoftmaxCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log);
     protected abstract void SoftmaxBackwardCore(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate);
-    protected abstract void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale);
-    protected abstract void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale);
+    protected abstract void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale, int ignoreLabel);
+    protected abstract void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale, int ignoreLabel);
     protected abstract void EntropyCore(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature);
     protected abstract void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k);
     protected abstract void Conv2dCore(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y);

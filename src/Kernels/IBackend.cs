@@ -67,14 +67,15 @@ public interface IBackend : IDisposable
     /// <summary>Backward of <see cref="Softmax"/> given its output y: dx (+)= (d/dx) with T folded in.</summary>
     void SoftmaxBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int rows, int cols, float temperature, bool log, bool accumulate);
 
-    /// <summary>Fused label-smoothing cross-entropy: loss[r] and, if grad is given, grad = gradScale * (softmax - y_ls).</summary>
+    /// <summary>Fused label-smoothing cross-entropy: loss[r] and, if grad is given, grad = gradScale * (softmax - y_ls).
+    /// A row whose label equals <paramref name="ignoreLabel"/> (a padding token) gets loss 0 and gradient 0.</summary>
     void LabelSmoothingCrossEntropy(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
-        int rows, int cols, float alpha, float gradScale);
+        int rows, int cols, float alpha, float gradScale, int? ignoreLabel = null);
 
     /// <summary>Fused KD loss per row: (1-beta) CE_ls(y, z_s) + beta T^2 KL(softmax(z_t/T) || softmax(z_s/T)),
     /// and the student-logit gradient times gradScale.</summary>
     void KdLoss(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad,
-        int rows, int cols, in KdConfig config, float gradScale);
+        int rows, int cols, in KdConfig config, float gradScale, int? ignoreLabel = null);
 
     /// <summary>entropy[r] = -sum p log p with p = softmax(z[r] / T).</summary>
     void Entropy(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature);
@@ -120,6 +121,37 @@ public interface IBackend : IDisposable
     /// <summary>Inverted dropout: y[i] = x[i] / (1 - p) where Uniform01(seed, i) >= p, else 0. The mask is a pure
     /// function of (seed, i), so backward is the same call on dy and no mask is stored.</summary>
     void Dropout(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed);
+
+    // ---- sequence models (embeddings, layer norm, attention) ---------------------------------------------------
+    /// <summary>y[t, :] = table[ids[t], :] for count tokens; table is [vocab, dim].</summary>
+    void Embedding(DeviceBuffer<float> table, DeviceBuffer<int> ids, DeviceBuffer<float> y, int count, int vocab, int dim);
+
+    /// <summary>dTable[v, :] (+)= sum of dy[t, :] over the tokens t with ids[t] = v, added in token order (deterministic);
+    /// the row of <paramref name="paddingIndex"/> (when >= 0) gets no gradient.</summary>
+    void EmbeddingBackward(DeviceBuffer<int> ids, DeviceBuffer<float> dy, DeviceBuffer<float> dTable, int count, int vocab, int dim, int paddingIndex, bool accumulate);
+
+    /// <summary>Layer norm of each row: y = (s - mean) / sqrt(var + eps) * gamma + beta with the biased variance, where
+    /// s = x, or s = x + residual (written to <paramref name="sum"/>) when a residual is given. Saves each row's mean and
+    /// 1 / sqrt(var + eps) for backward.</summary>
+    void LayerNorm(in LayerNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float>? residual, DeviceBuffer<float>? sum, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> beta, DeviceBuffer<float> y, DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd);
+
+    /// <summary>Backward of <see cref="LayerNorm"/> given its normalised input s (x, or the written sum): dx (+)= dL/ds,
+    /// dGamma = sum over rows of dy * s_hat, dBeta = sum of dy (both overwritten, summed in row order).</summary>
+    void LayerNormBackward(in LayerNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma, DeviceBuffer<float> saveMean,
+        DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool accumulate);
+
+    /// <summary>Fused attention O = dropout(softmax(Q K^T / sqrt(d) + mask)) V per (batch, head) on the strided views of
+    /// <paramref name="spec"/>. keyMask [Batch, KeyLength] (optional; nonzero = a real key, 0 = padding) and the causal
+    /// flag mask keys out; a query that sees no key gets O = 0. lse [Batch, Heads, QueryLength] receives each row's
+    /// log-sum-exp of the scaled scores (+infinity for a row with no key) for backward.</summary>
+    void Attention(in AttentionSpec spec, DeviceBuffer<float> q, DeviceBuffer<float> k, DeviceBuffer<float> v, DeviceBuffer<int>? keyMask,
+        DeviceBuffer<float> o, DeviceBuffer<float> lse);
+
+    /// <summary>Backward of <see cref="Attention"/>: recomputes the weights from lse and writes dQ, dK, dV (overwritten, on
+    /// the same strided views as Q, K, V; dO on O's view). dS = P * (dP - rowsum(dO * O)).</summary>
+    void AttentionBackward(in AttentionSpec spec, DeviceBuffer<float> q, DeviceBuffer<float> k, DeviceBuffer<float> v, DeviceBuffer<int>? keyMask,
+        DeviceBuffer<float> o, DeviceBuffer<float> lse, DeviceBuffer<float> dO, DeviceBuffer<float> dq, DeviceBuffer<float> dk, DeviceBuffer<float> dv);
 
     // ---- analysis (feature geometry) ----------------------------------------------------------------------
     /// <summary>centroids[c, :] = mean of features[i, :] over the rows i with labels[i] = c (zeros for a class with

@@ -114,3 +114,60 @@ public readonly record struct BatchNormSpec(int N, int C, int Spatial, float Eps
 
     public long Size => (long)N * C * Spatial;
 }
+
+/// <summary>Layer normalisation over the last axis of [Rows, Dim] (a row per token), with gamma and beta of
+/// length Dim. With a residual, the op first forms s = x + r (written out: the residual stream) and normalises s.</summary>
+public readonly record struct LayerNormSpec(int Rows, int Dim, float Epsilon = 1e-5f)
+{
+    public long Size => (long)Rows * Dim;
+}
+
+/// <summary>
+/// Scaled dot-product attention of (Batch x Heads) independent heads over strided views, so Q, K and V can be
+/// slices of one projection output without copies. Element (b, i, h, c) of Q lives at
+/// QOffset + (b * QueryLength + i) * QRowStride + h * HeadDim + c; K, V (KeyLength rows) and O (QueryLength rows)
+/// likewise with their own offsets and row strides. Causal masking aligns the last query with the last key
+/// (query i sees keys j &lt;= i + KeyLength - QueryLength), which is also what an incremental decoder with a key/value
+/// cache needs. Dropout on the attention weights uses the counter-based RNG keyed on (seed, b, h, i, j).
+/// </summary>
+public readonly record struct AttentionSpec(int Batch, int Heads, int QueryLength, int KeyLength, int HeadDim,
+    int QRowStride, int KRowStride, int VRowStride, int ORowStride,
+    int QOffset = 0, int KOffset = 0, int VOffset = 0, int OOffset = 0,
+    bool Causal = false, float DropoutP = 0f, ulong DropoutSeed = 0)
+{
+    /// <summary>A packed layout: Q, O as [Batch, QueryLength, Heads * HeadDim] and K, V as [Batch, KeyLength, Heads * HeadDim].</summary>
+    public static AttentionSpec Packed(int batch, int heads, int queryLength, int keyLength, int headDim, bool causal = false, float dropoutP = 0f, ulong dropoutSeed = 0) =>
+        new(batch, heads, queryLength, keyLength, headDim, heads * headDim, heads * headDim, heads * headDim, heads * headDim,
+            Causal: causal, DropoutP: dropoutP, DropoutSeed: dropoutSeed);
+
+    public float Scale => 1f / MathF.Sqrt(HeadDim);
+    public int ModelDim => Heads * HeadDim;
+    public long QExtent => QOffset + ((long)Batch * QueryLength - 1) * QRowStride + ModelDim;
+    public long KExtent => KOffset + ((long)Batch * KeyLength - 1) * KRowStride + ModelDim;
+    public long VExtent => VOffset + ((long)Batch * KeyLength - 1) * VRowStride + ModelDim;
+    public long OExtent => OOffset + ((long)Batch * QueryLength - 1) * ORowStride + ModelDim;
+    /// <summary>Rows of the saved log-sum-exp: one per (batch, head, query).</summary>
+    public int LseLength => Batch * Heads * QueryLength;
+    /// <summary>Multiply-adds times two of the forward (Q K^T and P V), without masking savings.</summary>
+    public long Flops => 4L * Batch * Heads * QueryLength * KeyLength * HeadDim;
+
+    /// <summary>Index of the first key that query i may not see under the causal mask (KeyLength without it).</summary>
+    public int KeyLimit(int i) => Causal ? Math.Clamp(i + KeyLength - QueryLength + 1, 0, KeyLength) : KeyLength;
+
+    /// <summary>The counter of the dropout draw for weight (b, h, i, j).</summary>
+    public ulong DropoutIndex(int b, int h, int i, int j) => (((ulong)b * (ulong)Heads + (ulong)h) * (ulong)QueryLength + (ulong)i) * (ulong)KeyLength + (ulong)j;
+
+    public void Validate(string layer = "attention")
+    {
+        if (Batch < 0 || Heads <= 0 || QueryLength <= 0 || KeyLength <= 0 || HeadDim <= 0)
+            throw new ArgumentException($"{layer}: sizes must be positive, got batch {Batch}, heads {Heads}, query length {QueryLength}, key length {KeyLength}, head dim {HeadDim}");
+        if (QRowStride < ModelDim || KRowStride < ModelDim || VRowStride < ModelDim || ORowStride < ModelDim)
+            throw new ArgumentException($"{layer}: row strides (Q {QRowStride}, K {KRowStride}, V {VRowStride}, O {ORowStride}) must be at least heads x head dim = {ModelDim}");
+        if (QOffset < 0 || KOffset < 0 || VOffset < 0 || OOffset < 0)
+            throw new ArgumentException($"{layer}: offsets must be >= 0");
+        if (!(DropoutP >= 0f && DropoutP < 1f)) throw new ArgumentOutOfRangeException("dropoutP", DropoutP, $"{layer}: attention dropout must be in [0, 1), got {DropoutP}");
+    }
+
+    public override string ToString() =>
+        $"B={Batch} H={Heads} Lq={QueryLength} Lk={KeyLength} d={HeadDim}{(Causal ? " causal" : "")}{(DropoutP > 0 ? $" dropout {DropoutP}" : "")}";
+}

@@ -216,13 +216,16 @@ internal static class StudyCommands
         var teacher = new Option<string>("--teacher") { Description = "teacher checkpoint (.safetensors written by train-teacher or study)", Required = true };
         var temperature = new Option<float>("--temperature") { Description = "distillation temperature T > 0", DefaultValueFactory = _ => 1f };
         var beta = new Option<float>("--beta") { Description = "weight of the KD term in [0, 1] (1 as in the paper)", DefaultValueFactory = _ => 1f };
+        var batch = new Option<int>("--batch") { Description = "mini-batch size", DefaultValueFactory = _ => 128 };
+        var lr = new Option<float>("--lr") { Description = "peak learning rate (SGD with momentum 0.9, cosine schedule)", DefaultValueFactory = _ => 0.1f };
+        var noAugment = new Option<bool>("--no-augment") { Description = "train without random crops and flips" };
         var cmd = distill
-            ? new Command("distill", "Distil a student from a teacher checkpoint at one temperature.") { teacher, model, width, temperature, beta, alpha, epochs, trainImages, seed, outDir, dataDir, device, threads }
-            : new Command("train-teacher", "Train one teacher with label smoothing alpha.") { model, width, alpha, epochs, trainImages, seed, outDir, dataDir, device, threads };
+            ? new Command("distill", "Distil a student from a teacher checkpoint at one temperature.") { teacher, model, width, temperature, beta, alpha, epochs, batch, lr, noAugment, trainImages, seed, outDir, dataDir, device, threads }
+            : new Command("train-teacher", "Train one teacher with label smoothing alpha.") { model, width, alpha, epochs, batch, lr, noAugment, trainImages, seed, outDir, dataDir, device, threads };
         cmd.SetAction(pr =>
         {
-            var settings = new TrainSettings { Model = pr.GetValue(model)!, Width = pr.GetValue(width), Epochs = pr.GetValue(epochs) };
-            settings.Validate("--model/--width/--epochs");
+            var settings = new TrainSettings { Model = pr.GetValue(model)!, Width = pr.GetValue(width), Epochs = pr.GetValue(epochs), Batch = pr.GetValue(batch), Lr = pr.GetValue(lr) };
+            settings.Validate("--model/--width/--epochs/--batch/--lr");
             float a = pr.GetValue(alpha), t = pr.GetValue(temperature), b = pr.GetValue(beta);
             UsageException.Check("--alpha", HyperParameters.Alpha(a));
             if (distill) UsageException.Check("--temperature", HyperParameters.Temperature(t));
@@ -242,7 +245,7 @@ internal static class StudyCommands
             string id = distill ? $"student-{settings.Model}-w{StudyConfig.F(settings.Width)}-T{StudyConfig.F(t)}-s{s}" : $"teacher-{settings.Model}-a{StudyConfig.F(a)}-s{s}";
             var spec = new RunSpec(id, distill ? RunKind.Student : RunKind.Teacher, settings, loss, (ulong)s, distill ? pr.GetValue(teacher) : null);
             var net = Nets.Models.Create(settings.Model, be, (ulong)s * 1000 + (distill ? 2UL : 1UL), settings.Width, info.Classes.Length, info.Channels, info.Height);
-            var trainer = new Trainer(be, train, train.Take(2000), test, augment: true, -info.Mean / info.Std);
+            var trainer = new Trainer(be, train, train.Take(2000), test, augment: !pr.GetValue(noAugment), -info.Mean / info.Std);
             var outcome = trainer.Run(spec, net, teacherModel, null);
             string ckpt = Path.Combine(dir, id + ".safetensors");
             if (outcome.Status == RunStatus.Finished)

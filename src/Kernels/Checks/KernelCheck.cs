@@ -16,7 +16,7 @@ public sealed record CheckResult(string Op, string Case, bool Passed, double Wor
 /// |got - ref| &lt;= atol + rtol |ref| (llm.c style; non-finite references are skipped). The same cases back the
 /// unit tests and `lskd check --device ...`. <paramref name="small"/> keeps shapes tiny for ILGPU's slow CPU emulator.
 /// </summary>
-public sealed class KernelCheck(IBackend backend, bool small = false)
+public sealed partial class KernelCheck(IBackend backend, bool small = false)
 {
     readonly List<CheckResult> _results = [];
 
@@ -45,6 +45,10 @@ public sealed class KernelCheck(IBackend backend, bool small = false)
         ("batchnorm", c => c.BatchNorm()),
         ("pool", c => c.Pool()),
         ("dropout", c => c.Dropout()),
+        ("token-losses", c => c.TokenLosses()),
+        ("embedding", c => c.EmbeddingCheck()),
+        ("layernorm", c => c.LayerNormCheck()),
+        ("attention", c => c.AttentionCheck()),
         ("centroids", c => c.Centroids()),
         ("distances", c => c.Distances()),
         ("qr", c => c.Qr()),

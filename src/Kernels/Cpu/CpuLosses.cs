@@ -104,7 +104,7 @@ public unsafe partial class CpuBackend
         });
     }
 
-    protected override void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale)
+    protected override void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale, int ignoreLabel)
     {
         float* zp = P(logits), lp = P(loss), gp = grad == null ? null : P(grad);
         int* yp = P(labels);
@@ -114,6 +114,7 @@ public unsafe partial class CpuBackend
             for (int r = s; r < e; r++)
             {
                 float* g = gp == null ? null : gp + (long)r * cols;
+                if (yp[r] == ignoreLabel) { IgnoredRow(lp + r, g, cols); continue; }
                 lp[r] = _use512 ? LsRow<V512>(zp + (long)r * cols, yp[r], g, scratch, cols, alpha, gradScale)
                                 : LsRow<V256>(zp + (long)r * cols, yp[r], g, scratch, cols, alpha, gradScale);
             }
@@ -171,13 +172,20 @@ public unsafe partial class CpuBackend
         if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
     }
 
+    /// <summary>A padding row of a token-level loss: no loss, no gradient.</summary>
+    static void IgnoredRow(float* loss, float* grad, int cols)
+    {
+        *loss = 0f;
+        if (grad != null) new Span<float>(grad, cols).Clear();
+    }
+
     /// <summary>Orders this thread's non-temporal stores before the pool's join, so readers see them.</summary>
     static void StreamFence()
     {
         if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.StoreFence();
     }
 
-    protected override void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale)
+    protected override void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale, int ignoreLabel)
     {
         float* sp = P(student), tp = P(teacher), lp = P(loss), gp = grad == null ? null : P(grad);
         int* yp = P(labels);
@@ -189,6 +197,7 @@ public unsafe partial class CpuBackend
             {
                 long o = (long)r * cols;
                 float* g = gp == null ? null : gp + o;
+                if (yp[r] == ignoreLabel) { IgnoredRow(lp + r, g, cols); continue; }
                 // The next row is prefetched while this one is computed, so its max pass finds it in cache.
                 long next = r + 1 < e ? o + cols : o;
                 lp[r] = _use512 ? KdRow<V512>(sp + o, tp + o, sp + next, tp + next, yp[r], g, scratch, cols, cfg, gradScale)

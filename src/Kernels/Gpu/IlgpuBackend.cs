@@ -191,8 +191,8 @@ public sealed partial class IlgpuBackend : BackendBase
             (count, V(parameter), V(gradient), V(m), V(v),
              new OptParams(c.LearningRate, c.Beta1, c.Beta2, c.Epsilon, c.WeightDecay, 0f, 0, 1f - MathF.Pow(c.Beta1, step), 1f - MathF.Pow(c.Beta2, step)));
 
-    static RowParams Row(int rows, int cols, float temperature = 1f, float alpha = 0f, float beta = 0f, float scale = 0f, bool flag = false, bool hasGrad = false) =>
-        new(rows, cols, 1f / temperature, temperature, alpha, beta, scale, flag ? 1 : 0, hasGrad ? 1 : 0);
+    static RowParams Row(int rows, int cols, float temperature = 1f, float alpha = 0f, float beta = 0f, float scale = 0f, bool flag = false, bool hasGrad = false, int ignore = NoIgnore) =>
+        new(rows, cols, 1f / temperature, temperature, alpha, beta, scale, flag ? 1 : 0, hasGrad ? 1 : 0, ignore);
 
     protected override void SoftmaxCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int rows, int cols, float temperature, bool log) =>
         (_softmax ??= Accelerator.LoadStreamKernel<FView, FView, RowParams>(IlgpuKernels.Softmax))(RowConfig(rows), V(x), V(y), Row(rows, cols, temperature, flag: log));
@@ -201,13 +201,13 @@ public sealed partial class IlgpuBackend : BackendBase
         (_softmaxBackward ??= Accelerator.LoadStreamKernel<FView, FView, FView, RowParams>(IlgpuKernels.SoftmaxBackward))
             (RowConfig(rows), V(y), V(dy), V(dx), Row(rows, cols, temperature, flag: log, hasGrad: accumulate));
 
-    protected override void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale) =>
+    protected override void LabelSmoothingCrossEntropyCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, float alpha, float gradScale, int ignoreLabel) =>
         (_labelSmoothing ??= Accelerator.LoadStreamKernel<FView, IView, FView, FView, RowParams>(IlgpuKernels.LabelSmoothing))
-            (RowConfig(rows), V(logits), V(labels), V(loss), V(grad), Row(rows, cols, alpha: alpha, scale: gradScale, hasGrad: grad != null));
+            (RowConfig(rows), V(logits), V(labels), V(loss), V(grad), Row(rows, cols, alpha: alpha, scale: gradScale, hasGrad: grad != null, ignore: ignoreLabel));
 
-    protected override void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig c, float gradScale) =>
+    protected override void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig c, float gradScale, int ignoreLabel) =>
         (_kd ??= Accelerator.LoadStreamKernel<FView, FView, IView, FView, FView, RowParams>(IlgpuKernels.Kd))
-            (RowConfig(rows), V(student), V(teacher), V(labels), V(loss), V(grad), Row(rows, cols, c.Temperature, c.Alpha, c.Beta, gradScale, hasGrad: grad != null));
+            (RowConfig(rows), V(student), V(teacher), V(labels), V(loss), V(grad), Row(rows, cols, c.Temperature, c.Alpha, c.Beta, gradScale, hasGrad: grad != null, ignore: ignoreLabel));
 
     protected override void EntropyCore(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature) =>
         (_entropy ??= Accelerator.LoadStreamKernel<FView, FView, RowParams>(IlgpuKernels.Entropy))(RowConfig(rows), V(logits), V(entropy), Row(rows, cols, temperature));

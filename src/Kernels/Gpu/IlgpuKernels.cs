@@ -11,7 +11,7 @@ using IView = ILGPU.Runtime.ArrayView1D<int, ILGPU.Stride1D.Dense>;
 public readonly record struct GemmParams(int TransA, int TransB, int M, int N, int K, float Alpha, float Beta,
     long StrideA, long StrideB, long StrideC, long OffsetA, long OffsetB, long OffsetC, int Tile);
 
-public readonly record struct RowParams(int Rows, int Cols, float InvT, float Temperature, float Alpha, float Beta, float Scale, int Flag, int HasGrad);
+public readonly record struct RowParams(int Rows, int Cols, float InvT, float Temperature, float Alpha, float Beta, float Scale, int Flag, int HasGrad, int Ignore = int.MinValue);
 
 public readonly record struct OptParams(float Lr, float Beta1, float Beta2, float Eps, float WeightDecay, float Momentum, int Nesterov, float Bc1, float Bc2);
 
@@ -188,6 +188,7 @@ internal static class IlgpuKernels
         s = GroupExtensions.AllReduce<float, AddFloat>(s);
         sz = GroupExtensions.AllReduce<float, AddFloat>(sz);
         int y = labels[row];
+        if (y == p.Ignore) { IgnoredRow(loss, grad, row, o, n, p.HasGrad); return; }
         float lse = max + MathF.Log(s);
         if (Group.IdxX == 0) loss[row] = -((1f - p.Alpha) * (z[o + y] - lse) + p.Alpha / n * (sz - n * lse));
         if (p.HasGrad != 0)
@@ -215,6 +216,7 @@ internal static class IlgpuKernels
         sh = GroupExtensions.AllReduce<float, AddFloat>(sh);
         sz = GroupExtensions.AllReduce<float, AddFloat>(sz);
         int y = labels[row];
+        if (y == p.Ignore) { IgnoredRow(loss, grad, row, o, n, p.HasGrad); return; }
         float t = p.Temperature, beta = p.Beta;
         if (Group.IdxX == 0)
         {
@@ -230,6 +232,14 @@ internal static class IlgpuKernels
                 float hard = MathF.Exp(zs[o + j] - ms) / sh - p.Alpha / n - (j == y ? 1f - p.Alpha : 0f);
                 grad[o + j] = p.Scale * (beta * t * soft + (1f - beta) * hard);
             }
+    }
+
+    /// <summary>A padding row of a token-level loss (the whole group takes this branch): no loss, no gradient.</summary>
+    static void IgnoredRow(FView loss, FView grad, int row, long o, int n, int hasGrad)
+    {
+        if (Group.IdxX == 0) loss[row] = 0f;
+        if (hasGrad != 0)
+            for (int j = Group.IdxX; j < n; j += Group.DimX) grad[o + j] = 0f;
     }
 
     public static void Entropy(FView z, FView h, RowParams p)

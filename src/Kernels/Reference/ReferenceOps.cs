@@ -2,7 +2,7 @@ namespace LsKd.Kernels.Reference;
 
 /// <summary>Float64 definitions of every op, written for clarity, not speed. Tests and `lskd check` compare each
 /// backend against these.</summary>
-public static class ReferenceOps
+public static partial class ReferenceOps
 {
     public static double[] Gemm(in GemmSpec s, float[] a, float[] b, float[] c)
     {

@@ -1,0 +1,319 @@
+namespace LsKd.Kernels.Cpu;
+
+/// <summary>
+/// Fused attention on the CPU. Work is split over the (batch, head) pairs, each owned by one thread from start to
+/// end, so every output (including the dK and dV sums) is accumulated in one fixed order: results do not depend on
+/// the thread count. Inside a pair, queries go in blocks of four: the scores of a block ([4, Lk], the only place
+/// scores exist) live in a per-thread scratch with K transposed beside them, so the score product runs along the keys
+/// with one K load per four FMAs, and the weighted sum runs along the head dimension with the accumulators in
+/// registers. Scores are never materialised for the whole batch; backward recomputes them from the saved
+/// log-sum-exp (FlashAttention-2's dS = P * (dP - rowsum(dO * O))).
+/// </summary>
+public unsafe partial class CpuBackend
+{
+    const int QueryBlock = 4;
+
+    [ThreadStatic] static float[]? t_attentionScratch;
+
+    static float* AttentionScratch(long floats, out float[] keepAlive)
+    {
+        var s = t_attentionScratch;
+        if (s == null || s.Length < floats) t_attentionScratch = s = GC.AllocateArray<float>((int)Math.Max(floats, 1 << 14), pinned: true);
+        keepAlive = s;
+        return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref s[0]);
+    }
+
+    protected override void AttentionCore(in AttentionSpec spec, DeviceBuffer<float> q, DeviceBuffer<float> k, DeviceBuffer<float> v, DeviceBuffer<int>? keyMask,
+        DeviceBuffer<float> o, DeviceBuffer<float> lse)
+    {
+        var s = spec;
+        float* qp = P(q), kp = P(k), vp = P(v), op = P(o), lp = P(lse);
+        int* mp = keyMask == null ? null : P(keyMask);
+        _parallel.For(s.Batch * s.Heads, 2L * s.QueryLength * s.KeyLength * s.HeadDim, (start, end) =>
+        {
+            for (int bh = start; bh < end; bh++)
+            {
+                if (_use512) AttentionForwardPair<V512>(s, bh / s.Heads, bh % s.Heads, qp, kp, vp, mp, op, lp);
+                else AttentionForwardPair<V256>(s, bh / s.Heads, bh % s.Heads, qp, kp, vp, mp, op, lp);
+            }
+        }, minCostPerChunk: 1 << 14);
+    }
+
+    protected override void AttentionBackwardCore(in AttentionSpec spec, DeviceBuffer<float> q, DeviceBuffer<float> k, DeviceBuffer<float> v, DeviceBuffer<int>? keyMask,
+        DeviceBuffer<float> o, DeviceBuffer<float> lse, DeviceBuffer<float> dO, DeviceBuffer<float> dq, DeviceBuffer<float> dk, DeviceBuffer<float> dv)
+    {
+        var s = spec;
+        float* qp = P(q), kp = P(k), vp = P(v), op = P(o), lp = P(lse), gp = P(dO), dqp = P(dq), dkp = P(dk), dvp = P(dv);
+        int* mp = keyMask == null ? null : P(keyMask);
+        _parallel.For(s.Batch * s.Heads, 5L * s.QueryLength * s.KeyLength * s.HeadDim, (start, end) =>
+        {
+            for (int bh = start; bh < end; bh++)
+            {
+                if (_use512) AttentionBackwardPair<V512>(s, bh / s.Heads, bh % s.Heads, qp, kp, vp, mp, op, lp, gp, dqp, dkp, dvp);
+                else AttentionBackwardPair<V256>(s, bh / s.Heads, bh % s.Heads, qp, kp, vp, mp, op, lp, gp, dqp, dkp, dvp);
+            }
+        }, minCostPerChunk: 1 << 14);
+    }
+
+    /// <summary>Pointers to the rows of one (batch, head) slice of a strided view.</summary>
+    static float* Row(float* basePtr, int offset, int b, int length, int i, int stride, int h, int d) =>
+        basePtr + offset + ((long)b * length + i) * stride + (long)h * d;
+
+    /// <summary>Writes the [d, Lk] transpose of a head's K (or V) rows, keys padded with zeros to a multiple of the
+    /// vector width, so score rows are products along the keys.</summary>
+    static void TransposeHead(float* src, int offset, int stride, int b, int lk, int h, int d, float* dst, int lkp)
+    {
+        for (int j = 0; j < lk; j++)
+        {
+            float* row = Row(src, offset, b, lk, j, stride, h, d);
+            for (int c = 0; c < d; c++) dst[(long)c * lkp + j] = row[c];
+        }
+        for (int c = 0; c < d; c++)
+            for (int j = lk; j < lkp; j++) dst[(long)c * lkp + j] = 0f;
+    }
+
+    /// <summary>out[r, j] = sum_c a_r[c] * bt[c, j] for the rows of a query block (j in [0, lkp)).</summary>
+    static void BlockTimesTransposed<TV>(float** a, int rows, int d, float* bt, int lkp, float* outRows) where TV : struct, ISimd<TV>
+    {
+        int w = TV.Count;
+        for (int j = 0; j < lkp; j += w)
+        {
+            TV acc0 = TV.Splat(0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+            float* col = bt + j;
+            if (rows == QueryBlock)
+            {
+                float* a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+                for (int c = 0; c < d; c++)
+                {
+                    var kv = TV.Load(col + (long)c * lkp);
+                    acc0 = TV.Fma(TV.Splat(a0[c]), kv, acc0);
+                    acc1 = TV.Fma(TV.Splat(a1[c]), kv, acc1);
+                    acc2 = TV.Fma(TV.Splat(a2[c]), kv, acc2);
+                    acc3 = TV.Fma(TV.Splat(a3[c]), kv, acc3);
+                }
+                TV.Store(acc0, outRows + j); TV.Store(acc1, outRows + lkp + j); TV.Store(acc2, outRows + 2 * lkp + j); TV.Store(acc3, outRows + 3 * lkp + j);
+            }
+            else
+            {
+                for (int r = 0; r < rows; r++)
+                {
+                    TV acc = TV.Splat(0f);
+                    float* ar = a[r];
+                    for (int c = 0; c < d; c++) acc = TV.Fma(TV.Splat(ar[c]), TV.Load(col + (long)c * lkp), acc);
+                    TV.Store(acc, outRows + (long)r * lkp + j);
+                }
+            }
+        }
+    }
+
+    /// <summary>out_r[c] = scale * sum_{j &lt; nj} wts[r, j] * src_j[c] for the rows of a block, where src_j are the rows of
+    /// a strided head slice: the accumulators stay in registers across the keys.</summary>
+    static void WeightsTimesRows<TV>(float* wts, int lkp, int rows, int nj, float* src, int stride, int d, float** outRows, float scale) where TV : struct, ISimd<TV>
+    {
+        int w = TV.Count;
+        int c = 0;
+        for (; c <= d - w; c += w)
+        {
+            TV acc0 = TV.Splat(0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+            for (int j = 0; j < nj; j++)
+            {
+                var sv = TV.Load(src + (long)j * stride + c);
+                acc0 = TV.Fma(TV.Splat(wts[j]), sv, acc0);
+                if (rows > 1) acc1 = TV.Fma(TV.Splat(wts[lkp + j]), sv, acc1);
+                if (rows > 2) acc2 = TV.Fma(TV.Splat(wts[2 * lkp + j]), sv, acc2);
+                if (rows > 3) acc3 = TV.Fma(TV.Splat(wts[3 * lkp + j]), sv, acc3);
+            }
+            var vs = TV.Splat(scale);
+            TV.Store(TV.Mul(acc0, vs), outRows[0] + c);
+            if (rows > 1) TV.Store(TV.Mul(acc1, vs), outRows[1] + c);
+            if (rows > 2) TV.Store(TV.Mul(acc2, vs), outRows[2] + c);
+            if (rows > 3) TV.Store(TV.Mul(acc3, vs), outRows[3] + c);
+        }
+        for (; c < d; c++)
+            for (int r = 0; r < rows; r++)
+            {
+                float acc = 0f;
+                for (int j = 0; j < nj; j++) acc += wts[(long)r * lkp + j] * src[(long)j * stride + c];
+                outRows[r][c] = scale * acc;
+            }
+    }
+
+    /// <summary>acc[j, c] += sum_r wts[r, j] * rows_r[c] for j &lt; nj (acc is [Lk, dp], dense).</summary>
+    static void AddOuterProducts<TV>(float* wts, int lkp, int rows, int nj, float** src, int d, float* acc, int dp) where TV : struct, ISimd<TV>
+    {
+        int w = TV.Count;
+        for (int j = 0; j < nj; j++)
+        {
+            float w0 = wts[j], w1 = rows > 1 ? wts[lkp + j] : 0f, w2 = rows > 2 ? wts[2 * lkp + j] : 0f, w3 = rows > 3 ? wts[3 * lkp + j] : 0f;
+            if (w0 == 0f && w1 == 0f && w2 == 0f && w3 == 0f) continue;
+            float* row = acc + (long)j * dp;
+            int c = 0;
+            var s0 = TV.Splat(w0); var s1 = TV.Splat(w1); var s2 = TV.Splat(w2); var s3 = TV.Splat(w3);
+            for (; c <= d - w; c += w)
+            {
+                var a = TV.Fma(s0, TV.Load(src[0] + c), TV.Load(row + c));
+                if (rows > 1) a = TV.Fma(s1, TV.Load(src[1] + c), a);
+                if (rows > 2) a = TV.Fma(s2, TV.Load(src[2] + c), a);
+                if (rows > 3) a = TV.Fma(s3, TV.Load(src[3] + c), a);
+                TV.Store(a, row + c);
+            }
+            for (; c < d; c++)
+            {
+                float a = row[c] + w0 * src[0][c];
+                if (rows > 1) a += w1 * src[1][c];
+                if (rows > 2) a += w2 * src[2][c];
+                if (rows > 3) a += w3 * src[3][c];
+                row[c] = a;
+            }
+        }
+    }
+
+    /// <summary>Scaled, masked scores of query row i turned into e^(s - lse) in place; returns the number of leading keys
+    /// that can be visible (the causal limit) and sets lse (+infinity when no key is visible).</summary>
+    static int MaskedExp<TV>(in AttentionSpec s, float* row, int b, int i, int* mask, float scale, ref float lse, bool known) where TV : struct, ISimd<TV>
+    {
+        int limit = s.KeyLimit(i), lk = s.KeyLength;
+        int* m = mask == null ? null : mask + (long)b * lk;
+        float max = float.NegativeInfinity;
+        for (int j = 0; j < limit; j++)
+        {
+            float x = m != null && m[j] == 0 ? float.NegativeInfinity : row[j] * scale;
+            row[j] = x;
+            if (x > max) max = x;
+        }
+        if (!known)
+        {
+            if (float.IsNegativeInfinity(max)) { lse = float.PositiveInfinity; return 0; }
+            float sum = 0f;
+            for (int j = 0; j < limit; j++) { float e = MathF.Exp(row[j] - max); row[j] = e; sum += e; }
+            lse = max + MathF.Log(sum);
+            float inv = 1f / sum;
+            for (int j = 0; j < limit; j++) row[j] *= inv;
+        }
+        else
+        {
+            if (float.IsPositiveInfinity(lse)) return 0;
+            for (int j = 0; j < limit; j++) row[j] = MathF.Exp(row[j] - lse);
+        }
+        return limit;
+    }
+
+    /// <summary>Multiplies a row of weights by the dropout mask / (1 - p) (the same draw as forward).</summary>
+    static void DropRow(in AttentionSpec s, float* row, int b, int h, int i, int limit)
+    {
+        float keep = 1f / (1f - s.DropoutP);
+        for (int j = 0; j < limit; j++)
+            row[j] = ScalarMath.DropoutKeep(s.DropoutSeed, s.DropoutIndex(b, h, i, j), s.DropoutP) ? row[j] * keep : 0f;
+    }
+
+    static void AttentionForwardPair<TV>(in AttentionSpec s, int b, int h, float* q, float* k, float* v, int* mask, float* o, float* lse) where TV : struct, ISimd<TV>
+    {
+        int w = TV.Count, lq = s.QueryLength, lk = s.KeyLength, d = s.HeadDim;
+        int lkp = (lk + w - 1) / w * w;
+        float* kt = AttentionScratch((long)d * lkp + QueryBlock * lkp, out var keep);
+        float* scores = kt + (long)d * lkp;
+        TransposeHead(k, s.KOffset, s.KRowStride, b, lk, h, d, kt, lkp);
+        float scale = s.Scale;
+        float** qRows = stackalloc float*[QueryBlock];
+        float** oRows = stackalloc float*[QueryBlock];
+        float* vHead = Row(v, s.VOffset, b, lk, 0, s.VRowStride, h, d);
+        for (int i0 = 0; i0 < lq; i0 += QueryBlock)
+        {
+            int rows = Math.Min(QueryBlock, lq - i0);
+            for (int r = 0; r < rows; r++)
+            {
+                qRows[r] = Row(q, s.QOffset, b, lq, i0 + r, s.QRowStride, h, d);
+                oRows[r] = Row(o, s.OOffset, b, lq, i0 + r, s.ORowStride, h, d);
+            }
+            BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, scores);
+            int reach = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                int i = i0 + r;
+                float* row = scores + (long)r * lkp;
+                float l = 0f;
+                int limit = MaskedExp<TV>(s, row, b, i, mask, scale, ref l, known: false);
+                lse[((long)b * s.Heads + h) * lq + i] = l;
+                if (s.DropoutP > 0f) DropRow(s, row, b, h, i, limit);
+                for (int j = limit; j < lk; j++) row[j] = 0f;   // masked tail (and rows that see no key) weigh nothing
+                reach = Math.Max(reach, limit);
+            }
+            WeightsTimesRows<TV>(scores, lkp, rows, reach, vHead, s.VRowStride, d, oRows, 1f);
+        }
+        GC.KeepAlive(keep);
+    }
+
+    static void AttentionBackwardPair<TV>(in AttentionSpec s, int b, int h, float* q, float* k, float* v, int* mask, float* o, float* lse, float* dO,
+        float* dq, float* dk, float* dv) where TV : struct, ISimd<TV>
+    {
+        int w = TV.Count, lq = s.QueryLength, lk = s.KeyLength, d = s.HeadDim;
+        int lkp = (lk + w - 1) / w * w, dp = (d + w - 1) / w * w;
+        // Scratch: K^T and V^T [d, lkp], weights P and dP of a block [4, lkp] each, dK and dV sums [lk, dp] each.
+        float* kt = AttentionScratch(2L * d * lkp + 2L * QueryBlock * lkp + 2L * lk * dp, out var keep);
+        float* vt = kt + (long)d * lkp;
+        float* pw = vt + (long)d * lkp;
+        float* dpw = pw + QueryBlock * lkp;
+        float* dkAcc = dpw + QueryBlock * lkp;
+        float* dvAcc = dkAcc + (long)lk * dp;
+        TransposeHead(k, s.KOffset, s.KRowStride, b, lk, h, d, kt, lkp);
+        TransposeHead(v, s.VOffset, s.VRowStride, b, lk, h, d, vt, lkp);
+        new Span<float>(dkAcc, 2 * lk * dp).Clear();
+        float scale = s.Scale;
+        float** qRows = stackalloc float*[QueryBlock];
+        float** gRows = stackalloc float*[QueryBlock];
+        float** dqRows = stackalloc float*[QueryBlock];
+        float* rowDot = stackalloc float[QueryBlock];
+        float* kHead = Row(k, s.KOffset, b, lk, 0, s.KRowStride, h, d);
+        for (int i0 = 0; i0 < lq; i0 += QueryBlock)
+        {
+            int rows = Math.Min(QueryBlock, lq - i0);
+            for (int r = 0; r < rows; r++)
+            {
+                int i = i0 + r;
+                qRows[r] = Row(q, s.QOffset, b, lq, i, s.QRowStride, h, d);
+                gRows[r] = Row(dO, s.OOffset, b, lq, i, s.ORowStride, h, d);
+                dqRows[r] = Row(dq, s.QOffset, b, lq, i, s.QRowStride, h, d);
+                float* orow = Row(o, s.OOffset, b, lq, i, s.ORowStride, h, d);
+                float dot = 0f;
+                for (int c = 0; c < d; c++) dot += gRows[r][c] * orow[c];
+                rowDot[r] = dot;   // rowsum(dO * O) = sum_j P_ij dP_ij, with or without dropout
+            }
+            BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, pw);
+            BlockTimesTransposed<TV>(gRows, rows, d, vt, lkp, dpw);
+            int reach = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                int i = i0 + r;
+                float* p = pw + (long)r * lkp, g = dpw + (long)r * lkp;
+                float l = lse[((long)b * s.Heads + h) * lq + i];
+                int limit = MaskedExp<TV>(s, p, b, i, mask, scale, ref l, known: true);
+                for (int j = limit; j < lkp; j++) { p[j] = 0f; g[j] = 0f; }
+                if (s.DropoutP > 0f)
+                {
+                    // dS needs the undropped P with dP taken back through the mask: dP = mask / (1 - p) * dPdrop.
+                    float keepScale = 1f / (1f - s.DropoutP);
+                    for (int j = 0; j < limit; j++)
+                        g[j] = ScalarMath.DropoutKeep(s.DropoutSeed, s.DropoutIndex(b, h, i, j), s.DropoutP) ? g[j] * keepScale : 0f;
+                }
+                reach = Math.Max(reach, limit);
+            }
+            // dS = P * (dP - rowDot) * scale, in place of dP; then P becomes the dropped weights for dV += Pdrop^T dO.
+            for (int r = 0; r < rows; r++)
+            {
+                float* p = pw + (long)r * lkp, g = dpw + (long)r * lkp;
+                float rd = rowDot[r];
+                for (int j = 0; j < reach; j++) g[j] = p[j] * (g[j] - rd) * scale;
+                if (s.DropoutP > 0f) DropRow(s, p, b, h, i0 + r, reach);
+            }
+            AddOuterProducts<TV>(pw, lkp, rows, reach, gRows, d, dvAcc, dp);
+            WeightsTimesRows<TV>(dpw, lkp, rows, reach, kHead, s.KRowStride, d, dqRows, 1f);
+            AddOuterProducts<TV>(dpw, lkp, rows, reach, qRows, d, dkAcc, dp);
+        }
+        for (int j = 0; j < lk; j++)
+        {
+            float* dkRow = Row(dk, s.KOffset, b, lk, j, s.KRowStride, h, d), dvRow = Row(dv, s.VOffset, b, lk, j, s.VRowStride, h, d);
+            for (int c = 0; c < d; c++) { dkRow[c] = dkAcc[(long)j * dp + c]; dvRow[c] = dvAcc[(long)j * dp + c]; }
+        }
+        GC.KeepAlive(keep);
+    }
+}
