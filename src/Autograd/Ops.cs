@@ -231,11 +231,18 @@ public static partial class Ops
         return (logits.Shape[0], logits.Shape[1]);
     }
 
-    static Tensor FusedLossOutput(Tensor logits, Tensor perRow, DeviceBuffer<float>? grad, int rows)
+    /// <summary>The scalar loss: the mean of the per-row losses, or their sum times <paramref name="sumScale"/> (token
+    /// losses divide by the real tokens, not the rows).</summary>
+    static Tensor FusedLossOutput(Tensor logits, Tensor perRow, DeviceBuffer<float>? grad, int rows, float? sumScale = null)
     {
         var be = logits.Backend;
         var loss = T.NewTransient(be, [1], grad != null);
-        be.Reduce(ReduceOp.Mean, perRow.Buffer, loss.Buffer, 1, rows, 1);
+        if (sumScale is { } scale)
+        {
+            be.Reduce(ReduceOp.Sum, perRow.Buffer, loss.Buffer, 1, rows, 1);
+            be.Unary(UnaryOp.Scale, loss.Buffer, loss.Buffer, 1, scale);
+        }
+        else be.Reduce(ReduceOp.Mean, perRow.Buffer, loss.Buffer, 1, rows, 1);
         if (grad != null)
             T.Record(loss, [logits], o => Accumulate(logits, (g, acc) =>
             {

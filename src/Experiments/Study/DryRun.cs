@@ -9,8 +9,9 @@ namespace LsKd.Experiments.Study;
 /// <summary>
 /// `lskd study --dry-run`: the runs a configuration will train and an estimate of the time, from throughput
 /// measured here and now on the chosen backend (a few training steps and forward passes per model on random
-/// 28 x 28 images): per run, epochs x (training images / training rate + the teacher's forward passes for a
-/// student) + the per-epoch evaluation of the train-eval and test images. Analysis time is not included.
+/// 28 x 28 images): per run, epochs x (training images / training rate + the per-epoch evaluation of the train-eval
+/// and test images) + the teacher's forward passes for a student (once when its logits are cached, else every
+/// epoch). Analysis time is not included.
 /// </summary>
 public static class DryRun
 {
@@ -36,8 +37,10 @@ public static class DryRun
             var spec = runs[i];
             var s = spec.Settings;
             int n = spec.Kind == RunKind.Teacher ? teacherImages : studentImages;
-            double perImage = 1 / Rate(s).Train + (spec.TeacherId != null ? 1 / Rate(config.Teacher).Forward : 0);
-            double seconds = s.Epochs * (n * perImage + evalImages / Rate(s).Forward);
+            // A student without augmentation reads its teacher's logits from a cache made once per run.
+            bool cached = !(s.Augment ?? config.Augment);
+            double teacherPass = spec.TeacherId != null ? n / Rate(config.Teacher).Forward : 0;
+            double seconds = s.Epochs * (n / Rate(s).Train + evalImages / Rate(s).Forward) + teacherPass * (cached ? 1 : s.Epochs);
             list.Add(new Estimate(spec, n, seconds));
         }
         return list;

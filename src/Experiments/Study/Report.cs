@@ -65,6 +65,8 @@ public static class Report
         return sb.ToString();
     }
 
+    static string Augmentation(bool on) => on ? " with random crops (padding 2) and horizontal flips" : " without augmentation";
+
     static string N(double? v) => v is { } d && double.IsFinite(d) ? d.ToString("0.####", Inv) : "";
 
     /// <summary>mean ± std (sample standard deviation; 0 for one seed) of the finished runs' values.</summary>
@@ -89,8 +91,8 @@ public static class Report
         sb.AppendLine($"# Study `{c.Name}`: to smooth or not to smooth a teacher?");
         sb.AppendLine();
         sb.AppendLine($"Data: {info.Name}, {(c.TrainImages > 0 ? c.TrainImages.ToString(Inv) : "all")} training images, {(c.TestImages > 0 ? c.TestImages.ToString(Inv) : "all")} test images" +
-                      $"{(c.Augment ? ", random crop (padding 2) and horizontal flip" : "")}. Teacher: {c.Teacher.Model} (width {N(c.Teacher.Width)}), {c.Teacher.Epochs} epoch(s). " +
-                      $"Students: {string.Join(", ", c.Students.Select(s => $"{s.Model} (width {N(s.Width)})"))}, {c.Student.Epochs} epoch(s), beta = {N(c.Beta)}. " +
+                      $". Teacher: {c.Teacher.Model} (width {N(c.Teacher.Width)}), {c.Teacher.Epochs} epoch(s){Augmentation(c.Teacher.Augment ?? c.Augment)}. " +
+                      $"Students: {string.Join(", ", c.Students.Select(s => $"{s.Model} (width {N(s.Width)})"))}, {c.Student.Epochs} epoch(s){(c.StudentTrainImages > 0 ? $" on the first {c.StudentTrainImages.ToString(Inv)} training images" : "")}{Augmentation(c.Student.Augment ?? c.Augment)}, beta = {N(c.Beta)}. " +
                       $"Seeds: {string.Join(", ", c.Seeds)}. Runs: {sweepFinished} of the sweep's {expected} finished" +
                       $"{(extra > 0 ? $", plus {extra} matched-entropy run(s) of the analysis" : "")}" +
                       $"{(runs.Count(r => r.Status != RunStatus.Finished) is > 0 and var d ? $", {d} diverged" : "")}.");

@@ -77,7 +77,7 @@ public sealed record StudyConfig
         {
             Name = "standard", TrainImages = 0, StudentTrainImages = 20000, TestImages = 0, TrainEvalImages = 2000, Augment = true,
             Teacher = new TrainSettings { Model = "resnet8", Width = 1f, Epochs = 12, Batch = 128, Lr = 0.1f, Schedule = "cosine" },
-            Student = new TrainSettings { Epochs = 5, Batch = 128, Lr = 0.1f, Schedule = "cosine" },
+            Student = new TrainSettings { Epochs = 10, Batch = 128, Lr = 0.1f, Schedule = "cosine", Augment = false },
             Students = [new("resnet8", 0.5f)],
             Seeds = [1, 2, 3], ShareTeacher = true,
         },

@@ -153,8 +153,8 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         var data = LoadData();
         float background = -data.Info.Mean / data.Info.Std;
         var studentTrain = config.StudentTrainImages > 0 ? data.Train.Take(config.StudentTrainImages) : data.Train;
-        return (_trainers = (new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Augment, background),
-                             new Trainer(backend, studentTrain, data.TrainEval, data.Test, config.Augment, background))).Value;
+        return (_trainers = (new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Teacher.Augment ?? config.Augment, background),
+                             new Trainer(backend, studentTrain, data.TrainEval, data.Test, config.Student.Augment ?? config.Augment, background))).Value;
     }
 
     (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info) ReadData()

@@ -18,6 +18,9 @@ public sealed record TrainSettings
     public float WeightDecay { get; init; } = 5e-4f;
     /// <summary>cosine (per step, to zero) or step (x0.1 at 50 % and 75 % of the epochs).</summary>
     public string Schedule { get; init; } = "cosine";
+    /// <summary>Random crops and flips for this role (null = the study's <c>augment</c>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]   // absent unless set: older studies still resume
+    public bool? Augment { get; init; }
 
     public void Validate(string where)
     {
@@ -61,7 +64,8 @@ public sealed record RunSpec(string Id, RunKind Kind, TrainSettings Settings, Ru
 }
 
 /// <summary>Trains and evaluates one run. The teacher, when there is one, runs in evaluation mode under no-grad on
-/// the same augmented batch as the student at every step.</summary>
+/// the same augmented batch as the student at every step; without augmentation its logits are the same every epoch,
+/// so they are computed once per run for the whole training set and gathered per batch.</summary>
 public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval, ImageSet test, bool augment, float background)
 {
     public const int EvalBatch = 500;
@@ -81,6 +85,9 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
         var hostLabels = new int[b];
         using var opt = new Sgd(model.Parameters(), new SgdConfig(s.Lr, s.Momentum, s.WeightDecay));
         teacher?.Eval();
+        float[]? teacherCache = teacher != null && !augment ? AllLogits(backend, teacher, train) : null;
+        var teacherHost = teacherCache != null ? new float[b * train.Classes] : null;
+        var cachedLogits = teacherCache != null ? Tensor.Create(backend, [b, train.Classes]) : null;
         var epochs = new List<EpochMetrics>();
         int[] lastConfusion = [];
         var status = RunStatus.Finished;
@@ -106,7 +113,14 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
                     if (spec.Loss is RunLoss.Distillation kd)
                     {
                         Tensor teacherLogits;
-                        using (Tape.NoGrad()) teacherLogits = teacher!.Forward(x);
+                        if (teacherCache != null)
+                        {
+                            int k = train.Classes;
+                            for (int i = 0; i < b; i++) teacherCache.AsSpan(order[step * b + i] * k, k).CopyTo(teacherHost.AsSpan(i * k, k));
+                            cachedLogits!.Buffer.Upload(teacherHost);
+                            teacherLogits = cachedLogits;
+                        }
+                        else using (Tape.NoGrad()) teacherLogits = teacher!.Forward(x);
                         loss = Ops.KdLoss(model.Forward(x), teacherLogits, labels, kd.Kd);
                     }
                     else loss = Ops.LabelSmoothingCrossEntropy(model.Forward(x), labels, spec.Alpha);
@@ -127,10 +141,28 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
                 epochs.Add(new EpochMetrics(epoch + 1, opt.LearningRate, lossSum / steps, trainMetrics, testMetrics, sw.Elapsed.TotalSeconds));
             }
         }
-        finally { x.Buffer.Dispose(); }
+        finally { x.Buffer.Dispose(); cachedLogits?.Buffer.Dispose(); }
         // The last finished epoch's test confusion is the final model's (a diverged run reports none).
         int[] confusion = status == RunStatus.Finished ? lastConfusion : [];
         return new Outcome(epochs, status, total.Elapsed.TotalSeconds, trainSeconds > 0 ? images / trainSeconds : 0, confusion);
+    }
+
+    /// <summary>The logits of a model in evaluation mode for every image of a set, [count, classes].</summary>
+    public static float[] AllLogits(IBackend backend, Classifier model, ImageSet set)
+    {
+        model.Eval();
+        int k = set.Classes;
+        var all = new float[set.Count * k];
+        using (Tape.NoGrad())
+            for (int start = 0; start < set.Count; start += EvalBatch)
+            {
+                int n = Math.Min(EvalBatch, set.Count - start);
+                var x = Tensor.FromArray(backend, set.Images.AsSpan(start * set.ImageSize, n * set.ImageSize).ToArray(), [n, set.Channels, set.Height, set.Width]);
+                model.Forward(x).ToArray().AsSpan(0, n * k).CopyTo(all.AsSpan(start * k));
+                x.Buffer.Dispose();
+                Tape.Current.Reset();
+            }
+        return all;
     }
 
     /// <summary>Top-1, top-5 and per-class accuracy in evaluation mode; confusion[label * K + prediction].</summary>

@@ -23,7 +23,10 @@ public static partial class ReferenceOps
 
     /// <summary>Layer norm of s = x (+ residual): y, and each row's mean and 1 / sqrt(var + eps).</summary>
     public static (double[] Y, double[] Mean, double[] InvStd) LayerNorm(in LayerNormSpec s, ReadOnlySpan<float> x, ReadOnlySpan<float> residual,
-        ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta)
+        ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta) => LayerNorm(s, ToDouble(x), residual.IsEmpty ? default : ToDouble(residual), ToDouble(gamma), ToDouble(beta));
+
+    public static (double[] Y, double[] Mean, double[] InvStd) LayerNorm(in LayerNormSpec s, ReadOnlySpan<double> x, ReadOnlySpan<double> residual,
+        ReadOnlySpan<double> gamma, ReadOnlySpan<double> beta)
     {
         var y = new double[s.Size];
         var mean = new double[s.Rows];
@@ -75,7 +78,7 @@ public static partial class ReferenceOps
 
     /// <summary>The attention weights of one (batch, head) after mask, softmax and dropout, [Lq, Lk], and each row's
     /// log-sum-exp (+infinity when the row sees no key).</summary>
-    static (double[] P, double[] Pdrop, double[] Lse) AttentionWeights(in AttentionSpec s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<int> keyMask, int b, int h)
+    static (double[] P, double[] Pdrop, double[] Lse) AttentionWeights(in AttentionSpec s, ReadOnlySpan<double> q, ReadOnlySpan<double> k, ReadOnlySpan<int> keyMask, int b, int h)
     {
         int lq = s.QueryLength, lk = s.KeyLength, d = s.HeadDim;
         var p = new double[lq * lk];
@@ -111,7 +114,10 @@ public static partial class ReferenceOps
     }
 
     /// <summary>Attention forward: O on O's strided view (other elements zero) and lse [B, H, Lq].</summary>
-    public static (double[] O, double[] Lse) Attention(in AttentionSpec s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> keyMask)
+    public static (double[] O, double[] Lse) Attention(in AttentionSpec s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> keyMask) =>
+        Attention(s, ToDouble(q), ToDouble(k), ToDouble(v), keyMask);
+
+    public static (double[] O, double[] Lse) Attention(in AttentionSpec s, ReadOnlySpan<double> q, ReadOnlySpan<double> k, ReadOnlySpan<double> v, ReadOnlySpan<int> keyMask)
     {
         var o = new double[s.OExtent];
         var lseAll = new double[s.LseLength];
@@ -136,7 +142,10 @@ public static partial class ReferenceOps
 
     /// <summary>Attention backward by the chain rule through the composed forward: dQ, dK, dV on their views.</summary>
     public static (double[] Dq, double[] Dk, double[] Dv) AttentionBackward(in AttentionSpec s, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<int> keyMask, ReadOnlySpan<float> dO)
+        ReadOnlySpan<int> keyMask, ReadOnlySpan<float> dO) => AttentionBackward(s, ToDouble(q), ToDouble(k), ToDouble(v), keyMask, ToDouble(dO));
+
+    public static (double[] Dq, double[] Dk, double[] Dv) AttentionBackward(in AttentionSpec s, ReadOnlySpan<double> q, ReadOnlySpan<double> k, ReadOnlySpan<double> v,
+        ReadOnlySpan<int> keyMask, ReadOnlySpan<double> dO)
     {
         var dq = new double[s.QExtent];
         var dk = new double[s.KExtent];
