@@ -126,14 +126,15 @@ public readonly record struct LayerNormSpec(int Rows, int Dim, float Epsilon = 1
 /// Scaled dot-product attention of (Batch x Heads) independent heads over strided views, so Q, K and V can be
 /// slices of one projection output without copies. Element (b, i, h, c) of Q lives at
 /// QOffset + (b * QueryLength + i) * QRowStride + h * HeadDim + c; K, V (KeyLength rows) and O (QueryLength rows)
-/// likewise with their own offsets and row strides. Causal masking aligns the last query with the last key
+/// likewise with their own offsets and row strides. K and V may also have their own batch stride (0 = KeyLength
+/// rows): a key/value cache of capacity C holds batch b at b * C * stride while KeyLength (the filled part) grows. Causal masking aligns the last query with the last key
 /// (query i sees keys j &lt;= i + KeyLength - QueryLength), which is also what an incremental decoder with a key/value
 /// cache needs. Dropout on the attention weights uses the counter-based RNG keyed on (seed, b, h, i, j).
 /// </summary>
 public readonly record struct AttentionSpec(int Batch, int Heads, int QueryLength, int KeyLength, int HeadDim,
     int QRowStride, int KRowStride, int VRowStride, int ORowStride,
     int QOffset = 0, int KOffset = 0, int VOffset = 0, int OOffset = 0,
-    bool Causal = false, float DropoutP = 0f, ulong DropoutSeed = 0)
+    bool Causal = false, float DropoutP = 0f, ulong DropoutSeed = 0, int KBatchStride = 0, int VBatchStride = 0)
 {
     /// <summary>A packed layout: Q, O as [Batch, QueryLength, Heads * HeadDim] and K, V as [Batch, KeyLength, Heads * HeadDim].</summary>
     public static AttentionSpec Packed(int batch, int heads, int queryLength, int keyLength, int headDim, bool causal = false, float dropoutP = 0f, ulong dropoutSeed = 0) =>
@@ -142,9 +143,16 @@ public readonly record struct AttentionSpec(int Batch, int Heads, int QueryLengt
 
     public float Scale => 1f / MathF.Sqrt(HeadDim);
     public int ModelDim => Heads * HeadDim;
+    public long KBatch => KBatchStride > 0 ? KBatchStride : (long)KeyLength * KRowStride;
+    public long VBatch => VBatchStride > 0 ? VBatchStride : (long)KeyLength * VRowStride;
+    /// <summary>Where element (b, row, h, 0) of each view starts.</summary>
+    public long QIndex(int b, int i, int h) => QOffset + ((long)b * QueryLength + i) * QRowStride + (long)h * HeadDim;
+    public long KIndex(int b, int j, int h) => KOffset + b * KBatch + (long)j * KRowStride + (long)h * HeadDim;
+    public long VIndex(int b, int j, int h) => VOffset + b * VBatch + (long)j * VRowStride + (long)h * HeadDim;
+    public long OIndex(int b, int i, int h) => OOffset + ((long)b * QueryLength + i) * ORowStride + (long)h * HeadDim;
     public long QExtent => QOffset + ((long)Batch * QueryLength - 1) * QRowStride + ModelDim;
-    public long KExtent => KOffset + ((long)Batch * KeyLength - 1) * KRowStride + ModelDim;
-    public long VExtent => VOffset + ((long)Batch * KeyLength - 1) * VRowStride + ModelDim;
+    public long KExtent => KOffset + (Batch - 1) * KBatch + (long)(KeyLength - 1) * KRowStride + ModelDim;
+    public long VExtent => VOffset + (Batch - 1) * VBatch + (long)(KeyLength - 1) * VRowStride + ModelDim;
     public long OExtent => OOffset + ((long)Batch * QueryLength - 1) * ORowStride + ModelDim;
     /// <summary>Rows of the saved log-sum-exp: one per (batch, head, query).</summary>
     public int LseLength => Batch * Heads * QueryLength;
@@ -165,6 +173,8 @@ public readonly record struct AttentionSpec(int Batch, int Heads, int QueryLengt
             throw new ArgumentException($"{layer}: row strides (Q {QRowStride}, K {KRowStride}, V {VRowStride}, O {ORowStride}) must be at least heads x head dim = {ModelDim}");
         if (QOffset < 0 || KOffset < 0 || VOffset < 0 || OOffset < 0)
             throw new ArgumentException($"{layer}: offsets must be >= 0");
+        if (KBatchStride < 0 || VBatchStride < 0 || (KBatchStride > 0 && KBatchStride < (long)KeyLength * KRowStride) || (VBatchStride > 0 && VBatchStride < (long)KeyLength * VRowStride))
+            throw new ArgumentException($"{layer}: K and V batch strides ({KBatchStride}, {VBatchStride}) must be 0 or hold key length {KeyLength} rows");
         if (!(DropoutP >= 0f && DropoutP < 1f)) throw new ArgumentOutOfRangeException("dropoutP", DropoutP, $"{layer}: attention dropout must be in [0, 1), got {DropoutP}");
     }
 

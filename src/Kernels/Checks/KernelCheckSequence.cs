@@ -117,6 +117,8 @@ public sealed partial class KernelCheck
             int b = 2, h = 2, l = 9, d = 6, md = h * d;
             cases.Add(("fused QKV L=9 causal padded", new AttentionSpec(b, h, l, l, d, 3 * md, 3 * md, 3 * md, md, 0, md, 2 * md, 0, Causal: true), true));
         }
+        // An incremental decoder's step: one query against a key/value cache of capacity 8 holding 5 keys.
+        cases.Add(("kv cache Lq=1 Lk=5 of 8", new AttentionSpec(2, 2, 1, 5, 4, 8, 8, 8, 8, Causal: true, KBatchStride: 64, VBatchStride: 64), false));
         if (!small)
         {
             cases.Add(("self L=63 causal", AttentionSpec.Packed(2, 2, 63, 63, 32, causal: true), false));

@@ -55,17 +55,14 @@ public unsafe partial class CpuBackend
         }, minCostPerChunk: 1 << 14);
     }
 
-    /// <summary>Pointers to the rows of one (batch, head) slice of a strided view.</summary>
-    static float* Row(float* basePtr, int offset, int b, int length, int i, int stride, int h, int d) =>
-        basePtr + offset + ((long)b * length + i) * stride + (long)h * d;
 
     /// <summary>Writes the [d, Lk] transpose of a head's K (or V) rows, keys padded with zeros to a multiple of the
     /// vector width, so score rows are products along the keys.</summary>
-    static void TransposeHead(float* src, int offset, int stride, int b, int lk, int h, int d, float* dst, int lkp)
+    static void TransposeHead(float* head, int stride, int lk, int d, float* dst, int lkp)
     {
         for (int j = 0; j < lk; j++)
         {
-            float* row = Row(src, offset, b, lk, j, stride, h, d);
+            float* row = head + (long)j * stride;
             for (int c = 0; c < d; c++) dst[(long)c * lkp + j] = row[c];
         }
         for (int c = 0; c < d; c++)
@@ -212,18 +209,18 @@ public unsafe partial class CpuBackend
         int lkp = (lk + w - 1) / w * w;
         float* kt = AttentionScratch((long)d * lkp + QueryBlock * lkp, out var keep);
         float* scores = kt + (long)d * lkp;
-        TransposeHead(k, s.KOffset, s.KRowStride, b, lk, h, d, kt, lkp);
+        TransposeHead(k + s.KIndex(b, 0, h), s.KRowStride, lk, d, kt, lkp);
         float scale = s.Scale;
         float** qRows = stackalloc float*[QueryBlock];
         float** oRows = stackalloc float*[QueryBlock];
-        float* vHead = Row(v, s.VOffset, b, lk, 0, s.VRowStride, h, d);
+        float* vHead = v + s.VIndex(b, 0, h);
         for (int i0 = 0; i0 < lq; i0 += QueryBlock)
         {
             int rows = Math.Min(QueryBlock, lq - i0);
             for (int r = 0; r < rows; r++)
             {
-                qRows[r] = Row(q, s.QOffset, b, lq, i0 + r, s.QRowStride, h, d);
-                oRows[r] = Row(o, s.OOffset, b, lq, i0 + r, s.ORowStride, h, d);
+                qRows[r] = q + s.QIndex(b, i0 + r, h);
+                oRows[r] = o + s.OIndex(b, i0 + r, h);
             }
             BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, scores);
             int reach = 0;
@@ -255,25 +252,25 @@ public unsafe partial class CpuBackend
         float* dpw = pw + QueryBlock * lkp;
         float* dkAcc = dpw + QueryBlock * lkp;
         float* dvAcc = dkAcc + (long)lk * dp;
-        TransposeHead(k, s.KOffset, s.KRowStride, b, lk, h, d, kt, lkp);
-        TransposeHead(v, s.VOffset, s.VRowStride, b, lk, h, d, vt, lkp);
+        TransposeHead(k + s.KIndex(b, 0, h), s.KRowStride, lk, d, kt, lkp);
+        TransposeHead(v + s.VIndex(b, 0, h), s.VRowStride, lk, d, vt, lkp);
         new Span<float>(dkAcc, 2 * lk * dp).Clear();
         float scale = s.Scale;
         float** qRows = stackalloc float*[QueryBlock];
         float** gRows = stackalloc float*[QueryBlock];
         float** dqRows = stackalloc float*[QueryBlock];
         float* rowDot = stackalloc float[QueryBlock];
-        float* kHead = Row(k, s.KOffset, b, lk, 0, s.KRowStride, h, d);
+        float* kHead = k + s.KIndex(b, 0, h);
         for (int i0 = 0; i0 < lq; i0 += QueryBlock)
         {
             int rows = Math.Min(QueryBlock, lq - i0);
             for (int r = 0; r < rows; r++)
             {
                 int i = i0 + r;
-                qRows[r] = Row(q, s.QOffset, b, lq, i, s.QRowStride, h, d);
-                gRows[r] = Row(dO, s.OOffset, b, lq, i, s.ORowStride, h, d);
-                dqRows[r] = Row(dq, s.QOffset, b, lq, i, s.QRowStride, h, d);
-                float* orow = Row(o, s.OOffset, b, lq, i, s.ORowStride, h, d);
+                qRows[r] = q + s.QIndex(b, i, h);
+                gRows[r] = dO + s.OIndex(b, i, h);
+                dqRows[r] = dq + s.QIndex(b, i, h);
+                float* orow = o + s.OIndex(b, i, h);
                 float dot = 0f;
                 for (int c = 0; c < d; c++) dot += gRows[r][c] * orow[c];
                 rowDot[r] = dot;   // rowsum(dO * O) = sum_j P_ij dP_ij, with or without dropout
@@ -311,7 +308,7 @@ public unsafe partial class CpuBackend
         }
         for (int j = 0; j < lk; j++)
         {
-            float* dkRow = Row(dk, s.KOffset, b, lk, j, s.KRowStride, h, d), dvRow = Row(dv, s.VOffset, b, lk, j, s.VRowStride, h, d);
+            float* dkRow = dk + s.KIndex(b, j, h), dvRow = dv + s.VIndex(b, j, h);
             for (int c = 0; c < d; c++) { dkRow[c] = dkAcc[(long)j * dp + c]; dvRow[c] = dvAcc[(long)j * dp + c]; }
         }
         GC.KeepAlive(keep);

@@ -9,11 +9,11 @@ using FView = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
 using IView = ILGPU.Runtime.ArrayView1D<int, ILGPU.Stride1D.Dense>;
 
 public readonly record struct AttnParams(int Batch, int Heads, int Lq, int Lk, int D, int QStride, int KStride, int VStride, int OStride,
-    int QOffset, int KOffset, int VOffset, int OOffset, int Causal, int HasMask, float Scale, float DropoutP, ulong Seed)
+    int QOffset, int KOffset, int VOffset, int OOffset, int Causal, int HasMask, float Scale, float DropoutP, ulong Seed, long KBatch, long VBatch)
 {
     public static AttnParams From(in AttentionSpec s, bool hasMask) =>
         new(s.Batch, s.Heads, s.QueryLength, s.KeyLength, s.HeadDim, s.QRowStride, s.KRowStride, s.VRowStride, s.ORowStride,
-            s.QOffset, s.KOffset, s.VOffset, s.OOffset, s.Causal ? 1 : 0, hasMask ? 1 : 0, s.Scale, s.DropoutP, s.DropoutSeed);
+            s.QOffset, s.KOffset, s.VOffset, s.OOffset, s.Causal ? 1 : 0, hasMask ? 1 : 0, s.Scale, s.DropoutP, s.DropoutSeed, s.KBatch, s.VBatch);
 }
 
 /// <summary>ILGPU kernels of the sequence ops. Layer norm runs one group per row (group all-reduce for the
@@ -98,8 +98,8 @@ internal static class IlgpuSequenceKernels
     }
 
     static long QAt(AttnParams p, int b, int i, int h) => p.QOffset + ((long)b * p.Lq + i) * p.QStride + (long)h * p.D;
-    static long KAt(AttnParams p, int b, int j, int h) => p.KOffset + ((long)b * p.Lk + j) * p.KStride + (long)h * p.D;
-    static long VAt(AttnParams p, int b, int j, int h) => p.VOffset + ((long)b * p.Lk + j) * p.VStride + (long)h * p.D;
+    static long KAt(AttnParams p, int b, int j, int h) => p.KOffset + b * p.KBatch + (long)j * p.KStride + (long)h * p.D;
+    static long VAt(AttnParams p, int b, int j, int h) => p.VOffset + b * p.VBatch + (long)j * p.VStride + (long)h * p.D;
     static long OAt(AttnParams p, int b, int i, int h) => p.OOffset + ((long)b * p.Lq + i) * p.OStride + (long)h * p.D;
 
     static int KeyLimit(AttnParams p, int i) => p.Causal != 0 ? IntrinsicMath.Min(IntrinsicMath.Max(i + p.Lk - p.Lq + 1, 0), p.Lk) : p.Lk;

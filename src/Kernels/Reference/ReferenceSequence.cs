@@ -74,8 +74,6 @@ public static partial class ReferenceOps
         return (dx, dg, db);
     }
 
-    static long At(int offset, int row, int stride, int h, int headDim, int c) => offset + (long)row * stride + h * headDim + c;
-
     /// <summary>The attention weights of one (batch, head) after mask, softmax and dropout, [Lq, Lk], and each row's
     /// log-sum-exp (+infinity when the row sees no key).</summary>
     static (double[] P, double[] Pdrop, double[] Lse) AttentionWeights(in AttentionSpec s, ReadOnlySpan<double> q, ReadOnlySpan<double> k, ReadOnlySpan<int> keyMask, int b, int h)
@@ -95,7 +93,7 @@ public static partial class ReferenceOps
                 if (!visible) { sc[j] = double.NegativeInfinity; continue; }
                 double dot = 0;
                 for (int c = 0; c < d; c++)
-                    dot += (double)q[(int)At(s.QOffset, b * lq + i, s.QRowStride, h, d, c)] * k[(int)At(s.KOffset, b * lk + j, s.KRowStride, h, d, c)];
+                    dot += (double)q[(int)s.QIndex(b, i, h) + c] * k[(int)s.KIndex(b, j, h) + c];
                 sc[j] = dot * scale;
                 max = Math.Max(max, sc[j]);
             }
@@ -132,8 +130,8 @@ public static partial class ReferenceOps
                     for (int c = 0; c < d; c++)
                     {
                         double acc = 0;
-                        for (int j = 0; j < lk; j++) acc += pd[i * lk + j] * v[(int)At(s.VOffset, b * lk + j, s.VRowStride, h, d, c)];
-                        o[At(s.OOffset, b * lq + i, s.ORowStride, h, d, c)] = acc;
+                        for (int j = 0; j < lk; j++) acc += pd[i * lk + j] * v[(int)s.VIndex(b, j, h) + c];
+                        o[s.OIndex(b, i, h) + c] = acc;
                     }
                 }
             }
@@ -164,9 +162,9 @@ public static partial class ReferenceOps
                         double dot = 0;
                         for (int c = 0; c < d; c++)
                         {
-                            double g = dO[(int)At(s.OOffset, b * lq + i, s.ORowStride, h, d, c)];
-                            dot += g * v[(int)At(s.VOffset, b * lk + j, s.VRowStride, h, d, c)];
-                            dv[At(s.VOffset, b * lk + j, s.VRowStride, h, d, c)] += pd[i * lk + j] * g;
+                            double g = dO[(int)s.OIndex(b, i, h) + c];
+                            dot += g * v[(int)s.VIndex(b, j, h) + c];
+                            dv[s.VIndex(b, j, h) + c] += pd[i * lk + j] * g;
                         }
                         // Through dropout: dP = dPdrop * mask / (1 - p).
                         dpd[j] = pd[i * lk + j] != 0 || s.DropoutP == 0f ? dot * (s.DropoutP == 0f ? 1.0 : keepScale) : 0.0;
@@ -179,8 +177,8 @@ public static partial class ReferenceOps
                         if (ds == 0) continue;
                         for (int c = 0; c < d; c++)
                         {
-                            dq[At(s.QOffset, b * lq + i, s.QRowStride, h, d, c)] += ds * k[(int)At(s.KOffset, b * lk + j, s.KRowStride, h, d, c)];
-                            dk[At(s.KOffset, b * lk + j, s.KRowStride, h, d, c)] += ds * q[(int)At(s.QOffset, b * lq + i, s.QRowStride, h, d, c)];
+                            dq[s.QIndex(b, i, h) + c] += ds * k[(int)s.KIndex(b, j, h) + c];
+                            dk[s.KIndex(b, j, h) + c] += ds * q[(int)s.QIndex(b, i, h) + c];
                         }
                     }
                 }
