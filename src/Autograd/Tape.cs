@@ -44,6 +44,15 @@ public sealed class Tape : IDisposable
 
     internal void TrackView(Tensor view) => _transients.Add(view);
 
+    /// <summary>Integer data (token ids, masks) uploaded into a buffer that lives until the next reset, so the
+    /// backward pass can still read it.</summary>
+    public Kernels.DeviceBuffer<int> Ints(Kernels.IBackend backend, ReadOnlySpan<int> values)
+    {
+        var b = NewIntTransient(backend, Math.Max(1, values.Length));
+        b.Upload(values);
+        return b;
+    }
+
     /// <summary>An integer scratch buffer that lives until the next reset (max-pool indices for backward).</summary>
     internal Kernels.DeviceBuffer<int> NewIntTransient(Kernels.IBackend backend, int length)
     {

@@ -21,7 +21,7 @@ public static class Checkpoint
 {
     const long MaxHeader = 100 << 20;
 
-    public static void Save(Classifier model, string path, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Save(Module model, string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var state = model.StateDict().ToList();
         long offset = 0;
@@ -171,7 +171,7 @@ public static class Checkpoint
 
     /// <summary>Loads a checkpoint into a model of the same architecture; every tensor must be present with the
     /// same shape.</summary>
-    public static Dictionary<string, string> Load(Classifier model, string path)
+    public static Dictionary<string, string> Load(Module model, string path)
     {
         var (metadata, tensors) = Read(path);
         if (metadata.TryGetValue("model", out var saved) && saved != model.ModelName)

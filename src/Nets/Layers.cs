@@ -7,9 +7,6 @@ namespace LsKd.Nets;
 /// exposed, as the analysis needs them.</summary>
 public abstract class Classifier : Module
 {
-    /// <summary>Model name as in the registry (resnet20, mobilenetv2, ...) and its configuration, for checkpoints.</summary>
-    public string ModelName { get; protected init; } = "";
-    public string ConfigJson { get; protected init; } = "{}";
     /// <summary>The input the model was built for: channels and (square) image size (set by <see cref="Models.Create"/>).</summary>
     public int InputChannels { get; internal set; } = 1;
     public int ImageSize { get; internal set; } = 28;

@@ -12,6 +12,10 @@ public abstract class Module
 
     public bool Training { get; private set; } = true;
 
+    /// <summary>Model name as in a registry (resnet20, transformer, ...) and its configuration, for checkpoints.</summary>
+    public string ModelName { get; protected init; } = "";
+    public string ConfigJson { get; protected init; } = "{}";
+
     protected Tensor Parameter(string name, Tensor t) { _parameters.Add((name, t)); return t; }
     protected T Child<T>(string name, T module) where T : Module { _children.Add((name, module)); return module; }
 

@@ -22,11 +22,12 @@ public static class DryRun
         int teacherImages = config.TrainImages > 0 ? config.TrainImages : trainAvailable - config.ValidationImages;
         int studentImages = config.StudentTrainImages > 0 ? config.StudentTrainImages : teacherImages;
         int evalImages = Math.Min(config.TrainEvalImages > 0 ? config.TrainEvalImages : teacherImages, teacherImages) + (config.TestImages > 0 ? config.TestImages : testAvailable);
-        var rates = new Dictionary<(string, float, int), (double Train, double Forward)>();
+        var rates = new Dictionary<(string, float, int, bool), (double Train, double Forward)>();
         (double Train, double Forward) Rate(TrainSettings s)
         {
-            var key = (s.Model, s.Width, s.Batch);
-            if (!rates.TryGetValue(key, out var r)) rates[key] = r = Measure(backend, s.Model, s.Width, s.Batch);
+            bool augment = s.Augment ?? config.Augment;
+            var key = (s.Model, s.Width, s.Batch, augment);
+            if (!rates.TryGetValue(key, out var r)) rates[key] = r = Measure(backend, s.Model, s.Width, s.Batch, augment);
             return r;
         }
         var runs = config.Runs();
@@ -60,18 +61,28 @@ public static class DryRun
 
     static string Time(double s) => s >= 3600 ? $"{s / 3600:F1} h" : s >= 60 ? $"{s / 60:F1} min" : $"{s:F0} s";
 
-    /// <summary>Images per second of a training step (SGD, batch) and of a forward pass without gradients.</summary>
-    static (double Train, double Forward) Measure(IBackend be, string modelName, float width, int batch)
+    /// <summary>Images per second of a training step (batch assembly with or without augmentation, SGD) and of a
+    /// forward pass without gradients, after a warm-up long enough for the JIT's optimised tier.</summary>
+    static (double Train, double Forward) Measure(IBackend be, string modelName, float width, int batch, bool augment)
     {
         var model = Models.Create(modelName, be, 1, width);
         var x = Tensor.Create(be, [batch, 1, 28, 28]);
         Init.Normal(x, 5, 0f, 1f);
+        var rng = new Random(5);
+        var images = new Data.ImageSet(Enumerable.Range(0, batch * 784).Select(_ => (float)rng.NextDouble()).ToArray(),
+            Enumerable.Range(0, batch).Select(i => i % 10).ToArray(), 1, 28, 28, 10);
+        var order = Enumerable.Range(0, batch).ToArray();
+        var host = new float[batch * 784];
+        var hostLabels = new int[batch];
         using var labels = be.AllocateInt(batch);
         labels.Upload(Enumerable.Range(0, batch).Select(i => i % 10).ToArray());
         using var opt = new Sgd(model.Parameters(), new SgdConfig(0.01f, 0.9f, 5e-4f));
         model.Train();
+        int epoch = 0;
         void Step()
         {
+            Data.Batches.Fill(images, order, host, hostLabels, augment, 1, epoch++, 0f);
+            x.Buffer.Upload(host);
             opt.ZeroGrad();
             Tape.Backward(Ops.LabelSmoothingCrossEntropy(model.Forward(x), labels, 0.1f));
             opt.Step();
@@ -79,7 +90,10 @@ public static class DryRun
         }
         double Seconds(Action a, int reps)
         {
-            for (int i = 0; i < 6; i++) a();   // warm-up: buffer pool, JIT tiering
+            // Warm-up: buffer pool, and the JIT's tiering (methods are recompiled optimised after about 30 calls and a
+            // short delay), so the steps timed are the ones a long run makes.
+            var warm = Stopwatch.StartNew();
+            for (int i = 0; i < 60 && (i < 6 || warm.Elapsed.TotalSeconds < 1.5); i++) a();
             be.Synchronize();
             var sw = Stopwatch.StartNew();
             for (int i = 0; i < reps; i++) a();
