@@ -297,6 +297,20 @@ public sealed class Transformer : Module
 
     public override Tensor Forward(Tensor x) => throw new InvalidOperationException("a Transformer takes token ids: call Encode and Decode");
 
+    /// <summary>Recreates a Transformer from a checkpoint's configuration and loads its tensors.</summary>
+    public static Transformer Load(string path, IBackend backend)
+    {
+        var (meta, _) = Checkpoint.Read(path);
+        if (!meta.TryGetValue("model", out var name) || name != "transformer") throw new CheckpointException($"{path}: not a Transformer checkpoint (model '{name}')");
+        TransformerConfig config;
+        try { config = JsonSerializer.Deserialize<TransformerConfig>(meta.GetValueOrDefault("config", "")) ?? throw new JsonException("empty"); config.Validate(path); }
+        catch (Exception e) when (e is JsonException or ArgumentException) { throw new CheckpointException($"{path}: Transformer configuration: {e.Message}"); }
+        var model = new Transformer(backend, config, 0);
+        Checkpoint.Load(model, path);
+        model.Eval();
+        return model;
+    }
+
     /// <summary>PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...).</summary>
     public static float[] Sinusoids(int length, int d)
     {
@@ -442,5 +456,60 @@ public sealed class Transformer : Module
             foreach (var t in _memoryKv.Concat(_keys).Concat(_values).Concat(_spareKeys).Concat(_spareValues)) t.Buffer.Dispose();
             _mask.Dispose();
         }
+    }
+}
+
+/// <summary>A padded batch of sentence pairs: source + EOS, target input BOS + y and target output y + EOS, each
+/// padded with PAD to the longest sentence of the batch.</summary>
+public sealed record Seq2SeqBatch(int Size, int SourceLength, int TargetLength, int[] Source, int[] TargetIn, int[] TargetOut)
+{
+    public int RealTargetTokens => TargetOut.Count(t => t != TransformerConfig.PadId);
+
+    public static Seq2SeqBatch From(IReadOnlyList<int[]> sources, IReadOnlyList<int[]> targets)
+    {
+        if (sources.Count != targets.Count || sources.Count == 0) throw new ArgumentException($"a batch needs as many targets as sources (and at least one), got {sources.Count} and {targets.Count}");
+        int n = sources.Count, ls = sources.Max(s => s.Length) + 1, lt = targets.Max(t => t.Length) + 1;
+        var src = new int[n * ls]; var tin = new int[n * lt]; var tout = new int[n * lt];
+        for (int i = 0; i < n; i++)
+        {
+            sources[i].CopyTo(src, i * ls); src[i * ls + sources[i].Length] = TransformerConfig.EosId;
+            tin[i * lt] = TransformerConfig.BosId; targets[i].CopyTo(tin, i * lt + 1);
+            targets[i].CopyTo(tout, i * lt); tout[i * lt + targets[i].Length] = TransformerConfig.EosId;
+        }
+        return new Seq2SeqBatch(n, ls, lt, src, tin, tout);
+    }
+}
+
+/// <summary>Teacher-forced training pieces shared by the tests, the benchmark and the translation study.</summary>
+public static class Seq2Seq
+{
+    /// <summary>The decoder's logits [batch * target length, vocabulary] for a batch.</summary>
+    public static Tensor Logits(Transformer model, Seq2SeqBatch batch)
+    {
+        var (memory, mask) = model.Encode(batch.Source, batch.Size, batch.SourceLength);
+        return model.Decode(memory, mask, batch.SourceLength, batch.TargetIn, batch.Size, batch.TargetLength);
+    }
+
+    /// <summary>Token-level label-smoothing cross-entropy over the real target tokens.</summary>
+    public static Tensor LabelSmoothingLoss(Transformer model, Seq2SeqBatch batch, float alpha)
+    {
+        var logits = Logits(model, batch);
+        var labels = Tape.Current.Ints(model.Backend, batch.TargetOut);
+        return Ops.TokenLabelSmoothingCrossEntropy(logits, labels, alpha, TransformerConfig.PadId, batch.RealTargetTokens);
+    }
+
+    /// <summary>One optimiser step: loss, backward, global-norm clipping (when clip > 0), update. Returns the loss, or
+    /// NaN when it was not finite (the step is then skipped).</summary>
+    public static float TrainStep(Transformer model, Optimizer optimizer, Func<Tensor> loss, float clip = 1f)
+    {
+        optimizer.ZeroGrad();
+        var l = loss();
+        float value = l.ToArray()[0];
+        if (!float.IsFinite(value)) { Tape.Current.Reset(); return float.NaN; }
+        Tape.Backward(l);
+        if (clip > 0f && !double.IsFinite(GradientClipping.ClipGlobalNorm(optimizer.Parameters, clip))) { Tape.Current.Reset(); return float.NaN; }
+        optimizer.Step();
+        Tape.Current.Reset();
+        return value;
     }
 }
