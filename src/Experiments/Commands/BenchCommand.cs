@@ -19,6 +19,8 @@ internal static class BenchCommand
         cmd.Subcommands.Add(LayerBench.Create());
         cmd.Subcommands.Add(AnalysisBench.Create(PeerOption));
         cmd.Subcommands.Add(TrainBench.Create(PeerOption));
+        cmd.Subcommands.Add(SequenceBench.Attention(PeerOption));
+        cmd.Subcommands.Add(SequenceBench.Transformer(PeerOption));
         cmd.Subcommands.Add(BenchReport.Create());
         return cmd;
     }
