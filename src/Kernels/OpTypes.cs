@@ -6,24 +6,43 @@ public enum BinaryOp { Add, Sub, Mul, Div, Max, Min }
 
 public enum ReduceOp { Sum, Mean, Max }
 
-/// <summary>Row-major GEMM description: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b].</summary>
-/// <remarks>op(A) is M x K, op(B) is K x N, C is M x N, all contiguous row-major. With TransA, A is stored K x M;
-/// with TransB, B is stored N x K. Offsets and batch strides are in elements.</remarks>
+/// <summary>Row-major GEMM description: C[z] = alpha * op(A[z]) * op(B[z]) + beta * C[z] for z over BatchCount x Heads
+/// matrices.</summary>
+/// <remarks>op(A) is M x K, op(B) is K x N, C is M x N, row-major with leading dimensions Lda, Ldb, Ldc (0 = packed:
+/// the row length). With TransA, A is stored K x M; with TransB, B is stored N x K. Matrix (b, h) starts at
+/// Offset + b * Stride + h * HeadStride (elements), so the heads of attention are products on strided views of one
+/// projection: Q of head h at column h * d of rows of length Lda = 3 * d_model, without copying.</remarks>
 public readonly record struct GemmSpec(
     bool TransA, bool TransB, int M, int N, int K,
     float Alpha = 1f, float Beta = 0f,
     int BatchCount = 1, long StrideA = 0, long StrideB = 0, long StrideC = 0,
-    long OffsetA = 0, long OffsetB = 0, long OffsetC = 0)
+    long OffsetA = 0, long OffsetB = 0, long OffsetC = 0,
+    int Lda = 0, int Ldb = 0, int Ldc = 0,
+    int Heads = 1, long HeadStrideA = 0, long HeadStrideB = 0, long HeadStrideC = 0)
 {
-    public long Flops => 2L * M * N * K * BatchCount;
+    public long Flops => 2L * M * N * K * BatchCount * Heads;
+    public int Matrices => BatchCount * Heads;
+
+    /// <summary>Effective leading dimensions (the stored row length when not given).</summary>
+    public int LdA => Lda > 0 ? Lda : TransA ? M : K;
+    public int LdB => Ldb > 0 ? Ldb : TransB ? K : N;
+    public int LdC => Ldc > 0 ? Ldc : N;
+    public bool Packed => Lda == 0 && Ldb == 0 && Ldc == 0 && Heads == 1;
+
+    public long BaseA(int z) => OffsetA + z / Heads * StrideA + z % Heads * HeadStrideA;
+    public long BaseB(int z) => OffsetB + z / Heads * StrideB + z % Heads * HeadStrideB;
+    public long BaseC(int z) => OffsetC + z / Heads * StrideC + z % Heads * HeadStrideC;
+
+    static long Extent(long offset, int batch, long stride, int heads, long headStride, int rows, int cols, int ld) =>
+        rows == 0 || cols == 0 ? offset : offset + (batch - 1) * stride + (heads - 1) * headStride + (long)(rows - 1) * ld + cols;
 
     /// <summary>Elements of A, B, C the spec touches, for bounds checks.</summary>
-    public long ExtentA => OffsetA + (BatchCount - 1) * StrideA + (long)M * K;
-    public long ExtentB => OffsetB + (BatchCount - 1) * StrideB + (long)K * N;
-    public long ExtentC => OffsetC + (BatchCount - 1) * StrideC + (long)M * N;
+    public long ExtentA => Extent(OffsetA, BatchCount, StrideA, Heads, HeadStrideA, TransA ? K : M, TransA ? M : K, LdA);
+    public long ExtentB => Extent(OffsetB, BatchCount, StrideB, Heads, HeadStrideB, TransB ? N : K, TransB ? K : N, LdB);
+    public long ExtentC => Extent(OffsetC, BatchCount, StrideC, Heads, HeadStrideC, M, N, LdC);
 
     public override string ToString() =>
-        $"{(TransA ? "At" : "A")}{(TransB ? "Bt" : "B")} M={M} N={N} K={K} batch={BatchCount} alpha={Alpha} beta={Beta}";
+        $"{(TransA ? "At" : "A")}{(TransB ? "Bt" : "B")} M={M} N={N} K={K} batch={BatchCount}{(Heads > 1 ? $"x{Heads} heads" : "")}{(Packed ? "" : $" ld={LdA}/{LdB}/{LdC}")} alpha={Alpha} beta={Beta}";
 }
 
 /// <summary>Hyper-parameters of SGD with momentum (PyTorch semantics: v = mu*v + g + wd*p; p -= lr*v, or Nesterov).</summary>

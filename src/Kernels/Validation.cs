@@ -40,7 +40,9 @@ public static class Validation
 
     public static void Gemm(IBackend backend, in GemmSpec s, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)
     {
-        NonNegative(s.M, "M"); NonNegative(s.N, "N"); NonNegative(s.K, "K"); Positive(s.BatchCount, "batchCount");
+        NonNegative(s.M, "M"); NonNegative(s.N, "N"); NonNegative(s.K, "K"); Positive(s.BatchCount, "batchCount"); Positive(s.Heads, "heads");
+        if (s.Lda < 0 || s.Ldb < 0 || s.Ldc < 0 || (s.Lda > 0 && s.Lda < (s.TransA ? s.M : s.K)) || (s.Ldb > 0 && s.Ldb < (s.TransB ? s.K : s.N)) || (s.Ldc > 0 && s.Ldc < s.N))
+            throw new ArgumentException($"GEMM {s}: a leading dimension is shorter than its row (A rows of {(s.TransA ? s.M : s.K)}, B rows of {(s.TransB ? s.K : s.N)}, C rows of {s.N})");
         Fits(backend, a, s.ExtentA, "A"); Fits(backend, b, s.ExtentB, "B"); Fits(backend, c, s.ExtentC, "C");
     }
 }

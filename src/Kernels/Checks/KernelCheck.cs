@@ -143,6 +143,31 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
                 backend.Gemm(spec, da, db, dc);
                 Compare("gemm", $"{(ta ? "T" : "N")}{(tb ? "T" : "N")} {m}x{n}x{k} b{batch} beta={beta}", dc.ToArray(), ReferenceOps.Gemm(spec, a, b, c), 2e-6 * k + 1e-5, 1e-5);
             }
+        // Attention heads as products on strided views of one fused QKV buffer [B, L, 3 H d]: S = Q K^T per (b, h) into a
+        // packed [B, H, L, L], then O = P V per (b, h) into the heads' columns of [B, L, H d]; and a transposed A.
+        {
+            int bsz = 2, heads = 3, len = small ? 5 : 37, d = small ? 4 : 16, md = heads * d, row = 3 * md;
+            var qkv = Random(bsz * len * row, 80);
+            var scores = new GemmSpec(false, true, len, len, d, Alpha: 0.25f, BatchCount: bsz, StrideA: (long)len * row, StrideB: (long)len * row, StrideC: (long)heads * len * len,
+                OffsetB: md, Lda: row, Ldb: row, Heads: heads, HeadStrideA: d, HeadStrideB: d, HeadStrideC: (long)len * len);
+            var sInit = Random(bsz * heads * len * len, 81);
+            using var dqkv = Up(qkv); using var ds = Up(sInit);
+            backend.Gemm(scores, dqkv, dqkv, ds);
+            Compare("gemm", $"heads: Q K^T on strided views {scores}", ds.ToArray(), ReferenceOps.Gemm(scores, qkv, qkv, sInit), 2e-6 * d + 1e-5, 1e-5);
+            var p = Random(bsz * heads * len * len, 82);
+            var weighted = new GemmSpec(false, false, len, d, len, Beta: 0.5f, BatchCount: bsz, StrideA: (long)heads * len * len, StrideB: (long)len * row, StrideC: (long)len * md,
+                OffsetB: 2 * md, Ldb: row, Ldc: md, Heads: heads, HeadStrideA: (long)len * len, HeadStrideB: d, HeadStrideC: d);
+            var oInit = Random(bsz * len * md, 83);
+            using var dp = Up(p); using var dout = Up(oInit);
+            backend.Gemm(weighted, dp, dqkv, dout);
+            Compare("gemm", $"heads: P V into strided O {weighted}", dout.ToArray(), ReferenceOps.Gemm(weighted, p, qkv, oInit), 2e-6 * len + 1e-5, 1e-5);
+            var transposed = new GemmSpec(true, false, d, d, len, BatchCount: bsz, StrideA: (long)len * row, StrideB: (long)len * row, StrideC: (long)heads * d * d,
+                OffsetB: md, Lda: row, Ldb: row, Heads: heads, HeadStrideA: d, HeadStrideB: d, HeadStrideC: (long)d * d);
+            var cInit = new float[bsz * heads * d * d];
+            using var dc = Up(cInit);
+            backend.Gemm(transposed, dqkv, dqkv, dc);
+            Compare("gemm", $"heads: Q^T K on strided views {transposed}", dc.ToArray(), ReferenceOps.Gemm(transposed, qkv, qkv, cInit), 2e-6 * len + 1e-5, 1e-5);
+        }
         // Offsets into a larger buffer, as convolution uses them.
         {
             var spec = new GemmSpec(false, false, 9, 10, 11, OffsetA: 5, OffsetB: 7, OffsetC: 3);

@@ -46,8 +46,8 @@ internal sealed unsafe class CpuGemm
 
     public void Run(in GemmSpec s, float* a, float* b, float* c)
     {
-        for (int batch = 0; batch < s.BatchCount; batch++)
-            Single(s, a + s.OffsetA + batch * s.StrideA, b + s.OffsetB + batch * s.StrideB, c + s.OffsetC + batch * s.StrideC, default(NoPacker));
+        for (int z = 0; z < s.Matrices; z++)
+            Single(s, a + s.BaseA(z), b + s.BaseB(z), c + s.BaseC(z), default(NoPacker));
     }
 
     /// <summary>C = alpha op(A) B + beta C where the packer supplies B's panels (s.TransB and batching are ignored).</summary>
@@ -62,7 +62,7 @@ internal sealed unsafe class CpuGemm
     void Single<TPacker>(in GemmSpec s, float* a, float* b, float* c, TPacker packer) where TPacker : struct, IPanelPacker
     {
         int m = s.M, n = s.N, k = s.K;
-        if (k == 0 || s.Alpha == 0f) { ScaleC(c, m * n, s.Beta); return; }
+        if (k == 0 || s.Alpha == 0f) { for (int i = 0; i < m; i++) ScaleC(c + (long)i * s.LdC, n, s.Beta); return; }
 
         bool parallel = _parallel.Threads > 1 && 2L * m * n * k >= SingleThreadFlops;
         int nr = _nr;
@@ -75,7 +75,7 @@ internal sealed unsafe class CpuGemm
             {
                 int kc = Math.Min(KC, k - pc);
                 float beta = pc == 0 ? s.Beta : 1f;
-                if (b != null) PackBAll(s.TransB, b, n, k, pc, kc, jc, nc, nPanels, parallel);
+                if (b != null) PackBAll(s.TransB, b, s.LdB, pc, kc, jc, nc, nPanels, parallel);
                 else for (int p = 0; p < nPanels; p++) packer.Pack(_packedBPtr + (long)p * nr * KC, pc, kc, jc + p * nr, Math.Min(nr, nc - p * nr), nr);
 
                 int mBlocks = (m + MC - 1) / MC;
@@ -102,8 +102,8 @@ internal sealed unsafe class CpuGemm
         var packedA = t_packedA ??= GC.AllocateArray<float>(MC * KC, pinned: true);
         fixed (float* pa = packedA)
         {
-            PackA(s.TransA, a, s.M, s.K, ic, mc, pc, kc, pa);
-            int nr = _nr, ldc = s.N;
+            PackA(s.TransA, a, s.LdA, ic, mc, pc, kc, pa);
+            int nr = _nr, ldc = s.LdC;
             for (int panel = p0; panel < p1; panel++)
             {
                 int jr = panel * nr, nrEff = Math.Min(nr, nc - jr);
@@ -134,7 +134,7 @@ internal sealed unsafe class CpuGemm
     }
 
     /// <summary>Packs op(A)[ic:ic+mc, pc:pc+kc] as MR-row panels, k-major inside a panel, zero-padded rows.</summary>
-    static void PackA(bool transA, float* a, int m, int k, int ic, int mc, int pc, int kc, float* dst)
+    static void PackA(bool transA, float* a, int lda, int ic, int mc, int pc, int kc, float* dst)
     {
         for (int ir = 0; ir < mc; ir += MR)
         {
@@ -142,12 +142,12 @@ internal sealed unsafe class CpuGemm
             float* panel = dst + ir * kc;
             if (!transA)
             {
-                // A is m x k row-major: element (i, p) at a[i*k + p].
+                // A is m x k row-major: element (i, p) at a[i*lda + p].
                 for (int r = 0; r < MR; r++)
                 {
                     if (r < rows)
                     {
-                        float* src = a + (long)(ic + ir + r) * k + pc;
+                        float* src = a + (long)(ic + ir + r) * lda + pc;
                         for (int p = 0; p < kc; p++) panel[p * MR + r] = src[p];
                     }
                     else for (int p = 0; p < kc; p++) panel[p * MR + r] = 0f;
@@ -155,10 +155,10 @@ internal sealed unsafe class CpuGemm
             }
             else
             {
-                // A is stored k x m: element (i, p) at a[p*m + i], rows of a panel are contiguous.
+                // A is stored k x m: element (i, p) at a[p*lda + i], rows of a panel are contiguous.
                 for (int p = 0; p < kc; p++)
                 {
-                    float* src = a + (long)(pc + p) * m + ic + ir;
+                    float* src = a + (long)(pc + p) * lda + ic + ir;
                     float* d = panel + p * MR;
                     int r = 0;
                     for (; r < rows; r++) d[r] = src[r];
@@ -168,24 +168,24 @@ internal sealed unsafe class CpuGemm
         }
     }
 
-    void PackBAll(bool transB, float* b, int n, int k, int pc, int kc, int jc, int nc, int nPanels, bool parallel)
+    void PackBAll(bool transB, float* b, int ldb, int pc, int kc, int jc, int nc, int nPanels, bool parallel)
     {
         float* dst = _packedBPtr;
         int nr = _nr;
         if (parallel && (long)kc * nc > 1 << 15)
-            _parallel.For(nPanels, (long)kc * nr, (p0, p1) => { for (int p = p0; p < p1; p++) PackBPanel(transB, b, n, k, pc, kc, jc + p * nr, Math.Min(nr, nc - p * nr), nr, dst + (long)p * nr * KC); }, 1);
+            _parallel.For(nPanels, (long)kc * nr, (p0, p1) => { for (int p = p0; p < p1; p++) PackBPanel(transB, b, ldb, pc, kc, jc + p * nr, Math.Min(nr, nc - p * nr), nr, dst + (long)p * nr * KC); }, 1);
         else
-            for (int p = 0; p < nPanels; p++) PackBPanel(transB, b, n, k, pc, kc, jc + p * nr, Math.Min(nr, nc - p * nr), nr, dst + (long)p * nr * KC);
+            for (int p = 0; p < nPanels; p++) PackBPanel(transB, b, ldb, pc, kc, jc + p * nr, Math.Min(nr, nc - p * nr), nr, dst + (long)p * nr * KC);
     }
 
     /// <summary>Packs op(B)[pc:pc+kc, j0:j0+cols] into one k-major NR-wide panel, zero-padded columns.</summary>
-    static void PackBPanel(bool transB, float* b, int n, int k, int pc, int kc, int j0, int cols, int nr, float* dst)
+    static void PackBPanel(bool transB, float* b, int ldb, int pc, int kc, int j0, int cols, int nr, float* dst)
     {
         if (!transB)
         {
             for (int p = 0; p < kc; p++)
             {
-                float* src = b + (long)(pc + p) * n + j0;
+                float* src = b + (long)(pc + p) * ldb + j0;
                 float* d = dst + p * nr;
                 if (cols == nr)
                 {
@@ -202,12 +202,12 @@ internal sealed unsafe class CpuGemm
         }
         else
         {
-            // B is stored n x k: element (p, j) at b[j*k + p]; walk each source row contiguously.
+            // B is stored n x k: element (p, j) at b[j*ldb + p]; walk each source row contiguously.
             for (int j = 0; j < nr; j++)
             {
                 if (j < cols)
                 {
-                    float* src = b + (long)(j0 + j) * k + pc;
+                    float* src = b + (long)(j0 + j) * ldb + pc;
                     for (int p = 0; p < kc; p++) dst[p * nr + j] = src[p];
                 }
                 else for (int p = 0; p < kc; p++) dst[p * nr + j] = 0f;

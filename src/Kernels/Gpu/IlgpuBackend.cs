@@ -145,8 +145,8 @@ public sealed partial class IlgpuBackend : BackendBase
         _gemm ??= Accelerator.LoadStreamKernel<GemmParams, FView, FView, FView>(IlgpuKernels.Gemm);
         int t = _gemmTile;
         var p = new GemmParams(s.TransA ? 1 : 0, s.TransB ? 1 : 0, s.M, s.N, s.K, s.Alpha, s.Beta,
-            s.StrideA, s.StrideB, s.StrideC, s.OffsetA, s.OffsetB, s.OffsetC, t);
-        var config = new KernelConfig(new Index3D((s.N + t - 1) / t, (s.M + t - 1) / t, s.BatchCount), new Index3D(t, t, 1),
+            s.StrideA, s.StrideB, s.StrideC, s.OffsetA, s.OffsetB, s.OffsetC, t, s.LdA, s.LdB, s.LdC, s.Heads, s.HeadStrideA, s.HeadStrideB, s.HeadStrideC);
+        var config = new KernelConfig(new Index3D((s.N + t - 1) / t, (s.M + t - 1) / t, s.Matrices), new Index3D(t, t, 1),
             SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
         _gemm(config, p, V(a), V(b), V(c));
     }

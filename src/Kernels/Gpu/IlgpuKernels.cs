@@ -9,7 +9,8 @@ using FView = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
 using IView = ILGPU.Runtime.ArrayView1D<int, ILGPU.Stride1D.Dense>;
 
 public readonly record struct GemmParams(int TransA, int TransB, int M, int N, int K, float Alpha, float Beta,
-    long StrideA, long StrideB, long StrideC, long OffsetA, long OffsetB, long OffsetC, int Tile);
+    long StrideA, long StrideB, long StrideC, long OffsetA, long OffsetB, long OffsetC, int Tile,
+    int Lda, int Ldb, int Ldc, int Heads, long HeadStrideA, long HeadStrideB, long HeadStrideC);
 
 public readonly record struct RowParams(int Rows, int Cols, float InvT, float Temperature, float Alpha, float Beta, float Scale, int Flag, int HasGrad, int Ignore = int.MinValue);
 
@@ -111,16 +112,17 @@ internal static class IlgpuKernels
         int tile = p.Tile;
         int tx = Group.IdxX, ty = Group.IdxY;
         int row = Grid.IdxY * tile + ty, col = Grid.IdxX * tile + tx;
-        long batch = Grid.IdxZ;
-        long aBase = p.OffsetA + batch * p.StrideA, bBase = p.OffsetB + batch * p.StrideB, cBase = p.OffsetC + batch * p.StrideC;
+        int z = Grid.IdxZ, batch = z / p.Heads, head = z - batch * p.Heads;   // 32-bit: no 64-bit division in PTX
+        long aBase = p.OffsetA + batch * p.StrideA + head * p.HeadStrideA, bBase = p.OffsetB + batch * p.StrideB + head * p.HeadStrideB,
+             cBase = p.OffsetC + batch * p.StrideC + head * p.HeadStrideC;
         int tileB = tile * tile;
         float acc = 0f;
         for (int k0 = 0; k0 < p.K; k0 += tile)
         {
             int ka = k0 + tx, kb = k0 + ty;
             float av = 0f, bv = 0f;
-            if (row < p.M && ka < p.K) av = a[aBase + (p.TransA != 0 ? (long)ka * p.M + row : (long)row * p.K + ka)];
-            if (col < p.N && kb < p.K) bv = b[bBase + (p.TransB != 0 ? (long)col * p.K + kb : (long)kb * p.N + col)];
+            if (row < p.M && ka < p.K) av = a[aBase + (p.TransA != 0 ? (long)ka * p.Lda + row : (long)row * p.Lda + ka)];
+            if (col < p.N && kb < p.K) bv = b[bBase + (p.TransB != 0 ? (long)col * p.Ldb + kb : (long)kb * p.Ldb + col)];
             shared[ty * tile + tx] = av;
             shared[tileB + ty * tile + tx] = bv;
             Group.Barrier();
@@ -129,7 +131,7 @@ internal static class IlgpuKernels
         }
         if (row < p.M && col < p.N)
         {
-            long idx = cBase + (long)row * p.N + col;
+            long idx = cBase + (long)row * p.Ldc + col;
             c[idx] = p.Beta == 0f ? p.Alpha * acc : p.Alpha * acc + p.Beta * c[idx];
         }
     }

@@ -8,20 +8,20 @@ public static partial class ReferenceOps
     {
         var result = new double[c.Length];
         for (int i = 0; i < c.Length; i++) result[i] = c[i];
-        for (int batch = 0; batch < s.BatchCount; batch++)
+        for (int z = 0; z < s.Matrices; z++)
         {
-            long ao = s.OffsetA + batch * s.StrideA, bo = s.OffsetB + batch * s.StrideB, co = s.OffsetC + batch * s.StrideC;
+            long ao = s.BaseA(z), bo = s.BaseB(z), co = s.BaseC(z);
             for (int i = 0; i < s.M; i++)
                 for (int j = 0; j < s.N; j++)
                 {
                     double acc = 0;
                     for (int p = 0; p < s.K; p++)
                     {
-                        double av = s.TransA ? a[ao + (long)p * s.M + i] : a[ao + (long)i * s.K + p];
-                        double bv = s.TransB ? b[bo + (long)j * s.K + p] : b[bo + (long)p * s.N + j];
+                        double av = s.TransA ? a[ao + (long)p * s.LdA + i] : a[ao + (long)i * s.LdA + p];
+                        double bv = s.TransB ? b[bo + (long)j * s.LdB + p] : b[bo + (long)p * s.LdB + j];
                         acc += av * bv;
                     }
-                    long idx = co + (long)i * s.N + j;
+                    long idx = co + (long)i * s.LdC + j;
                     result[idx] = s.Alpha * acc + (s.Beta == 0f ? 0.0 : s.Beta * (double)c[idx]);
                 }
         }
