@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(StudyCommands.Export());
         root.Subcommands.Add(StudyCommands.Analyze());
         root.Subcommands.Add(StudyCommands.Advise());
+        root.Subcommands.Add(CorpusCommand.Create());
         try
         {
             var parsed = root.Parse(args);

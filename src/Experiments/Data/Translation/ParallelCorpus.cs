@@ -1,0 +1,129 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace LsKd.Experiments.Data.Translation;
+
+/// <summary>An English sentence and its translation.</summary>
+public sealed record SentencePair(string Source, string Target);
+
+/// <summary>What a corpus was built from, recorded with every result so that runs from different corpora are never
+/// mixed: the catalogues (domain, file size), pairs per split and the SHA-256 of the extracted pairs.</summary>
+public sealed record CorpusManifest(string Name, string Pair, string[] Domains, int Train, int Valid, int Test, string Sha256, Dictionary<string, int> PairsPerDomain);
+
+/// <summary>
+/// English-to-X sentence pairs from the gettext catalogues of Debian packages (/usr/share/locale/X/LC_MESSAGES):
+/// real human translations of program messages. Entries are filtered (untranslated, format strings with % or
+/// braces, several lines, tabs, too short or too long, no letter) and kept once per source string (the first
+/// domain in the sorted list wins), then split 90/5/5 by a hash of the source, so a source never lands in two splits
+/// and the split does not depend on the order of the catalogues.
+/// </summary>
+public static class ParallelCorpus
+{
+    public const string DefaultLocaleRoot = "/usr/share/locale";
+    public const int MaxCharacters = 120;
+
+    /// <summary>The catalogues a corpus reads: those present for both German and Russian on the Debian machines this
+    /// project runs on (about 25,000 pairs per language after filtering; docs/STUDY.md). A catalogue that is not
+    /// installed is skipped and the manifest records which ones were read.</summary>
+    public static readonly string[] DefaultDomains =
+    [
+        "Linux-PAM", "PackageKit", "adduser", "appstream", "apt", "at-spi2-core", "avahi", "bash", "bfd", "binutils",
+        "coreutils", "diffutils", "dpkg", "dpkg-dev", "findutils", "gas", "gdk-pixbuf", "gettext-runtime",
+        "gettext-tools", "git", "glib20", "gnupg2", "gprof", "grep", "gsettings-desktop-schemas",
+        "gst-plugins-base-1.0", "gstreamer-1.0", "gtk20", "gtk20-properties", "initdb-15", "iso_15924", "iso_3166",
+        "iso_3166-1", "iso_3166-2", "iso_3166-3", "iso_3166_2", "iso_4217", "iso_639", "iso_639-2", "iso_639-3",
+        "iso_639-5", "iso_639_3", "iso_639_5", "ld", "libapt-pkg6.0", "libc", "libexif-12", "libgphoto2_port-12",
+        "libidn2", "libpq5-15", "make", "man-db", "man-db-gnulib", "mit-krb5", "opcodes", "pg_amcheck-15",
+        "pg_archivecleanup-15", "pg_basebackup-15", "pg_checksums-15", "pg_config-15", "pg_controldata-15",
+        "pg_ctl-15", "pg_dump-15", "pg_resetwal-15", "pg_rewind-15", "pg_test_fsync-15", "pg_test_timing-15",
+        "pg_upgrade-15", "pg_verifybackup-15", "pg_waldump-15", "pgscripts-15", "plpgsql-15", "postgres-15", "psmisc",
+        "psql-15", "python-apt", "sed", "shadow", "shared-mime-info", "software-properties", "systemd", "tar", "wget",
+        "wget-gnulib", "xdg-user-dirs", "xkeyboard-config",
+    ];
+
+    /// <summary>Why an entry is left out, or null when it is kept.</summary>
+    public static string? Reject(string source, string target)
+    {
+        if (target.Length == 0) return "untranslated";
+        if (source == target) return "untranslated";
+        if (source.Length < 2 || target.Length < 2) return "too short";
+        if (source.Length > MaxCharacters || target.Length > MaxCharacters) return "too long";
+        if (source.Contains('%') || target.Contains('%') || source.Contains('{') || source.Contains('}') || target.Contains('{') || target.Contains('}')) return "format string";
+        if (source.Contains('\n') || target.Contains('\n') || source.Contains('\t') || target.Contains('\t') || source.Contains('\r') || target.Contains('\r')) return "several lines";
+        if (!source.Any(char.IsLetter) || !target.Any(char.IsLetter)) return "no letter";
+        return null;
+    }
+
+    /// <summary>0 = train, 1 = valid, 2 = test, from the first 8 bytes of SHA-256 of the source (about 90/5/5).</summary>
+    public static int SplitOf(string source)
+    {
+        ulong h = BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(source)), 0);
+        int bucket = (int)(h % 100);
+        return bucket < 90 ? 0 : bucket < 95 ? 1 : 2;
+    }
+
+    /// <summary>Reads the catalogues of <paramref name="language"/> (e.g. de, ru) under the locale root; a missing
+    /// catalogue is skipped (its package may not be installed), a corrupt one is an error naming the file.</summary>
+    public static (List<SentencePair>[] Splits, CorpusManifest Manifest) FromCatalogues(string language, string localeRoot = DefaultLocaleRoot, string[]? domains = null)
+    {
+        domains ??= DefaultDomains;
+        string dir = Path.Combine(localeRoot, language, "LC_MESSAGES");
+        if (!Directory.Exists(dir))
+            throw new DataException($"{dir}: no message catalogues for '{language}' (install the packages with scripts/install-deps.sh, or pass --locale-root)");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var pairs = new List<SentencePair>();
+        var perDomain = new Dictionary<string, int>();
+        foreach (var domain in domains.OrderBy(d => d, StringComparer.Ordinal))
+        {
+            string path = Path.Combine(dir, domain + ".mo");
+            if (!File.Exists(path)) continue;
+            int kept = 0;
+            foreach (var e in MoCatalog.Read(path).Entries)
+            {
+                string target = e.Translations[0];
+                if (Reject(e.Source, target) != null || !seen.Add(e.Source)) continue;
+                pairs.Add(new SentencePair(e.Source, target));
+                kept++;
+            }
+            perDomain[domain] = kept;
+        }
+        if (pairs.Count == 0)
+            throw new DataException($"{dir}: no sentence pairs after filtering the catalogues ({string.Join(", ", domains.Take(5))}, ...); install them with scripts/install-deps.sh");
+        return Build($"gettext-{language}", $"en-{language}", perDomain, pairs);
+    }
+
+    /// <summary>Splits pairs by the hash of their source and writes the manifest.</summary>
+    public static (List<SentencePair>[] Splits, CorpusManifest Manifest) Build(string name, string pair, Dictionary<string, int> perSource, List<SentencePair> pairs)
+    {
+        var splits = new[] { new List<SentencePair>(), new List<SentencePair>(), new List<SentencePair>() };
+        foreach (var p in pairs.OrderBy(p => p.Source, StringComparer.Ordinal)) splits[SplitOf(p.Source)].Add(p);
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        for (int s = 0; s < 3; s++)
+            foreach (var p in splits[s]) sha.AppendData(Encoding.UTF8.GetBytes($"{s}\t{p.Source}\t{p.Target}\n"));
+        var manifest = new CorpusManifest(name, pair, perSource.Keys.ToArray(), splits[0].Count, splits[1].Count, splits[2].Count,
+            Convert.ToHexStringLower(sha.GetHashAndReset()), perSource);
+        return (splits, manifest);
+    }
+}
+
+/// <summary>A character vocabulary from a training split: ids 0-3 are PAD, BOS, EOS and UNK, then the characters in
+/// ordinal order.</summary>
+public sealed class CharVocabulary
+{
+    public const int Unk = 3;
+    readonly Dictionary<char, int> _ids;
+
+    public CharVocabulary(IEnumerable<string> texts)
+    {
+        Symbols = texts.SelectMany(t => t).Distinct().OrderBy(c => c).ToArray();
+        _ids = Symbols.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i + 4);
+    }
+
+    public char[] Symbols { get; }
+    public int Size => Symbols.Length + 4;
+
+    public int[] Encode(string text) => text.Select(c => _ids.TryGetValue(c, out int id) ? id : Unk).ToArray();
+
+    public string Decode(IEnumerable<int> ids) =>
+        new(ids.Where(i => i >= 4 || i == Unk).Select(i => i == Unk ? '\uFFFD' : i - 4 < Symbols.Length ? Symbols[i - 4] : '\uFFFD').ToArray());
+}
