@@ -69,11 +69,12 @@ public unsafe partial class CpuBackend
             for (int j = lk; j < lkp; j++) dst[(long)c * lkp + j] = 0f;
     }
 
-    /// <summary>out[r, j] = sum_c a_r[c] * bt[c, j] for the rows of a query block (j in [0, lkp)).</summary>
-    static void BlockTimesTransposed<TV>(float** a, int rows, int d, float* bt, int lkp, float* outRows) where TV : struct, ISimd<TV>
+    /// <summary>out[r, j] = sum_c a_r[c] * bt[c, j] for the rows of a query block, j in [0, cols) (cols a multiple of the
+    /// vector width: the keys the block's last query can see, so a causal block skips the keys after it).</summary>
+    static void BlockTimesTransposed<TV>(float** a, int rows, int d, float* bt, int lkp, int cols, float* outRows) where TV : struct, ISimd<TV>
     {
         int w = TV.Count;
-        for (int j = 0; j < lkp; j += w)
+        for (int j = 0; j < cols; j += w)
         {
             TV acc0 = TV.Splat(0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
             float* col = bt + j;
@@ -165,32 +166,45 @@ public unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>Scaled, masked scores of query row i turned into e^(s - lse) in place; returns the number of leading keys
-    /// that can be visible (the causal limit) and sets lse (+infinity when no key is visible).</summary>
+    /// <summary>Scaled, masked scores of query row i turned into softmax weights in place: exp(s - max) / sum when the
+    /// log-sum-exp is to be found (forward, which sets it: +infinity when no key is visible), exp(s - lse) when it is
+    /// known (backward). Returns the number of leading keys that can be visible (the causal limit; 0 when none is).
+    /// Masked keys get exactly 0. The exponentials are the SIMD Cephes exp, the cost that dominates at short head
+    /// dimensions.</summary>
     static int MaskedExp<TV>(in AttentionSpec s, float* row, int b, int i, int* mask, float scale, ref float lse, bool known) where TV : struct, ISimd<TV>
     {
-        int limit = s.KeyLimit(i), lk = s.KeyLength;
-        int* m = mask == null ? null : mask + (long)b * lk;
-        float max = float.NegativeInfinity;
-        for (int j = 0; j < limit; j++)
-        {
-            float x = m != null && m[j] == 0 ? float.NegativeInfinity : row[j] * scale;
-            row[j] = x;
-            if (x > max) max = x;
-        }
+        int limit = s.KeyLimit(i), w = TV.Count;
+        int* m = mask == null ? null : mask + (long)b * s.KeyLength;
+        if (known && float.IsPositiveInfinity(lse)) return 0;
+        bool anyVisible = m == null && limit > 0;
+        if (m != null) for (int j = 0; j < limit; j++) anyVisible |= m[j] != 0;
+        if (!anyVisible) { if (!known) lse = float.PositiveInfinity; return 0; }
+        // shift = max (forward) or lse (backward): e = exp(s * scale - shift).
+        var vs = TV.Splat(scale);
+        int k = 0;
+        float shift;
         if (!known)
         {
-            if (float.IsNegativeInfinity(max)) { lse = float.PositiveInfinity; return 0; }
-            float sum = 0f;
-            for (int j = 0; j < limit; j++) { float e = MathF.Exp(row[j] - max); row[j] = e; sum += e; }
-            lse = max + MathF.Log(sum);
-            float inv = 1f / sum;
-            for (int j = 0; j < limit; j++) row[j] *= inv;
+            for (; k <= limit - w; k += w) TV.Store(TV.Mul(TV.Load(row + k), vs), row + k);
+            for (; k < limit; k++) row[k] *= scale;
+            if (m != null) for (int j = 0; j < limit; j++) if (m[j] == 0) row[j] = float.NegativeInfinity;
+            shift = RowMax<TV>(row, limit);
         }
-        else
+        else shift = lse;
+        var vShift = TV.Splat(shift);
+        k = 0;
+        if (!known) for (; k <= limit - w; k += w) TV.Store(TV.Exp(TV.Sub(TV.Load(row + k), vShift)), row + k);
+        else for (; k <= limit - w; k += w) TV.Store(TV.Exp(TV.Sub(TV.Mul(TV.Load(row + k), vs), vShift)), row + k);
+        for (; k < limit; k++) row[k] = SimdMath.Exp((known ? row[k] * scale : row[k]) - shift);
+        if (m != null) for (int j = 0; j < limit; j++) if (m[j] == 0) row[j] = 0f;
+        if (!known)
         {
-            if (float.IsPositiveInfinity(lse)) return 0;
-            for (int j = 0; j < limit; j++) row[j] = MathF.Exp(row[j] - lse);
+            float sum = RowSum<TV>(row, limit);
+            lse = shift + MathF.Log(sum);
+            var inv = TV.Splat(1f / sum);
+            k = 0;
+            for (; k <= limit - w; k += w) TV.Store(TV.Mul(TV.Load(row + k), inv), row + k);
+            for (; k < limit; k++) row[k] *= 1f / sum;
         }
         return limit;
     }
@@ -222,7 +236,8 @@ public unsafe partial class CpuBackend
                 qRows[r] = q + s.QIndex(b, i0 + r, h);
                 oRows[r] = o + s.OIndex(b, i0 + r, h);
             }
-            BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, scores);
+            int cols = (s.KeyLimit(i0 + rows - 1) + w - 1) / w * w;
+            BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, cols, scores);
             int reach = 0;
             for (int r = 0; r < rows; r++)
             {
@@ -232,7 +247,7 @@ public unsafe partial class CpuBackend
                 int limit = MaskedExp<TV>(s, row, b, i, mask, scale, ref l, known: false);
                 lse[((long)b * s.Heads + h) * lq + i] = l;
                 if (s.DropoutP > 0f) DropRow(s, row, b, h, i, limit);
-                for (int j = limit; j < lk; j++) row[j] = 0f;   // masked tail (and rows that see no key) weigh nothing
+                for (int j = limit; j < cols; j++) row[j] = 0f;    // masked tail (and rows that see no key) weigh nothing
                 reach = Math.Max(reach, limit);
             }
             WeightsTimesRows<TV>(scores, lkp, rows, reach, vHead, s.VRowStride, d, oRows, 1f);
@@ -275,8 +290,9 @@ public unsafe partial class CpuBackend
                 for (int c = 0; c < d; c++) dot += gRows[r][c] * orow[c];
                 rowDot[r] = dot;   // rowsum(dO * O) = sum_j P_ij dP_ij, with or without dropout
             }
-            BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, pw);
-            BlockTimesTransposed<TV>(gRows, rows, d, vt, lkp, dpw);
+            int cols = (s.KeyLimit(i0 + rows - 1) + w - 1) / w * w;
+            BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, cols, pw);
+            BlockTimesTransposed<TV>(gRows, rows, d, vt, lkp, cols, dpw);
             int reach = 0;
             for (int r = 0; r < rows; r++)
             {
@@ -284,7 +300,7 @@ public unsafe partial class CpuBackend
                 float* p = pw + (long)r * lkp, g = dpw + (long)r * lkp;
                 float l = lse[((long)b * s.Heads + h) * lq + i];
                 int limit = MaskedExp<TV>(s, p, b, i, mask, scale, ref l, known: true);
-                for (int j = limit; j < lkp; j++) { p[j] = 0f; g[j] = 0f; }
+                for (int j = limit; j < cols; j++) { p[j] = 0f; g[j] = 0f; }
                 if (s.DropoutP > 0f)
                 {
                     // dS needs the undropped P with dP taken back through the mask: dP = mask / (1 - p) * dPdrop.
