@@ -74,32 +74,39 @@ public unsafe partial class CpuBackend
     static void BlockTimesTransposed<TV>(float** a, int rows, int d, float* bt, int lkp, int cols, float* outRows) where TV : struct, ISimd<TV>
     {
         int w = TV.Count;
-        for (int j = 0; j < cols; j += w)
+        int j = 0;
+        if (rows == QueryBlock)
         {
-            TV acc0 = TV.Splat(0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-            float* col = bt + j;
-            if (rows == QueryBlock)
+            float* a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+            // Two key chunks at a time: eight independent FMA chains hide the FMA latency.
+            for (; j + 2 * w <= cols; j += 2 * w)
             {
-                float* a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+                TV c00 = TV.Splat(0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+                float* col = bt + j;
                 for (int c = 0; c < d; c++)
                 {
-                    var kv = TV.Load(col + (long)c * lkp);
-                    acc0 = TV.Fma(TV.Splat(a0[c]), kv, acc0);
-                    acc1 = TV.Fma(TV.Splat(a1[c]), kv, acc1);
-                    acc2 = TV.Fma(TV.Splat(a2[c]), kv, acc2);
-                    acc3 = TV.Fma(TV.Splat(a3[c]), kv, acc3);
+                    var k0 = TV.Load(col + (long)c * lkp); var k1 = TV.Load(col + (long)c * lkp + w);
+                    var q0 = TV.Splat(a0[c]); var q1 = TV.Splat(a1[c]); var q2 = TV.Splat(a2[c]); var q3 = TV.Splat(a3[c]);
+                    c00 = TV.Fma(q0, k0, c00); c01 = TV.Fma(q0, k1, c01);
+                    c10 = TV.Fma(q1, k0, c10); c11 = TV.Fma(q1, k1, c11);
+                    c20 = TV.Fma(q2, k0, c20); c21 = TV.Fma(q2, k1, c21);
+                    c30 = TV.Fma(q3, k0, c30); c31 = TV.Fma(q3, k1, c31);
                 }
-                TV.Store(acc0, outRows + j); TV.Store(acc1, outRows + lkp + j); TV.Store(acc2, outRows + 2 * lkp + j); TV.Store(acc3, outRows + 3 * lkp + j);
+                TV.Store(c00, outRows + j); TV.Store(c01, outRows + j + w);
+                TV.Store(c10, outRows + lkp + j); TV.Store(c11, outRows + lkp + j + w);
+                TV.Store(c20, outRows + 2 * lkp + j); TV.Store(c21, outRows + 2 * lkp + j + w);
+                TV.Store(c30, outRows + 3 * lkp + j); TV.Store(c31, outRows + 3 * lkp + j + w);
             }
-            else
+        }
+        for (; j < cols; j += w)
+        {
+            float* col = bt + j;
+            for (int r = 0; r < rows; r++)
             {
-                for (int r = 0; r < rows; r++)
-                {
-                    TV acc = TV.Splat(0f);
-                    float* ar = a[r];
-                    for (int c = 0; c < d; c++) acc = TV.Fma(TV.Splat(ar[c]), TV.Load(col + (long)c * lkp), acc);
-                    TV.Store(acc, outRows + (long)r * lkp + j);
-                }
+                TV acc = TV.Splat(0f);
+                float* ar = a[r];
+                for (int c = 0; c < d; c++) acc = TV.Fma(TV.Splat(ar[c]), TV.Load(col + (long)c * lkp), acc);
+                TV.Store(acc, outRows + (long)r * lkp + j);
             }
         }
     }
@@ -113,7 +120,23 @@ public unsafe partial class CpuBackend
         for (; c <= d - w; c += w)
         {
             TV acc0 = TV.Splat(0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-            for (int j = 0; j < nj; j++)
+            int j = 0;
+            if (rows == QueryBlock)
+            {
+                // Even and odd keys in separate accumulators: eight chains instead of four.
+                TV e0 = acc0, e1 = acc0, e2 = acc0, e3 = acc0;
+                for (; j + 1 < nj; j += 2)
+                {
+                    var sv = TV.Load(src + (long)j * stride + c);
+                    var sw = TV.Load(src + (long)(j + 1) * stride + c);
+                    acc0 = TV.Fma(TV.Splat(wts[j]), sv, acc0); e0 = TV.Fma(TV.Splat(wts[j + 1]), sw, e0);
+                    acc1 = TV.Fma(TV.Splat(wts[lkp + j]), sv, acc1); e1 = TV.Fma(TV.Splat(wts[lkp + j + 1]), sw, e1);
+                    acc2 = TV.Fma(TV.Splat(wts[2 * lkp + j]), sv, acc2); e2 = TV.Fma(TV.Splat(wts[2 * lkp + j + 1]), sw, e2);
+                    acc3 = TV.Fma(TV.Splat(wts[3 * lkp + j]), sv, acc3); e3 = TV.Fma(TV.Splat(wts[3 * lkp + j + 1]), sw, e3);
+                }
+                acc0 = TV.Add(acc0, e0); acc1 = TV.Add(acc1, e1); acc2 = TV.Add(acc2, e2); acc3 = TV.Add(acc3, e3);
+            }
+            for (; j < nj; j++)
             {
                 var sv = TV.Load(src + (long)j * stride + c);
                 acc0 = TV.Fma(TV.Splat(wts[j]), sv, acc0);
@@ -147,6 +170,17 @@ public unsafe partial class CpuBackend
             float* row = acc + (long)j * dp;
             int c = 0;
             var s0 = TV.Splat(w0); var s1 = TV.Splat(w1); var s2 = TV.Splat(w2); var s3 = TV.Splat(w3);
+            if (rows == QueryBlock)
+            {
+                // Two short chains instead of one of four: the FMA latency, not the loads, bounded the long one.
+                float* r0 = src[0], r1 = src[1], r2 = src[2], r3 = src[3];
+                for (; c <= d - w; c += w)
+                {
+                    var t01 = TV.Fma(s1, TV.Load(r1 + c), TV.Fma(s0, TV.Load(r0 + c), TV.Load(row + c)));
+                    var t23 = TV.Fma(s3, TV.Load(r3 + c), TV.Mul(s2, TV.Load(r2 + c)));
+                    TV.Store(TV.Add(t01, t23), row + c);
+                }
+            }
             for (; c <= d - w; c += w)
             {
                 var a = TV.Fma(s0, TV.Load(src[0] + c), TV.Load(row + c));
@@ -171,9 +205,9 @@ public unsafe partial class CpuBackend
     /// known (backward). Returns the number of leading keys that can be visible (the causal limit; 0 when none is).
     /// Masked keys get exactly 0. The exponentials are the SIMD Cephes exp, the cost that dominates at short head
     /// dimensions.</summary>
-    static int MaskedExp<TV>(in AttentionSpec s, float* row, int b, int i, int* mask, float scale, ref float lse, bool known) where TV : struct, ISimd<TV>
+    static int MaskedExp<TV>(in AttentionSpec s, float* row, int b, int i, int* mask, int keyEnd, float scale, ref float lse, bool known) where TV : struct, ISimd<TV>
     {
-        int limit = s.KeyLimit(i), w = TV.Count;
+        int limit = Math.Min(s.KeyLimit(i), keyEnd), w = TV.Count;
         int* m = mask == null ? null : mask + (long)b * s.KeyLength;
         if (known && float.IsPositiveInfinity(lse)) return 0;
         bool anyVisible = m == null && limit > 0;
@@ -209,6 +243,17 @@ public unsafe partial class CpuBackend
         return limit;
     }
 
+    /// <summary>One past the last real key of batch row b: right-padded keys (the usual layout) are skipped without
+    /// being scored. Keys before it that are masked are still handled by the mask.</summary>
+    static int KeyEnd(in AttentionSpec s, int* mask, int b)
+    {
+        if (mask == null) return s.KeyLength;
+        int* m = mask + (long)b * s.KeyLength;
+        int end = s.KeyLength;
+        while (end > 0 && m[end - 1] == 0) end--;
+        return end;
+    }
+
     /// <summary>Multiplies a row of weights by the dropout mask / (1 - p) (the same draw as forward).</summary>
     static void DropRow(in AttentionSpec s, float* row, int b, int h, int i, int limit)
     {
@@ -224,6 +269,7 @@ public unsafe partial class CpuBackend
         float* kt = AttentionScratch((long)d * lkp + QueryBlock * lkp, out var keep);
         float* scores = kt + (long)d * lkp;
         TransposeHead(k + s.KIndex(b, 0, h), s.KRowStride, lk, d, kt, lkp);
+        int keyEnd = KeyEnd(s, mask, b);
         float scale = s.Scale;
         float** qRows = stackalloc float*[QueryBlock];
         float** oRows = stackalloc float*[QueryBlock];
@@ -236,7 +282,7 @@ public unsafe partial class CpuBackend
                 qRows[r] = q + s.QIndex(b, i0 + r, h);
                 oRows[r] = o + s.OIndex(b, i0 + r, h);
             }
-            int cols = (s.KeyLimit(i0 + rows - 1) + w - 1) / w * w;
+            int cols = (Math.Min(s.KeyLimit(i0 + rows - 1), keyEnd) + w - 1) / w * w;
             BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, cols, scores);
             int reach = 0;
             for (int r = 0; r < rows; r++)
@@ -244,7 +290,7 @@ public unsafe partial class CpuBackend
                 int i = i0 + r;
                 float* row = scores + (long)r * lkp;
                 float l = 0f;
-                int limit = MaskedExp<TV>(s, row, b, i, mask, scale, ref l, known: false);
+                int limit = MaskedExp<TV>(s, row, b, i, mask, keyEnd, scale, ref l, known: false);
                 lse[((long)b * s.Heads + h) * lq + i] = l;
                 if (s.DropoutP > 0f) DropRow(s, row, b, h, i, limit);
                 for (int j = limit; j < cols; j++) row[j] = 0f;    // masked tail (and rows that see no key) weigh nothing
@@ -270,6 +316,7 @@ public unsafe partial class CpuBackend
         TransposeHead(k + s.KIndex(b, 0, h), s.KRowStride, lk, d, kt, lkp);
         TransposeHead(v + s.VIndex(b, 0, h), s.VRowStride, lk, d, vt, lkp);
         new Span<float>(dkAcc, 2 * lk * dp).Clear();
+        int keyEnd = KeyEnd(s, mask, b);
         float scale = s.Scale;
         float** qRows = stackalloc float*[QueryBlock];
         float** gRows = stackalloc float*[QueryBlock];
@@ -290,7 +337,7 @@ public unsafe partial class CpuBackend
                 for (int c = 0; c < d; c++) dot += gRows[r][c] * orow[c];
                 rowDot[r] = dot;   // rowsum(dO * O) = sum_j P_ij dP_ij, with or without dropout
             }
-            int cols = (s.KeyLimit(i0 + rows - 1) + w - 1) / w * w;
+            int cols = (Math.Min(s.KeyLimit(i0 + rows - 1), keyEnd) + w - 1) / w * w;
             BlockTimesTransposed<TV>(qRows, rows, d, kt, lkp, cols, pw);
             BlockTimesTransposed<TV>(gRows, rows, d, vt, lkp, cols, dpw);
             int reach = 0;
@@ -299,7 +346,7 @@ public unsafe partial class CpuBackend
                 int i = i0 + r;
                 float* p = pw + (long)r * lkp, g = dpw + (long)r * lkp;
                 float l = lse[((long)b * s.Heads + h) * lq + i];
-                int limit = MaskedExp<TV>(s, p, b, i, mask, scale, ref l, known: true);
+                int limit = MaskedExp<TV>(s, p, b, i, mask, keyEnd, scale, ref l, known: true);
                 for (int j = limit; j < cols; j++) { p[j] = 0f; g[j] = 0f; }
                 if (s.DropoutP > 0f)
                 {
