@@ -245,12 +245,16 @@ public unsafe partial class CpuBackend
 
     /// <summary>One past the last real key of batch row b: right-padded keys (the usual layout) are skipped without
     /// being scored. Keys before it that are masked are still handled by the mask.</summary>
-    static int KeyEnd(in AttentionSpec s, int* mask, int b)
+    static int KeyEnd(in AttentionSpec s, ref int* mask, int b)
     {
         if (mask == null) return s.KeyLength;
         int* m = mask + (long)b * s.KeyLength;
         int end = s.KeyLength;
         while (end > 0 && m[end - 1] == 0) end--;
+        // Without holes before the end the mask says nothing more: drop it, so the rows skip the per-key checks.
+        bool holes = false;
+        for (int j = 0; j < end && !holes; j++) holes = m[j] == 0;
+        if (!holes) mask = null;
         return end;
     }
 
@@ -269,7 +273,7 @@ public unsafe partial class CpuBackend
         float* kt = AttentionScratch((long)d * lkp + QueryBlock * lkp, out var keep);
         float* scores = kt + (long)d * lkp;
         TransposeHead(k + s.KIndex(b, 0, h), s.KRowStride, lk, d, kt, lkp);
-        int keyEnd = KeyEnd(s, mask, b);
+        int keyEnd = KeyEnd(s, ref mask, b);
         float scale = s.Scale;
         float** qRows = stackalloc float*[QueryBlock];
         float** oRows = stackalloc float*[QueryBlock];
@@ -316,7 +320,7 @@ public unsafe partial class CpuBackend
         TransposeHead(k + s.KIndex(b, 0, h), s.KRowStride, lk, d, kt, lkp);
         TransposeHead(v + s.VIndex(b, 0, h), s.VRowStride, lk, d, vt, lkp);
         new Span<float>(dkAcc, 2 * lk * dp).Clear();
-        int keyEnd = KeyEnd(s, mask, b);
+        int keyEnd = KeyEnd(s, ref mask, b);
         float scale = s.Scale;
         float** qRows = stackalloc float*[QueryBlock];
         float** gRows = stackalloc float*[QueryBlock];
