@@ -131,6 +131,15 @@ public class TransformerTests
         Assert.That(beam[0], Is.EqualTo(new[] { 4, 5 }));
     }
 
+    [Test]
+    public void MinimumLengthHoldsBackEndOfSentence()
+    {
+        // The table ends every hypothesis after two tokens; a minimum of four forces four tokens, greedy and beam.
+        Assert.That(Decoding.Greedy(new TableDecoder(1), 6, [4], [4])[0], Has.Length.EqualTo(4));
+        Assert.That(Decoding.Greedy(new TableDecoder(1), 6, [4])[0], Has.Length.LessThan(4));
+        Assert.That(Decoding.Beam(new TableDecoder(2), 6, 1, 2, [4], 0f, [4])[0], Has.Length.EqualTo(4));
+    }
+
     /// <summary>Trains a tiny Transformer on random digit strings; exact match by greedy decoding of held-out strings.</summary>
     static (double ExactMatch, double Seconds) TrainToy(string task, string backendName, int steps, TransformerConfig config, int evalCount)
     {

@@ -16,8 +16,9 @@ public interface IIncrementalDecoder
 /// a * |source| + b (the EOS is not part of the returned tokens).</summary>
 public static class Decoding
 {
-    /// <summary>Picks the most likely token of every row at each step (the lowest id on ties).</summary>
-    public static int[][] Greedy(IIncrementalDecoder decoder, int vocabulary, int[] maxLengths)
+    /// <summary>Picks the most likely token of every row at each step (the lowest id on ties). EOS is not allowed before
+    /// a row has <paramref name="minLengths"/> tokens (fairseq's --min-len; benchmarks use it to decode a fixed length).</summary>
+    public static int[][] Greedy(IIncrementalDecoder decoder, int vocabulary, int[] maxLengths, int[]? minLengths = null)
     {
         int rows = maxLengths.Length;
         var output = Enumerable.Range(0, rows).Select(_ => new List<int>()).ToArray();
@@ -30,7 +31,9 @@ public static class Decoding
             for (int r = 0; r < rows; r++)
             {
                 if (done[r]) { tokens[r] = TransformerConfig.PadId; continue; }
-                int best = ArgMax(logits.AsSpan(r * vocabulary, vocabulary));
+                var row = logits.AsSpan(r * vocabulary, vocabulary);
+                if (minLengths != null && output[r].Count < minLengths[r]) row[TransformerConfig.EosId] = float.NegativeInfinity;
+                int best = ArgMax(row);
                 if (best == TransformerConfig.EosId || output[r].Count >= maxLengths[r]) { done[r] = true; tokens[r] = TransformerConfig.PadId; continue; }
                 output[r].Add(best);
                 tokens[r] = best;
@@ -50,7 +53,7 @@ public static class Decoding
     /// each. Scores are sums of log-probabilities; finished hypotheses are ranked by score / length^lengthPenalty
     /// (length counts the EOS). A sentence stops when it has <paramref name="beam"/> finished hypotheses or reaches
     /// its length limit, where its live hypotheses are finished as they are.</summary>
-    public static int[][] Beam(IIncrementalDecoder decoder, int vocabulary, int sentences, int beam, int[] maxLengths, float lengthPenalty = 1f)
+    public static int[][] Beam(IIncrementalDecoder decoder, int vocabulary, int sentences, int beam, int[] maxLengths, float lengthPenalty = 1f, int[]? minLengths = null)
     {
         if (beam < 1) throw new ArgumentOutOfRangeException(nameof(beam), beam, "beam width must be at least 1");
         if (maxLengths.Length != sentences) throw new ArgumentException($"expected {sentences} length limits, got {maxLengths.Length}");
@@ -99,6 +102,7 @@ public static class Decoding
                     int r = first + k;
                     if (double.IsNegativeInfinity(scores[r])) continue;
                     LogSoftmax(logits.AsSpan(r * vocabulary, vocabulary), logProbs);
+                    if (minLengths != null && hyps[r].Count < minLengths[s]) logProbs[TransformerConfig.EosId] = double.NegativeInfinity;
                     for (int v = 0; v < vocabulary; v++) candidates.Add((scores[r] + logProbs[v], r, v));
                 }
                 candidates.Sort((x, y) => y.Score != x.Score ? y.Score.CompareTo(x.Score) : x.Row != y.Row ? x.Row.CompareTo(y.Row) : x.Token.CompareTo(y.Token));
@@ -144,7 +148,9 @@ public static class Translator
     public static int[] LengthLimits(IReadOnlyList<int[]> sources, float a, int b, int maxLength) =>
         sources.Select(s => Math.Clamp((int)(a * s.Length) + b, 1, maxLength - 1)).ToArray();
 
-    public static int[][] Translate(Transformer model, IReadOnlyList<int[]> sources, int beam = 1, float lengthPenalty = 1f, float a = 1.2f, int b = 10)
+    /// <summary>Decodes every source; with <paramref name="fullLength"/> EOS is held back until the length limit, so
+    /// every hypothesis has exactly a |source| + b tokens (fixed-length decoding, for benchmarks).</summary>
+    public static int[][] Translate(Transformer model, IReadOnlyList<int[]> sources, int beam = 1, float lengthPenalty = 1f, float a = 1.2f, int b = 10, bool fullLength = false)
     {
         if (sources.Count == 0) return [];
         int n = sources.Count, ls = sources.Max(s => s.Length) + 1;   // + EOS
@@ -168,9 +174,10 @@ public static class Translator
             var (memory, _) = model.Encode(ids, rows, ls);
             using var state = model.StartDecoding(memory, Transformer.PaddingMask(ids), rows, ls, limits.Max() + 2);
             tape.Reset();
+            var minimum = fullLength ? limits : null;
             result = beam == 1
-                ? Decoding.Greedy(new StateDecoder(state), model.Config.TargetVocab, limits)
-                : Decoding.Beam(new StateDecoder(state), model.Config.TargetVocab, n, beam, limits, lengthPenalty);
+                ? Decoding.Greedy(new StateDecoder(state), model.Config.TargetVocab, limits, minimum)
+                : Decoding.Beam(new StateDecoder(state), model.Config.TargetVocab, n, beam, limits, lengthPenalty, minimum);
         }
         tape.Reset();
         return result;
