@@ -163,6 +163,11 @@ public unsafe partial class CpuBackend
     static void AddOuterProducts<TV>(float* wts, int lkp, int rows, int nj, float** src, int d, float* acc, int dp) where TV : struct, ISimd<TV>
     {
         int w = TV.Count;
+        if (rows == QueryBlock && d % w == 0 && d <= 4 * w)
+        {
+            AddOuterProductsInRegisters<TV>(wts, lkp, nj, src, d / w, acc, dp);
+            return;
+        }
         for (int j = 0; j < nj; j++)
         {
             float w0 = wts[j], w1 = rows > 1 ? wts[lkp + j] : 0f, w2 = rows > 2 ? wts[2 * lkp + j] : 0f, w3 = rows > 3 ? wts[3 * lkp + j] : 0f;
@@ -170,17 +175,6 @@ public unsafe partial class CpuBackend
             float* row = acc + (long)j * dp;
             int c = 0;
             var s0 = TV.Splat(w0); var s1 = TV.Splat(w1); var s2 = TV.Splat(w2); var s3 = TV.Splat(w3);
-            if (rows == QueryBlock)
-            {
-                // Two short chains instead of one of four: the FMA latency, not the loads, bounded the long one.
-                float* r0 = src[0], r1 = src[1], r2 = src[2], r3 = src[3];
-                for (; c <= d - w; c += w)
-                {
-                    var t01 = TV.Fma(s1, TV.Load(r1 + c), TV.Fma(s0, TV.Load(r0 + c), TV.Load(row + c)));
-                    var t23 = TV.Fma(s3, TV.Load(r3 + c), TV.Mul(s2, TV.Load(r2 + c)));
-                    TV.Store(TV.Add(t01, t23), row + c);
-                }
-            }
             for (; c <= d - w; c += w)
             {
                 var a = TV.Fma(s0, TV.Load(src[0] + c), TV.Load(row + c));
@@ -197,6 +191,31 @@ public unsafe partial class CpuBackend
                 if (rows > 3) a += w3 * src[3][c];
                 row[c] = a;
             }
+        }
+    }
+
+    /// <summary>The common case of <see cref="AddOuterProducts{TV}"/>: four source rows of at most four vectors each,
+    /// held in registers for the whole pass over the keys, so a key costs four weight broadcasts and one load and one
+    /// store per vector of its accumulator row.</summary>
+    static void AddOuterProductsInRegisters<TV>(float* wts, int lkp, int nj, float** src, int chunks, float* acc, int dp) where TV : struct, ISimd<TV>
+    {
+        int w = TV.Count;
+        float* r0 = src[0], r1 = src[1], r2 = src[2], r3 = src[3];
+        TV zero = TV.Splat(0f);
+        TV a00 = TV.Load(r0), a10 = TV.Load(r1), a20 = TV.Load(r2), a30 = TV.Load(r3);
+        TV a01 = chunks > 1 ? TV.Load(r0 + w) : zero, a11 = chunks > 1 ? TV.Load(r1 + w) : zero, a21 = chunks > 1 ? TV.Load(r2 + w) : zero, a31 = chunks > 1 ? TV.Load(r3 + w) : zero;
+        TV a02 = chunks > 2 ? TV.Load(r0 + 2 * w) : zero, a12 = chunks > 2 ? TV.Load(r1 + 2 * w) : zero, a22 = chunks > 2 ? TV.Load(r2 + 2 * w) : zero, a32 = chunks > 2 ? TV.Load(r3 + 2 * w) : zero;
+        TV a03 = chunks > 3 ? TV.Load(r0 + 3 * w) : zero, a13 = chunks > 3 ? TV.Load(r1 + 3 * w) : zero, a23 = chunks > 3 ? TV.Load(r2 + 3 * w) : zero, a33 = chunks > 3 ? TV.Load(r3 + 3 * w) : zero;
+        for (int j = 0; j < nj; j++)
+        {
+            float w0 = wts[j], w1 = wts[lkp + j], w2 = wts[2 * lkp + j], w3 = wts[3 * lkp + j];
+            if (w0 == 0f && w1 == 0f && w2 == 0f && w3 == 0f) continue;
+            var s0 = TV.Splat(w0); var s1 = TV.Splat(w1); var s2 = TV.Splat(w2); var s3 = TV.Splat(w3);
+            float* row = acc + (long)j * dp;
+            TV.Store(TV.Add(TV.Fma(s1, a10, TV.Fma(s0, a00, TV.Load(row))), TV.Fma(s3, a30, TV.Mul(s2, a20))), row);
+            if (chunks > 1) TV.Store(TV.Add(TV.Fma(s1, a11, TV.Fma(s0, a01, TV.Load(row + w))), TV.Fma(s3, a31, TV.Mul(s2, a21))), row + w);
+            if (chunks > 2) TV.Store(TV.Add(TV.Fma(s1, a12, TV.Fma(s0, a02, TV.Load(row + 2 * w))), TV.Fma(s3, a32, TV.Mul(s2, a22))), row + 2 * w);
+            if (chunks > 3) TV.Store(TV.Add(TV.Fma(s1, a13, TV.Fma(s0, a03, TV.Load(row + 3 * w))), TV.Fma(s3, a33, TV.Mul(s2, a23))), row + 3 * w);
         }
     }
 
