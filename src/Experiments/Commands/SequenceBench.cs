@@ -20,7 +20,8 @@ internal static class SequenceBench
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var peer = peerOption();
         var cases = new Option<string>("--cases") { Description = "comma-separated kind:B:H:Lq:Lk:d (kind = causal self-attention, or padded: key padding)", DefaultValueFactory = _ => DefaultAttentionCases };
         var minTime = new Option<double>("--min-time") { Description = "seconds of timed runs per case", DefaultValueFactory = _ => 1.0 };
-        var cmd = new Command("attention", "Fused attention forward + backward, GFLOP/s against the FMA peak, beside PyTorch's composed attention.") { device, threads, cases, peer, minTime };
+        var rounds = new Option<int>("--rounds") { Description = "alternate PyTorch and LsKd this many times and report medians (the machine's noise is large)", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("attention", "Fused attention forward + backward, GFLOP/s against the FMA peak, beside PyTorch's composed attention.") { device, threads, cases, peer, minTime, rounds };
         cmd.SetAction(pr =>
         {
             var parsed = pr.GetValue(cases)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(ParseCase).ToList();
@@ -28,38 +29,58 @@ internal static class SequenceBench
             double secs = pr.GetValue(minTime);
             double? peak = be is CpuBackend ? CpuPeak.FmaGflops(be.Threads) : null;
             AnsiConsole.MarkupLine($"attention forward + backward on [bold]{Markup.Escape(be.ToString()!)}[/]{(peak is { } p ? $", FMA peak {p:F0} GFLOP/s" : "")}");
-            Dictionary<string, double>? peerMs = null;
-            if (pr.GetValue(peer))
-                peerMs = BenchCommand.RunPeer(be, "attention_torch.py", $"--threads {be.Threads} --cases {pr.GetValue(cases)} --min-time {secs}")
-                    .ToDictionary(j => j.GetProperty("case").GetString()!, j => j.GetProperty("median_ms").GetDouble());
+            int nRounds = pr.GetValue(rounds);
+            if (nRounds < 1) throw new UsageException($"--rounds must be at least 1, got {nRounds}");
+            bool withPeer = pr.GetValue(peer);
+            var ours = parsed.ToDictionary(c => c.Text, _ => new List<BenchCommand.Timing>());
+            var theirs = parsed.ToDictionary(c => c.Text, _ => new List<double>());
+            for (int round = 0; round < nRounds; round++)
+            {
+                // PyTorch first, then LsKd, in every round: both see the same stretch of the machine's load.
+                if (withPeer)
+                    foreach (var j in BenchCommand.RunPeer(be, "attention_torch.py", $"--threads {be.Threads} --cases {pr.GetValue(cases)} --min-time {secs}"))
+                        theirs[j.GetProperty("case").GetString()!].Add(j.GetProperty("median_ms").GetDouble());
+                foreach (var c in parsed) ours[c.Text].Add(TimeCase(be, c.Spec, c.Mask, secs));
+            }
             var table = new Table().AddColumn("case").AddColumn("median ms").AddColumn("p20-p80 ms").AddColumn("GFLOP/s");
             if (peak != null) table.AddColumn("of FMA peak");
-            if (peerMs != null) table.AddColumn("PyTorch ms").AddColumn("speed-up");
+            if (withPeer) table.AddColumn("PyTorch ms").AddColumn("speed-up");
+            if (withPeer && nRounds > 1) table.AddColumn("per-round speed-ups");
             foreach (var (text, spec, mask) in parsed)
             {
-                using var q = be.Allocate((int)spec.QExtent); using var k = be.Allocate((int)spec.KExtent); using var v = be.Allocate((int)spec.VExtent);
-                using var o = be.Allocate((int)spec.OExtent); using var dO = be.Allocate((int)spec.OExtent); using var lse = be.Allocate(spec.LseLength);
-                using var dq = be.Allocate((int)spec.QExtent); using var dk = be.Allocate((int)spec.KExtent); using var dv = be.Allocate((int)spec.VExtent);
-                be.InitNormal(q, q.Length, 1, 0, 1); be.InitNormal(k, k.Length, 2, 0, 1); be.InitNormal(v, v.Length, 3, 0, 1); be.InitNormal(dO, dO.Length, 4, 0, 1);
-                using var maskBuf = mask == null ? null : be.AllocateInt(mask.Length);
-                maskBuf?.Upload(mask);
-                var t = BenchCommand.Time(be, () =>
-                {
-                    be.Attention(spec, q, k, v, maskBuf, o, lse);
-                    be.AttentionBackward(spec, q, k, v, maskBuf, o, lse, dO, dq, dk, dv);
-                }, secs);
+                var t = ours[text].OrderBy(x => x.Median).ElementAt(ours[text].Count / 2);
                 // Useful work: 4 B H d per visible (query, key) pair forward (two products), 8 backward (four).
                 double flops = 12.0 * spec.Heads * spec.HeadDim * VisiblePairs(spec, mask);   // pairs are counted over the batch
                 double gflops = flops / (t.Median * 1e-3) / 1e9;
                 var row = new List<string> { text, $"{t.Median:F3}", $"{t.P20:F3}-{t.P80:F3}", $"{gflops:F1}" };
                 if (peak is { } pk) row.Add($"{100 * gflops / pk:F0} %");
-                if (peerMs != null && peerMs.TryGetValue(text, out var pm)) { row.Add($"{pm:F3}"); row.Add($"{pm / t.Median:F2}x"); }
+                if (withPeer && theirs[text].Count > 0)
+                {
+                    double pm = theirs[text].OrderBy(x => x).ElementAt(theirs[text].Count / 2);
+                    row.Add($"{pm:F3}"); row.Add($"{pm / t.Median:F2}x");
+                    if (nRounds > 1) row.Add(string.Join(" ", ours[text].Zip(theirs[text], (o, p) => $"{p / o.Median:F2}")));
+                }
                 table.AddRow(row.ToArray());
             }
             AnsiConsole.Write(table);
             return 0;
         });
         return cmd;
+    }
+
+    static BenchCommand.Timing TimeCase(IBackend be, AttentionSpec spec, int[]? mask, double secs)
+    {
+        using var q = be.Allocate((int)spec.QExtent); using var k = be.Allocate((int)spec.KExtent); using var v = be.Allocate((int)spec.VExtent);
+        using var o = be.Allocate((int)spec.OExtent); using var dO = be.Allocate((int)spec.OExtent); using var lse = be.Allocate(spec.LseLength);
+        using var dq = be.Allocate((int)spec.QExtent); using var dk = be.Allocate((int)spec.KExtent); using var dv = be.Allocate((int)spec.VExtent);
+        be.InitNormal(q, q.Length, 1, 0, 1); be.InitNormal(k, k.Length, 2, 0, 1); be.InitNormal(v, v.Length, 3, 0, 1); be.InitNormal(dO, dO.Length, 4, 0, 1);
+        using var maskBuf = mask == null ? null : be.AllocateInt(mask.Length);
+        maskBuf?.Upload(mask);
+        return BenchCommand.Time(be, () =>
+        {
+            be.Attention(spec, q, k, v, maskBuf, o, lse);
+            be.AttentionBackward(spec, q, k, v, maskBuf, o, lse, dO, dq, dk, dv);
+        }, secs);
     }
 
     /// <summary>kind:B:H:Lq:Lk:d; padded cases give batch row i the first Lk - (7 i mod (Lk / 2)) keys, as the peer does.</summary>
