@@ -85,6 +85,32 @@ public class StudyTests
         Assert.That(File.ReadAllLines(Path.Combine(dir, "runs.csv")), Has.Length.EqualTo(expected + 1));
     }
 
+    /// <summary>Without augmentation a student reads its teacher's logits from a cache made once per run; it must train
+    /// exactly as with the teacher run on every batch (the same losses, fp32 rounding apart).</summary>
+    [Test]
+    public void CachedTeacherLogitsTrainTheSameStudentAsTheTeacherOnEveryBatch()
+    {
+        var be = Backends.Get("cpu-v512-2t");
+        var (train, test, _) = LsKd.Experiments.Data.FashionMnist.Load(SyntheticData.Dir);
+        train = train.Take(512); test = test.Take(100);
+        var teacher = LsKd.Nets.Models.Create("resnet8", be, 7, 0.25f);
+        var spec = new RunSpec("student", RunKind.Student, new TrainSettings { Epochs = 2, Batch = 32, Lr = 0.05f },
+            new RunLoss.Distillation(new LsKd.Kernels.KdConfig(4f)), 3, "teacher");
+        List<EpochMetrics> Run(bool cache)
+        {
+            var student = LsKd.Nets.Models.Create("resnet8", be, 11, 0.25f);
+            var trainer = new Trainer(be, train, train.Take(64), test, augment: false, 0f) { CacheTeacherLogits = cache };
+            return trainer.Run(spec, student, teacher).Epochs;
+        }
+        var cached = Run(true);
+        var direct = Run(false);
+        for (int e = 0; e < 2; e++)
+        {
+            Assert.That(cached[e].TrainLoss, Is.EqualTo(direct[e].TrainLoss).Within(1e-4 * direct[e].TrainLoss), $"epoch {e + 1} loss");
+            Assert.That(cached[e].Test.Top1, Is.EqualTo(direct[e].Test.Top1).Within(2.0), $"epoch {e + 1} test top-1");
+        }
+    }
+
     [Test]
     public void ResumesAfterAKillWithoutRetrainingFinishedRuns()
     {

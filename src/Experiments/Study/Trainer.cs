@@ -70,6 +70,10 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
 {
     public const int EvalBatch = 500;
 
+    /// <summary>Read a teacher's logits from a per-run cache when there is no augmentation (on by default; tests turn
+    /// it off to compare with the teacher run on every batch).</summary>
+    public bool CacheTeacherLogits { get; init; } = true;
+
     public sealed record Outcome(List<EpochMetrics> Epochs, RunStatus Status, double Seconds, double ImagesPerSecond, int[] TestConfusion);
 
     public Outcome Run(RunSpec spec, Classifier model, Classifier? teacher, Action<int, int>? onStep = null)
@@ -85,7 +89,7 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
         var hostLabels = new int[b];
         using var opt = new Sgd(model.Parameters(), new SgdConfig(s.Lr, s.Momentum, s.WeightDecay));
         teacher?.Eval();
-        float[]? teacherCache = teacher != null && !augment ? AllLogits(backend, teacher, train) : null;
+        float[]? teacherCache = teacher != null && !augment && CacheTeacherLogits ? AllLogits(backend, teacher, train) : null;
         var teacherHost = teacherCache != null ? new float[b * train.Classes] : null;
         var cachedLogits = teacherCache != null ? Tensor.Create(backend, [b, train.Classes]) : null;
         var epochs = new List<EpochMetrics>();
