@@ -200,29 +200,39 @@ public static partial class Ops
     /// <summary>Fused label-smoothing cross-entropy, batch mean, one tape node. The kernel writes the per-sample
     /// losses and the logit gradient (already divided by B) in one pass; backward scales it by the incoming
     /// gradient.</summary>
-    public static Tensor LabelSmoothingCrossEntropy(Tensor logits, DeviceBuffer<int> labels, float alpha)
-    {
-        (int rows, int cols) = RowsCols(logits, "label-smoothing cross-entropy");
-        var be = logits.Backend;
-        var perRow = T.NewTransient(be, [rows], false);
-        DeviceBuffer<float>? grad = logits.RequiresGrad && T.GradEnabled ? T.NewTransient(be, logits.Shape, false).Buffer : null;
-        be.LabelSmoothingCrossEntropy(logits.Buffer, labels, perRow.Buffer, grad, rows, cols, alpha, 1f / rows);
-        return FusedLossOutput(logits, perRow, grad, rows);
-    }
+    public static Tensor LabelSmoothingCrossEntropy(Tensor logits, DeviceBuffer<int> labels, float alpha) =>
+        FusedLabelSmoothing(logits, labels, alpha, null, 0, "label-smoothing cross-entropy");
 
     /// <summary>Fused KD loss (1-beta) CE_ls + beta T^2 KL(teacher || student), batch mean, one tape node. The
     /// teacher gets no gradient.</summary>
-    public static Tensor KdLoss(Tensor student, Tensor teacher, DeviceBuffer<int> labels, KdConfig config)
+    public static Tensor KdLoss(Tensor student, Tensor teacher, DeviceBuffer<int> labels, KdConfig config) =>
+        FusedKd(student, teacher, labels, config, null, 0, "kd-loss");
+
+    /// <summary>The fused LS-CE over rows; with an ignore label, padding rows are skipped and the mean is over the real
+    /// rows (<paramref name="realRows"/>), else over all rows.</summary>
+    static Tensor FusedLabelSmoothing(Tensor logits, DeviceBuffer<int> labels, float alpha, int? ignoreLabel, int realRows, string op)
     {
-        CheckSameBackend(student, teacher, "kd-loss");
+        (int rows, int cols) = RowsCols(logits, op);
+        var be = logits.Backend;
+        var perRow = T.NewTransient(be, [rows], false);
+        DeviceBuffer<float>? grad = logits.RequiresGrad && T.GradEnabled ? T.NewTransient(be, logits.Shape, false).Buffer : null;
+        float scale = 1f / Math.Max(1, ignoreLabel == null ? rows : realRows);
+        be.LabelSmoothingCrossEntropy(logits.Buffer, labels, perRow.Buffer, grad, rows, cols, alpha, scale, ignoreLabel);
+        return FusedLossOutput(logits, perRow, grad, rows, ignoreLabel == null ? null : scale);
+    }
+
+    static Tensor FusedKd(Tensor student, Tensor teacher, DeviceBuffer<int> labels, KdConfig config, int? ignoreLabel, int realRows, string op)
+    {
+        CheckSameBackend(student, teacher, op);
         if (!student.Shape.SequenceEqual(teacher.Shape))
-            throw new ArgumentException($"kd-loss: student logits {Tensor.ShapeString(student.Shape)} and teacher logits {Tensor.ShapeString(teacher.Shape)} differ in shape", nameof(teacher));
-        (int rows, int cols) = RowsCols(student, "kd-loss");
+            throw new ArgumentException($"{op}: student logits {Tensor.ShapeString(student.Shape)} and teacher logits {Tensor.ShapeString(teacher.Shape)} differ in shape", nameof(teacher));
+        (int rows, int cols) = RowsCols(student, op);
         var be = student.Backend;
         var perRow = T.NewTransient(be, [rows], false);
         DeviceBuffer<float>? grad = student.RequiresGrad && T.GradEnabled ? T.NewTransient(be, student.Shape, false).Buffer : null;
-        be.KdLoss(student.Buffer, teacher.Buffer, labels, perRow.Buffer, grad, rows, cols, config, 1f / rows);
-        return FusedLossOutput(student, perRow, grad, rows);
+        float scale = 1f / Math.Max(1, ignoreLabel == null ? rows : realRows);
+        be.KdLoss(student.Buffer, teacher.Buffer, labels, perRow.Buffer, grad, rows, cols, config, scale, ignoreLabel);
+        return FusedLossOutput(student, perRow, grad, rows, ignoreLabel == null ? null : scale);
     }
 
     static (int Rows, int Cols) RowsCols(Tensor logits, string op)

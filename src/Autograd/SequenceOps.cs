@@ -96,29 +96,10 @@ public static partial class Ops
 
     /// <summary>Token-level label-smoothing cross-entropy: rows whose label is <paramref name="ignoreLabel"/> (padding)
     /// are skipped, and the loss is the mean over the real tokens (<paramref name="realTokens"/> of them).</summary>
-    public static Tensor TokenLabelSmoothingCrossEntropy(Tensor logits, DeviceBuffer<int> labels, float alpha, int ignoreLabel, int realTokens)
-    {
-        (int rows, int cols) = RowsCols(logits, "token label-smoothing cross-entropy");
-        var be = logits.Backend;
-        var perRow = T.NewTransient(be, [rows], false);
-        DeviceBuffer<float>? grad = logits.RequiresGrad && T.GradEnabled ? T.NewTransient(be, logits.Shape, false).Buffer : null;
-        float scale = 1f / Math.Max(1, realTokens);
-        be.LabelSmoothingCrossEntropy(logits.Buffer, labels, perRow.Buffer, grad, rows, cols, alpha, scale, ignoreLabel);
-        return FusedLossOutput(logits, perRow, grad, rows, scale);
-    }
+    public static Tensor TokenLabelSmoothingCrossEntropy(Tensor logits, DeviceBuffer<int> labels, float alpha, int ignoreLabel, int realTokens) =>
+        FusedLabelSmoothing(logits, labels, alpha, ignoreLabel, realTokens, "token label-smoothing cross-entropy");
 
     /// <summary>Token-level KD loss (word-level distillation): padding rows skipped, mean over the real tokens.</summary>
-    public static Tensor TokenKdLoss(Tensor student, Tensor teacher, DeviceBuffer<int> labels, KdConfig config, int ignoreLabel, int realTokens)
-    {
-        CheckSameBackend(student, teacher, "token kd-loss");
-        if (!student.Shape.SequenceEqual(teacher.Shape))
-            throw new ArgumentException($"token kd-loss: student logits {Tensor.ShapeString(student.Shape)} and teacher logits {Tensor.ShapeString(teacher.Shape)} differ in shape", nameof(teacher));
-        (int rows, int cols) = RowsCols(student, "token kd-loss");
-        var be = student.Backend;
-        var perRow = T.NewTransient(be, [rows], false);
-        DeviceBuffer<float>? grad = student.RequiresGrad && T.GradEnabled ? T.NewTransient(be, student.Shape, false).Buffer : null;
-        float scale = 1f / Math.Max(1, realTokens);
-        be.KdLoss(student.Buffer, teacher.Buffer, labels, perRow.Buffer, grad, rows, cols, config, scale, ignoreLabel);
-        return FusedLossOutput(student, perRow, grad, rows, scale);
-    }
+    public static Tensor TokenKdLoss(Tensor student, Tensor teacher, DeviceBuffer<int> labels, KdConfig config, int ignoreLabel, int realTokens) =>
+        FusedKd(student, teacher, labels, config, ignoreLabel, realTokens, "token kd-loss");
 }

@@ -137,30 +137,49 @@ public sealed class MultiHeadAttention : Module
     }
 }
 
+/// <summary>The position-wise feed-forward block: Linear(d, ffn), ReLU or GELU, dropout, Linear(ffn, d).</summary>
+public sealed class FeedForwardBlock : Module
+{
+    readonly Dropout _dropout;
+    readonly bool _gelu;
+
+    public FeedForwardBlock(IBackend backend, TransformerConfig c, ulong seed, ulong dropoutSeed)
+    {
+        Fc1 = Child("fc1", new Linear(backend, c.ModelDim, c.FeedForward, seed));
+        Fc2 = Child("fc2", new Linear(backend, c.FeedForward, c.ModelDim, seed + 1));
+        _dropout = Child("dropout", new Dropout(c.Dropout, dropoutSeed));
+        _gelu = c.Activation == "gelu";
+    }
+
+    public Linear Fc1 { get; }
+    public Linear Fc2 { get; }
+
+    public override Tensor Forward(Tensor x)
+    {
+        var hidden = Fc1.Forward(x);
+        return Fc2.Forward(_dropout.Forward(_gelu ? Ops.Gelu(hidden) : Ops.Relu(hidden)));
+    }
+}
+
 /// <summary>A pre-LN encoder layer: x + SelfAttn(LN(x)), then + FFN(LN(.)).</summary>
 public sealed class EncoderLayer : Module
 {
-    readonly Dropout _drop1, _drop2, _dropFfn;
-    readonly bool _gelu;
+    readonly Dropout _drop1, _drop2;
 
     public EncoderLayer(IBackend backend, TransformerConfig c, ulong seed)
     {
         Norm1 = Child("norm1", new LayerNorm(backend, c.ModelDim));
         Attention = Child("self_attn", new MultiHeadAttention(backend, c.ModelDim, c.Heads, true, c.AttentionDropout, seed));
         Norm2 = Child("norm2", new LayerNorm(backend, c.ModelDim));
-        Fc1 = Child("fc1", new Linear(backend, c.ModelDim, c.FeedForward, seed + 10));
-        Fc2 = Child("fc2", new Linear(backend, c.FeedForward, c.ModelDim, seed + 11));
+        FeedForward = Child("ffn", new FeedForwardBlock(backend, c, seed + 10, seed + 22));
         _drop1 = Child("drop1", new Dropout(c.Dropout, seed + 20));
         _drop2 = Child("drop2", new Dropout(c.Dropout, seed + 21));
-        _dropFfn = Child("drop_ffn", new Dropout(c.Dropout, seed + 22));
-        _gelu = c.Activation == "gelu";
     }
 
     public LayerNorm Norm1 { get; }
     public MultiHeadAttention Attention { get; }
     public LayerNorm Norm2 { get; }
-    public Linear Fc1 { get; }
-    public Linear Fc2 { get; }
+    public FeedForwardBlock FeedForward { get; }
 
     public override Tensor Forward(Tensor x) => throw new InvalidOperationException("call Forward(x, batch, length, mask)");
 
@@ -168,21 +187,14 @@ public sealed class EncoderLayer : Module
     {
         var a = Attention.SelfAttention(Norm1.Forward(x), batch, length, mask, causal: false);
         var (h, n) = Norm2.Forward(x, _drop1.Forward(a));
-        return Ops.Add(h, _drop2.Forward(FeedForward(n)));
-    }
-
-    Tensor FeedForward(Tensor n)
-    {
-        var hidden = Fc1.Forward(n);
-        return Fc2.Forward(_dropFfn.Forward(_gelu ? Ops.Gelu(hidden) : Ops.Relu(hidden)));
+        return Ops.Add(h, _drop2.Forward(FeedForward.Forward(n)));
     }
 }
 
 /// <summary>A pre-LN decoder layer: causal self-attention, cross-attention over the encoder output, feed-forward.</summary>
 public sealed class DecoderLayer : Module
 {
-    readonly Dropout _drop1, _drop2, _drop3, _dropFfn;
-    readonly bool _gelu;
+    readonly Dropout _drop1, _drop2, _drop3;
 
     public DecoderLayer(IBackend backend, TransformerConfig c, ulong seed)
     {
@@ -191,13 +203,10 @@ public sealed class DecoderLayer : Module
         Norm2 = Child("norm2", new LayerNorm(backend, c.ModelDim));
         CrossAttention = Child("cross_attn", new MultiHeadAttention(backend, c.ModelDim, c.Heads, false, c.AttentionDropout, seed + 5));
         Norm3 = Child("norm3", new LayerNorm(backend, c.ModelDim));
-        Fc1 = Child("fc1", new Linear(backend, c.ModelDim, c.FeedForward, seed + 10));
-        Fc2 = Child("fc2", new Linear(backend, c.FeedForward, c.ModelDim, seed + 11));
+        FeedForward = Child("ffn", new FeedForwardBlock(backend, c, seed + 10, seed + 23));
         _drop1 = Child("drop1", new Dropout(c.Dropout, seed + 20));
         _drop2 = Child("drop2", new Dropout(c.Dropout, seed + 21));
         _drop3 = Child("drop3", new Dropout(c.Dropout, seed + 22));
-        _dropFfn = Child("drop_ffn", new Dropout(c.Dropout, seed + 23));
-        _gelu = c.Activation == "gelu";
     }
 
     public LayerNorm Norm1 { get; }
@@ -205,8 +214,7 @@ public sealed class DecoderLayer : Module
     public LayerNorm Norm2 { get; }
     public MultiHeadAttention CrossAttention { get; }
     public LayerNorm Norm3 { get; }
-    public Linear Fc1 { get; }
-    public Linear Fc2 { get; }
+    public FeedForwardBlock FeedForward { get; }
 
     public override Tensor Forward(Tensor x) => throw new InvalidOperationException("call Forward(x, memoryKv, ...)");
 
@@ -217,7 +225,7 @@ public sealed class DecoderLayer : Module
         var (h, n) = Norm2.Forward(x, _drop1.Forward(a));
         var c = CrossAttention.CrossAttention(n, memoryKv, batch, length, sourceLength, sourceMask);
         var (h2, n2) = Norm3.Forward(h, _drop2.Forward(c));
-        return Ops.Add(h2, _drop3.Forward(FeedForward(n2)));
+        return Ops.Add(h2, _drop3.Forward(FeedForward.Forward(n2)));
     }
 
     /// <summary>One step for the newest token of each row, with the key/value caches of this layer.</summary>
@@ -227,13 +235,7 @@ public sealed class DecoderLayer : Module
         var (h, n) = Norm2.Forward(x, a);
         var c = CrossAttention.CrossAttention(n, memoryKv, rows, 1, sourceLength, sourceMask);
         var (h2, n2) = Norm3.Forward(h, c);
-        return Ops.Add(h2, FeedForward(n2));
-    }
-
-    Tensor FeedForward(Tensor n)
-    {
-        var hidden = Fc1.Forward(n);
-        return Fc2.Forward(_dropFfn.Forward(_gelu ? Ops.Gelu(hidden) : Ops.Relu(hidden)));
+        return Ops.Add(h2, FeedForward.Forward(n2));
     }
 }
 
