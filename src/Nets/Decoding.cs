@@ -172,7 +172,7 @@ public static class Translator
         using (Tape.NoGrad())
         {
             var (memory, _) = model.Encode(ids, rows, ls);
-            using var state = model.StartDecoding(memory, Transformer.PaddingMask(ids), rows, ls, limits.Max() + 2);
+            using var state = model.StartDecoding(memory, Transformer.PaddingMask(ids), rows, ls, limits.Max() + 1);   // beam search steps once more, at the limit
             tape.Reset();
             var minimum = fullLength ? limits : null;
             result = beam == 1

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LsKd.Experiments.Data;
 using LsKd.Experiments.Data.Translation;
+using LsKd.Experiments.Study;
 using Spectre.Console;
 
 namespace LsKd.Experiments.Commands;
@@ -44,6 +45,32 @@ internal static class CorpusCommand
                     Nets.AtomicFile.WriteText(Path.Combine(dir, names[s] + ".tsv"), string.Concat(splits[s].Select(x => $"{x.Source}\t{x.Target}\n")));
                 AnsiConsole.MarkupLine($"wrote {Markup.Escape(dir)}/train.tsv, valid.tsv, test.tsv");
             }
+            return 0;
+        });
+        return cmd;
+    }
+}
+
+/// <summary>`lskd translation`: the translation study (first version: teachers, students per T, baselines, BLEU and
+/// chrF, report; docs/STUDY.md).</summary>
+internal static class TranslationCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string>("--preset") { Description = $"preset: {string.Join(", ", TranslationConfig.PresetNames)}", DefaultValueFactory = _ => "quick" };
+        var pair = new Option<string>("--pair") { Description = $"language pair: {string.Join(", ", CorpusCommand.Pairs)}", DefaultValueFactory = _ => "en-de" };
+        var root = new Option<string>("--locale-root") { Description = "folder holding <language>/LC_MESSAGES/*.mo", DefaultValueFactory = _ => ParallelCorpus.DefaultLocaleRoot };
+        var outDir = new Option<string>("--out") { Description = "results folder", DefaultValueFactory = _ => "results" };
+        var device = CommonOptions.Device(); var threads = CommonOptions.Threads();
+        var cmd = new Command("translation", "Translation study: Transformer teachers with label smoothing, word-level KD students at each T, BLEU and chrF.") { preset, pair, root, outDir, device, threads };
+        cmd.SetAction(pr =>
+        {
+            var config = TranslationConfig.Preset(pr.GetValue(preset)!) with { Pair = pr.GetValue(pair)! };
+            config.Validate();
+            string dir = Path.Combine(pr.GetValue(outDir)!, $"{config.Name}-{config.Pair}");
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var records = new TranslationStudy(config, dir, be, pr.GetValue(root)!).Run(line => AnsiConsole.MarkupLine(Markup.Escape(line)));
+            AnsiConsole.MarkupLine($"{records.Count} run(s); report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
             return 0;
         });
         return cmd;

@@ -1,0 +1,76 @@
+using LsKd.Experiments;
+using LsKd.Experiments.Data.Translation;
+using LsKd.Experiments.Study;
+
+namespace LsKd.Tests;
+
+/// <summary>The translation study's smoke preset end to end on generated catalogues (no Debian data needed): every run
+/// recorded with BLEU and chrF, translations exported, the report's table, resume, and a folder built from another
+/// corpus refused.</summary>
+[TestFixture, NonParallelizable]
+public class TranslationStudyTests
+{
+    static string MakeLocale(string root, int seed)
+    {
+        // A toy language: every English word reversed and capitalised, 600 short messages.
+        var rng = new Random(seed);
+        string[] words = ["open", "file", "save", "close", "print", "find", "copy", "paste", "undo", "redo", "new", "quit", "help", "edit", "view"];
+        var entries = new List<MoEntry>();
+        var seen = new HashSet<string>();
+        while (entries.Count < 600)
+        {
+            string source = string.Join(' ', Enumerable.Range(0, 1 + rng.Next(3)).Select(_ => words[rng.Next(words.Length)])) + $" {rng.Next(1000)}";
+            if (!seen.Add(source)) continue;
+            string target = string.Join(' ', source.Split(' ').Select(w => char.ToUpperInvariant(w[^1]) + new string(w[..^1].Reverse().ToArray())));
+            entries.Add(new MoEntry(null, source, null, [target]));
+        }
+        string dir = Path.Combine(root, "de", "LC_MESSAGES");
+        Directory.CreateDirectory(dir);
+        File.WriteAllBytes(Path.Combine(dir, "coreutils.mo"), MoCatalog.Write(entries));
+        return root;
+    }
+
+    [Test]
+    public void SmokePresetRunsResumesAndRefusesAnotherCorpus()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"lskd-translation-{Guid.NewGuid():N}");
+        try
+        {
+            string locale = MakeLocale(Path.Combine(root, "locale"), 1);
+            string dir = Path.Combine(root, "out");
+            var config = TranslationConfig.Preset("smoke");
+            var be = Backends.Get("cpu-v512-2t");
+            var records = new TranslationStudy(config, dir, be, locale).Run();
+            int expected = config.Alphas.Length + config.Seeds.Length * (config.Alphas.Length * config.Temperatures.Length + 1);
+            Assert.That(records, Has.Count.EqualTo(expected));
+            Assert.That(records.All(r => double.IsFinite(r.Bleu) && r.Bleu >= 0 && r.Bleu <= 100 && double.IsFinite(r.ChrF)));
+            foreach (var r in records)
+            {
+                Assert.That(File.Exists(Path.Combine(dir, "runs", r.Id + ".json")), r.Id);
+                Assert.That(File.ReadAllLines(Path.Combine(dir, "translations", r.Id + ".tsv")), Has.Length.EqualTo(config.TestSentences + 1), r.Id);
+            }
+            string report = File.ReadAllText(Path.Combine(dir, "report.md"));
+            Assert.That(report, Does.Contain("| Student T = 64 |").And.Contain("| Teacher |").And.Contain("teacher alpha = 0.1"));
+            // Resume: nothing is trained again, the same records come back.
+            var again = new TranslationStudy(config, dir, be, locale).Run();
+            Assert.That(again.Select(r => (r.Id, r.Bleu, r.Seconds)), Is.EqualTo(records.Select(r => (r.Id, r.Bleu, r.Seconds))));
+            // Another corpus in the same folder is refused before anything is written.
+            string other = MakeLocale(Path.Combine(root, "other"), 2);
+            var e = Assert.Throws<UsageException>(() => new TranslationStudy(config, dir, be, other).Run());
+            Assert.That(e!.Message, Does.Contain("another corpus"));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Test]
+    public void MissingCatalogueAndUnknownPairAreOneLineErrors()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"lskd-translation-{Guid.NewGuid():N}");
+        var be = Backends.Get("cpu-v512-2t");
+        var e = Assert.Throws<LsKd.Experiments.Data.DataException>(() => new TranslationStudy(TranslationConfig.Preset("smoke"), root, be, root).Run());
+        Assert.That(e!.Message, Does.Contain("no message catalogues for 'de'"));
+        Assert.That(Directory.Exists(root), Is.False, "nothing written");
+        var u = Assert.Throws<UsageException>(() => new TranslationStudy(TranslationConfig.Preset("smoke") with { Pair = "en-fr" }, root, be, root).Run());
+        Assert.That(u!.Message, Does.Contain("unknown pair 'en-fr'"));
+    }
+}
