@@ -166,8 +166,9 @@ public static partial class ReferenceOps
                             dot += g * v[(int)s.VIndex(b, j, h) + c];
                             dv[s.VIndex(b, j, h) + c] += pd[i * lk + j] * g;
                         }
-                        // Through dropout: dP = dPdrop * mask / (1 - p).
-                        dpd[j] = pd[i * lk + j] != 0 || s.DropoutP == 0f ? dot * (s.DropoutP == 0f ? 1.0 : keepScale) : 0.0;
+                        // Through dropout: dP = dPdrop * mask / (1 - p), with the forward's draw.
+                        bool keep = s.DropoutP == 0f || ScalarMath.DropoutKeep(s.DropoutSeed, s.DropoutIndex(b, h, i, j), s.DropoutP);
+                        dpd[j] = keep ? dot * keepScale : 0.0;
                     }
                     double rowDot = 0;
                     for (int j = 0; j < lk; j++) rowDot += p[i * lk + j] * dpd[j];
