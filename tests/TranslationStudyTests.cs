@@ -43,7 +43,7 @@ public class TranslationStudyTests
             var records = new TranslationStudy(config, dir, be, locale).Run();
             int expected = config.Alphas.Length + config.Seeds.Length * (config.Alphas.Length * config.Temperatures.Length + 1);
             Assert.That(records, Has.Count.EqualTo(expected));
-            Assert.That(records.All(r => double.IsFinite(r.Bleu) && r.Bleu >= 0 && r.Bleu <= 100 && double.IsFinite(r.ChrF)));
+            Assert.That(records.All(r => double.IsFinite(r.Greedy.Bleu) && r.Greedy.Bleu >= 0 && r.Greedy.Bleu <= 100 && double.IsFinite(r.Greedy.ChrF) && r.Beam != null));
             foreach (var r in records)
             {
                 Assert.That(File.Exists(Path.Combine(dir, "runs", r.Id + ".json")), r.Id);
@@ -53,7 +53,7 @@ public class TranslationStudyTests
             Assert.That(report, Does.Contain("| Student T = 64 |").And.Contain("| Teacher |").And.Contain("teacher alpha = 0.1"));
             // Resume: nothing is trained again, the same records come back.
             var again = new TranslationStudy(config, dir, be, locale).Run();
-            Assert.That(again.Select(r => (r.Id, r.Bleu, r.Seconds)), Is.EqualTo(records.Select(r => (r.Id, r.Bleu, r.Seconds))));
+            Assert.That(again.Select(r => (r.Id, r.Greedy.Bleu, r.Seconds)), Is.EqualTo(records.Select(r => (r.Id, r.Greedy.Bleu, r.Seconds))));
             // Another corpus in the same folder is refused before anything is written.
             string other = MakeLocale(Path.Combine(root, "other"), 2);
             var e = Assert.Throws<UsageException>(() => new TranslationStudy(config, dir, be, other).Run());

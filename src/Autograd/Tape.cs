@@ -53,6 +53,17 @@ public sealed class Tape : IDisposable
         return b;
     }
 
+    /// <summary>Float data (cached teacher logits) uploaded into a tensor without gradient that lives until the next
+    /// reset.</summary>
+    public Tensor Floats(Kernels.IBackend backend, ReadOnlySpan<float> values, int[] shape)
+    {
+        if (values.Length != Tensor.ShapeSize(shape))
+            throw new ArgumentException($"data has {values.Length} elements but shape {Tensor.ShapeString(shape)} needs {Tensor.ShapeSize(shape)}");
+        var t = NewTransient(backend, (int[])shape.Clone(), requiresGrad: false);
+        t.Buffer.Upload(values);
+        return t;
+    }
+
     /// <summary>An integer scratch buffer that lives until the next reset (max-pool indices for backward).</summary>
     internal Kernels.DeviceBuffer<int> NewIntTransient(Kernels.IBackend backend, int length)
     {

@@ -467,10 +467,13 @@ public sealed record Seq2SeqBatch(int Size, int SourceLength, int TargetLength, 
 {
     public int RealTargetTokens => TargetOut.Count(t => t != TransformerConfig.PadId);
 
-    public static Seq2SeqBatch From(IReadOnlyList<int[]> sources, IReadOnlyList<int[]> targets)
+    /// <summary>Pads sources and targets (+ EOS / BOS) to the longest of the batch, rounded up to a multiple of
+    /// <paramref name="padTo"/>: fewer distinct shapes when batches vary in length, so buffers are reused.</summary>
+    public static Seq2SeqBatch From(IReadOnlyList<int[]> sources, IReadOnlyList<int[]> targets, int padTo = 1)
     {
         if (sources.Count != targets.Count || sources.Count == 0) throw new ArgumentException($"a batch needs as many targets as sources (and at least one), got {sources.Count} and {targets.Count}");
-        int n = sources.Count, ls = sources.Max(s => s.Length) + 1, lt = targets.Max(t => t.Length) + 1;
+        if (padTo < 1) throw new ArgumentOutOfRangeException(nameof(padTo), padTo, "must be at least 1");
+        int n = sources.Count, ls = RoundUp(sources.Max(s => s.Length) + 1, padTo), lt = RoundUp(targets.Max(t => t.Length) + 1, padTo);
         var src = new int[n * ls]; var tin = new int[n * lt]; var tout = new int[n * lt];
         for (int i = 0; i < n; i++)
         {
@@ -480,6 +483,8 @@ public sealed record Seq2SeqBatch(int Size, int SourceLength, int TargetLength, 
         }
         return new Seq2SeqBatch(n, ls, lt, src, tin, tout);
     }
+
+    static int RoundUp(int v, int m) => (v + m - 1) / m * m;
 }
 
 /// <summary>Teacher-forced training pieces shared by the tests, the benchmark and the translation study.</summary>

@@ -51,26 +51,40 @@ internal static class CorpusCommand
     }
 }
 
-/// <summary>`lskd translation`: the translation study (first version: teachers, students per T, baselines, BLEU and
-/// chrF, report; docs/STUDY.md).</summary>
+/// <summary>`lskd translation`: the translation study (docs/STUDY.md): LS Transformer teachers, token-level KD students
+/// at each T over seeds, greedy and beam decoding, BLEU and chrF, the report with Tables 7 and 8 and the verdict. One
+/// results folder per pair: `&lt;out&gt;/&lt;name&gt;-&lt;pair&gt;`.</summary>
 internal static class TranslationCommand
 {
     public static Command Create()
     {
         var preset = new Option<string>("--preset") { Description = $"preset: {string.Join(", ", TranslationConfig.PresetNames)}", DefaultValueFactory = _ => "quick" };
-        var pair = new Option<string>("--pair") { Description = $"language pair: {string.Join(", ", CorpusCommand.Pairs)}", DefaultValueFactory = _ => "en-de" };
+        var config = new Option<string?>("--config") { Description = "a translation configuration as JSON (replaces the preset; see docs/STUDY.md)" };
+        var pair = new Option<string?>("--pair") { Description = $"language pair(s), comma-separated: {string.Join(", ", TranslationConfig.Pairs)} (default: en-de; standard and paper: both)" };
+        var corpusOption = new Option<string?>("--corpus") { Description = $"corpus: {string.Join(", ", TranslationConfig.Corpora)} (default: the configuration's, gettext)" };
         var root = new Option<string>("--locale-root") { Description = "folder holding <language>/LC_MESSAGES/*.mo", DefaultValueFactory = _ => ParallelCorpus.DefaultLocaleRoot };
+        var dictRoot = new Option<string>("--dict-root") { Description = "folder holding freedict-eng-deu.index and .dict.dz", DefaultValueFactory = _ => FreeDict.DefaultRoot };
         var outDir = new Option<string>("--out") { Description = "results folder", DefaultValueFactory = _ => "results" };
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads();
-        var cmd = new Command("translation", "Translation study: Transformer teachers with label smoothing, word-level KD students at each T, BLEU and chrF.") { preset, pair, root, outDir, device, threads };
+        var cmd = new Command("translation", "Translation study: Transformer teachers with label smoothing, word-level KD students at each T, BLEU and chrF, Tables 7 and 8, verdict.")
+            { preset, config, pair, corpusOption, root, dictRoot, outDir, device, threads };
         cmd.SetAction(pr =>
         {
-            var config = TranslationConfig.Preset(pr.GetValue(preset)!) with { Pair = pr.GetValue(pair)! };
-            config.Validate();
-            string dir = Path.Combine(pr.GetValue(outDir)!, $"{config.Name}-{config.Pair}");
+            string presetName = pr.GetValue(preset)!;
+            var baseConfig = pr.GetValue(config) is { } file ? TranslationConfig.FromFile(file) : TranslationConfig.Preset(presetName);
+            if (pr.GetValue(corpusOption) is { } c) baseConfig = baseConfig with { Corpus = c };
+            string[] pairs = pr.GetValue(pair) is { } p ? p.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                : pr.GetValue(config) != null ? [baseConfig.Pair] : TranslationConfig.PresetPairs(presetName);
+            var configs = pairs.Select(x => baseConfig with { Pair = x }).ToList();
+            foreach (var c2 in configs) c2.Validate();   // every flag is checked before anything is written
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            var records = new TranslationStudy(config, dir, be, pr.GetValue(root)!).Run(line => AnsiConsole.MarkupLine(Markup.Escape(line)));
-            AnsiConsole.MarkupLine($"{records.Count} run(s); report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
+            foreach (var c2 in configs)
+            {
+                string dir = Path.Combine(pr.GetValue(outDir)!, $"{c2.Name}-{(c2.Corpus == FreeDict.Name ? FreeDict.Name : c2.Pair)}");
+                var source = new CorpusSource(c2.Corpus, pr.GetValue(root)!, pr.GetValue(dictRoot)!);
+                var records = new TranslationStudy(c2, dir, be, source).Run(line => AnsiConsole.MarkupLine(Markup.Escape(line)));
+                AnsiConsole.MarkupLine($"{c2.Pair}: {records.Count} run(s); report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
+            }
             return 0;
         });
         return cmd;

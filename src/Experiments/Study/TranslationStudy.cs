@@ -10,115 +10,73 @@ using LsKd.Nets;
 
 namespace LsKd.Experiments.Study;
 
-/// <summary>Sizes and schedule of one Transformer role (teacher or student) of the translation study.</summary>
-public sealed record Seq2SeqSettings
+/// <summary>BLEU and chrF of one decoding of the test sentences.</summary>
+public sealed record TranslationScores(double Bleu, double ChrF);
+
+/// <summary>A teacher's average target entropy (nats) over the target tokens of the training split at one T.</summary>
+public sealed record EntropyPoint(float Temperature, double Entropy);
+
+/// <summary>One finished translation run: what it was, its scores with greedy and beam decoding, its time; a teacher
+/// also records its target entropy against T.</summary>
+public sealed record TranslationRecord(string Id, string Kind, float TeacherAlpha, float? Temperature, float Alpha, int Seed,
+    TranslationScores Greedy, TranslationScores? Beam, double FinalLoss, double Seconds, string CorpusSha256, EntropyPoint[]? Entropy = null)
 {
-    public int ModelDim { get; init; } = 128;
-    public int Heads { get; init; } = 4;
-    public int Layers { get; init; } = 2;
-    public int FeedForward { get; init; } = 512;
-    public float Dropout { get; init; } = 0.1f;
-    public int Steps { get; init; } = 1000;
-    public float Lr { get; init; } = 1e-3f;
-    public int Warmup { get; init; } = 100;
-
-    public TransformerConfig Model(int sourceVocab, int targetVocab, int maxLength) => new()
-    {
-        SourceVocab = sourceVocab, TargetVocab = targetVocab, ModelDim = ModelDim, Heads = Heads, EncoderLayers = Layers, DecoderLayers = Layers,
-        FeedForward = FeedForward, Dropout = Dropout, MaxLength = maxLength,
-    };
+    /// <summary>The scores the tables and the verdict use: beam search when the study decodes with it, else greedy.</summary>
+    public TranslationScores Main => Beam ?? Greedy;
 }
-
-/// <summary>The translation study's configuration: a language pair from the gettext catalogues, Transformer teachers
-/// trained with token-level label smoothing alpha, students distilled per target token at each T (beta as in the
-/// paper), baselines without a teacher, seeds. Presets: smoke (the tests), quick.</summary>
-public sealed record TranslationConfig
-{
-    public string Name { get; init; } = "translation";
-    public string Pair { get; init; } = "en-de";
-    /// <summary>Pairs longer than this (source or target characters) are left out, for time.</summary>
-    public int MaxCharacters { get; init; } = 60;
-    /// <summary>Training pairs used (0 = all that fit MaxCharacters).</summary>
-    public int TrainPairs { get; init; }
-    /// <summary>Test sentences decoded for BLEU and chrF (0 = the whole test split).</summary>
-    public int TestSentences { get; init; }
-    public int BatchPairs { get; init; } = 64;
-    public Seq2SeqSettings Teacher { get; init; } = new();
-    public Seq2SeqSettings Student { get; init; } = new() { ModelDim = 64, FeedForward = 256 };
-    public float[] Alphas { get; init; } = [0f, 0.1f];
-    public float[] Temperatures { get; init; } = [1f, 2f, 3f, 64f];
-    public float Beta { get; init; } = 1f;
-    public int[] Seeds { get; init; } = [1];
-
-    public static IReadOnlyList<string> PresetNames { get; } = ["smoke", "quick"];
-
-    public static TranslationConfig Preset(string name) => name switch
-    {
-        "smoke" => new TranslationConfig
-        {
-            Name = "translation-smoke", TrainPairs = 256, TestSentences = 16, BatchPairs = 32, MaxCharacters = 30,
-            Teacher = new Seq2SeqSettings { ModelDim = 32, Heads = 2, Layers = 1, FeedForward = 64, Steps = 20, Warmup = 5, Lr = 3e-3f },
-            Student = new Seq2SeqSettings { ModelDim = 16, Heads = 2, Layers = 1, FeedForward = 32, Steps = 10, Warmup = 5, Lr = 3e-3f },
-            Temperatures = [1f, 64f],
-        },
-        "quick" => new TranslationConfig
-        {
-            Name = "translation-quick", TestSentences = 300, MaxCharacters = 40,
-            Teacher = new Seq2SeqSettings { ModelDim = 128, Heads = 4, Layers = 2, FeedForward = 512, Steps = 800, Warmup = 80, Lr = 2e-3f },
-            Student = new Seq2SeqSettings { ModelDim = 64, Heads = 4, Layers = 2, FeedForward = 256, Steps = 400, Warmup = 40, Lr = 2e-3f },
-        },
-        _ => throw new UsageException($"--preset: unknown translation preset '{name}'; valid presets: {string.Join(", ", PresetNames)}"),
-    };
-
-    public void Validate()
-    {
-        if (Pair is not ("en-de" or "en-ru")) throw new UsageException($"--pair: unknown pair '{Pair}'; valid pairs: en-de, en-ru");
-        if (MaxCharacters < 2 || BatchPairs < 1 || TrainPairs < 0 || TestSentences < 0) throw new UsageException("translation: sizes must be positive");
-        foreach (var a in Alphas) UsageException.Check("alphas", HyperParameters.Alpha(a));
-        foreach (var t in Temperatures) UsageException.Check("temperatures", HyperParameters.Temperature(t));
-        UsageException.Check("beta", HyperParameters.Beta(Beta));
-    }
-}
-
-/// <summary>One finished translation run: what it was, its scores on the test sentences, its time.</summary>
-public sealed record TranslationRecord(string Id, string Kind, float TeacherAlpha, float? Temperature, float Alpha, int Seed, double Bleu, double ChrF,
-    double FinalLoss, double Seconds, string CorpusSha256);
 
 /// <summary>
-/// The translation study: English->X corpora from the gettext catalogues, character vocabularies, Transformer teachers
-/// with token-level LS, students distilled per target token (teacher-forced on the reference prefix, T^2 scaling),
-/// baselines; greedy decoding of the test sentences, BLEU and chrF, `translations/&lt;run&gt;.tsv` and `report.md`.
-/// Runs whose record exists are skipped (resume), and a folder built from another corpus is refused.
+/// The translation study: an English->X corpus (gettext catalogues or FreeDict), character vocabularies, Transformer
+/// teachers with token-level LS, students distilled per target token (teacher-forced on the reference prefix, T^2
+/// scaling) from the teachers' logits computed once per teacher, baselines without a teacher, seeds; greedy and beam
+/// decoding of the test sentences, BLEU and chrF, `translations/&lt;run&gt;.tsv`, the teachers' target entropy
+/// against T, and `report.md` (Tables 7 and 8, ten sentences side by side, the verdict). Runs whose record exists are
+/// skipped (resume); a folder built from another corpus or configuration is refused.
 /// </summary>
-public sealed class TranslationStudy(TranslationConfig config, string dir, IBackend backend, string localeRoot)
+public sealed class TranslationStudy(TranslationConfig config, string dir, IBackend backend, CorpusSource corpus)
 {
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public TranslationStudy(TranslationConfig config, string dir, IBackend backend, string localeRoot)
+        : this(config, dir, backend, new CorpusSource(config.Corpus, localeRoot, FreeDict.DefaultRoot)) { }
+
+    List<SentencePair> _train = [], _test = [];
+    CharVocabulary _sourceVocab = null!, _targetVocab = null!;
+    List<int[]> _src = [], _tgt = [];
+    CorpusManifest _manifest = null!;
+
     public List<TranslationRecord> Run(Action<string>? log = null)
     {
         config.Validate();
-        var (splits, manifest) = ParallelCorpus.FromCatalogues(config.Pair[3..], localeRoot);
+        var (splits, manifest) = corpus.Load(config.Pair);
+        _manifest = manifest;
         bool Fits(SentencePair p) => p.Source.Length <= config.MaxCharacters && p.Target.Length <= config.MaxCharacters;
-        var train = splits[0].Where(Fits).ToList();
-        if (config.TrainPairs > 0) train = train.Take(config.TrainPairs).ToList();
-        var test = splits[2].Where(Fits).ToList();
-        if (config.TestSentences > 0) test = test.Take(config.TestSentences).ToList();
-        if (train.Count < config.BatchPairs || test.Count == 0)
-            throw new DataException($"{localeRoot}: only {train.Count} training and {test.Count} test pairs of at most {config.MaxCharacters} characters; the study needs a batch of {config.BatchPairs}");
+        _train = splits[0].Where(Fits).ToList();
+        if (config.TrainPairs > 0) _train = _train.Take(config.TrainPairs).ToList();
+        _test = splits[2].Where(Fits).ToList();
+        if (config.TestSentences > 0) _test = _test.Take(config.TestSentences).ToList();
+        if (_train.Count < config.BatchPairs || _test.Count == 0)
+            throw new DataException($"{corpus.Describe(config.Pair)}: only {_train.Count} training and {_test.Count} test pairs of at most {config.MaxCharacters} characters; the study needs a batch of {config.BatchPairs}");
         Directory.CreateDirectory(dir);
         using var studyLock = StudyLock.Acquire(dir);
         CheckCorpus(manifest);
-        var sourceVocab = new CharVocabulary(train.Select(p => p.Source));
-        var targetVocab = new CharVocabulary(train.Select(p => p.Target));
-        var src = train.Select(p => sourceVocab.Encode(p.Source)).ToList();
-        var tgt = train.Select(p => targetVocab.Encode(p.Target)).ToList();
-        int maxLength = config.MaxCharacters + 2;
+        _sourceVocab = new CharVocabulary(_train.Select(p => p.Source));
+        _targetVocab = new CharVocabulary(_train.Select(p => p.Target));
+        _src = _train.Select(p => _sourceVocab.Encode(p.Source)).ToList();
+        _tgt = _train.Select(p => _targetVocab.Encode(p.Target)).ToList();
+
         var records = new List<TranslationRecord>();
         var teachers = new Dictionary<float, Transformer>();
+        var caches = new Dictionary<float, Lazy<float[][]>>();
+        int teacherSeed = config.Seeds[0];
         foreach (float alpha in config.Alphas)
         {
-            string id = $"teacher-a{StudyConfig.F(alpha)}-s{config.Seeds[0]}";
-            var model = new Transformer(backend, config.Teacher.Model(sourceVocab.Size, targetVocab.Size, maxLength), (ulong)config.Seeds[0] * 1000 + 1);
-            records.Add(TrainOrLoad(id, "teacher", alpha, null, alpha, config.Seeds[0], model, config.Teacher, null, default, src, tgt, test, sourceVocab, targetVocab, manifest, log));
+            string id = $"teacher-a{StudyConfig.F(alpha)}-s{teacherSeed}";
+            var model = NewModel(config.Teacher, (ulong)teacherSeed * 1000 + 1);
+            var cache = new Lazy<float[][]>(() => TeacherLogits(model));
+            records.Add(TrainOrLoad(id, "teacher", alpha, null, alpha, teacherSeed, model, config.Teacher, null, default, cache, log));
             teachers[alpha] = model;
+            caches[alpha] = cache;
         }
         foreach (int seed in config.Seeds)
         {
@@ -126,16 +84,23 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
                 foreach (float t in config.Temperatures)
                 {
                     string id = $"student-a{StudyConfig.F(alpha)}-T{StudyConfig.F(t)}-s{seed}";
-                    var model = new Transformer(backend, config.Student.Model(sourceVocab.Size, targetVocab.Size, maxLength), (ulong)seed * 1000 + 2);
-                    records.Add(TrainOrLoad(id, "student", alpha, t, 0f, seed, model, config.Student, teachers[alpha], new KdConfig(t, config.Beta), src, tgt, test, sourceVocab, targetVocab, manifest, log));
+                    records.Add(TrainOrLoad(id, "student", alpha, t, 0f, seed, NewModel(config.Student, (ulong)seed * 1000 + 2), config.Student,
+                        teachers[alpha], new KdConfig(t, config.Beta), caches[alpha], log));
                 }
-            string baseId = $"baseline-s{seed}";
-            var baseline = new Transformer(backend, config.Student.Model(sourceVocab.Size, targetVocab.Size, maxLength), (ulong)seed * 1000 + 2);
-            records.Add(TrainOrLoad(baseId, "baseline", 0f, null, 0f, seed, baseline, config.Student, null, default, src, tgt, test, sourceVocab, targetVocab, manifest, log));
+            records.Add(TrainOrLoad($"baseline-s{seed}", "baseline", 0f, null, 0f, seed, NewModel(config.Student, (ulong)seed * 1000 + 2), config.Student, null, default, null, log));
         }
-        AtomicFile.WriteText(Path.Combine(dir, "report.md"), Report(records, manifest, train.Count, test.Count));
+        var references = _test.Select(p => p.Target).ToList();
+        var memory = new TranslationMemory(_train);
+        var copy = Score(_test.Select(p => p.Source).ToList(), references);
+        var recall = Score(_test.Select(p => memory.Translate(p.Source)).ToList(), references);
+        AtomicFile.WriteText(Path.Combine(dir, "report.md"), new TranslationReport(config, dir, manifest, _train.Count, _test, records, copy, recall).Markdown());
         return records;
     }
+
+    /// <summary>Batches are padded to a multiple of this length: few distinct shapes, so buffers are reused.</summary>
+    const int PadTo = 8;
+
+    Transformer NewModel(Seq2SeqSettings s, ulong seed) => new(backend, s.Model(_sourceVocab.Size, _targetVocab.Size, PadTo * ((config.MaxCharacters + 2 + PadTo - 1) / PadTo)), seed);
 
     /// <summary>The corpus a folder was built from is recorded once; a different corpus is refused, so runs from two
     /// corpora never share a table.</summary>
@@ -144,95 +109,168 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         string path = Path.Combine(dir, "corpus.json");
         if (File.Exists(path))
         {
-            var old = JsonSerializer.Deserialize<CorpusManifest>(File.ReadAllText(path));
+            CorpusManifest? old;
+            try { old = JsonSerializer.Deserialize<CorpusManifest>(File.ReadAllText(path)); }
+            catch (JsonException e) { throw new DataException($"{path}: not a corpus manifest: {JsonErrors.Describe(e)}"); }
             if (old == null || old.Sha256 != manifest.Sha256 || old.Pair != manifest.Pair)
-                throw new UsageException($"{dir}: holds runs built from another corpus ({old?.Pair} {old?.Sha256[..12]}...) than {manifest.Pair} {manifest.Sha256[..12]}...; use another --out");
+                throw new UsageException($"{dir}: holds runs built from another corpus ({old?.Name} {old?.Sha256?[..Math.Min(12, old.Sha256.Length)]}...) than {manifest.Name} {manifest.Sha256[..12]}...; use another --out");
         }
-        else AtomicFile.WriteText(path, JsonSerializer.Serialize(manifest, new JsonSerializerOptions { WriteIndented = true }));
         string cfg = Path.Combine(dir, "config.json");
-        string json = JsonSerializer.Serialize(config, new JsonSerializerOptions { WriteIndented = true });
+        string json = JsonSerializer.Serialize(config, Indented);
         if (File.Exists(cfg) && File.ReadAllText(cfg) != json) throw new UsageException($"{dir}: holds a translation study with another configuration; use another --out");
+        if (!File.Exists(path)) AtomicFile.WriteText(path, JsonSerializer.Serialize(manifest, Indented));
         AtomicFile.WriteText(cfg, json);
     }
 
     TranslationRecord TrainOrLoad(string id, string kind, float teacherAlpha, float? temperature, float alpha, int seed, Transformer model, Seq2SeqSettings settings,
-        Transformer? teacher, KdConfig kd, List<int[]> src, List<int[]> tgt, List<SentencePair> test, CharVocabulary sourceVocab, CharVocabulary targetVocab,
-        CorpusManifest manifest, Action<string>? log)
+        Transformer? teacher, KdConfig kd, Lazy<float[][]>? teacherCache, Action<string>? log)
     {
         string recordPath = Path.Combine(dir, "runs", id + ".json"), checkpoint = Path.Combine(dir, "checkpoints", id + ".safetensors");
         if (File.Exists(recordPath) && File.Exists(checkpoint))
         {
+            TranslationRecord? done;
+            try { done = JsonSerializer.Deserialize<TranslationRecord>(File.ReadAllText(recordPath)); }
+            catch (JsonException e) { throw new DataException($"{recordPath}: not a run record: {JsonErrors.Describe(e)}; delete it to train the run again"); }
+            if (done == null) throw new DataException($"{recordPath}: holds null instead of a run record; delete it to train the run again");
             Checkpoint.Load(model, checkpoint);
-            return JsonSerializer.Deserialize<TranslationRecord>(File.ReadAllText(recordPath))!;
+            return done;
         }
         var sw = Stopwatch.StartNew();
-        var rng = new Random(seed * 7919 + id.Length);
-        using var opt = new AdamW(model.Parameters(), new AdamWConfig(settings.Lr, 0.9f, 0.98f, 1e-9f, 0.0001f));
-        model.Train();
-        teacher?.Eval();
-        float loss = float.NaN;
-        for (int step = 1; step <= settings.Steps; step++)
-        {
-            var pick = Enumerable.Range(0, config.BatchPairs).Select(_ => rng.Next(src.Count)).ToList();
-            var batch = Seq2SeqBatch.From(pick.Select(i => src[i]).ToList(), pick.Select(i => tgt[i]).ToList());
-            opt.LearningRate = LearningRateSchedules.WarmupCosine(step, settings.Warmup, settings.Steps + 1, settings.Lr, settings.Lr * 0.05f);
-            loss = Seq2Seq.TrainStep(model, opt, () =>
-            {
-                if (teacher == null) return Seq2Seq.LabelSmoothingLoss(model, batch, alpha);
-                Tensor teacherLogits;
-                using (Tape.NoGrad()) teacherLogits = Seq2Seq.Logits(teacher, batch);
-                var labels = Tape.Current.Ints(model.Backend, batch.TargetOut);
-                return Ops.TokenKdLoss(Seq2Seq.Logits(model, batch), teacherLogits, labels, kd, TransformerConfig.PadId, batch.RealTargetTokens);
-            });
-            if (float.IsNaN(loss)) throw new InvalidOperationException($"{id}: the loss became NaN or infinite at step {step}");
-        }
-        var hypotheses = Translator.Translate(model, test.Select(p => sourceVocab.Encode(p.Source)).ToList(), beam: 1, a: 1.2f, b: 10)
-            .Select(h => targetVocab.Decode(h)).ToList();
-        var references = test.Select(p => p.Target).ToList();
-        double bleu = TranslationMetrics.CorpusBleu(hypotheses, references).Score, chrf = TranslationMetrics.CorpusChrF(hypotheses, references);
+        float loss = Train(id, model, settings, seed, alpha, teacher == null ? null : teacherCache!.Value, kd);
+        if (float.IsNaN(loss)) throw new InvalidOperationException($"{id}: the loss stayed NaN or infinite");
+        var sources = _test.Select(p => _sourceVocab.Encode(p.Source)).ToList();
+        var references = _test.Select(p => p.Target).ToList();
+        var greedy = Decode(model, sources, 1);
+        var beam = config.Beam > 1 ? Decode(model, sources, config.Beam) : null;
+        EntropyPoint[]? entropy = kind == "teacher" ? TargetEntropy(teacherCache!.Value) : null;
         Directory.CreateDirectory(Path.GetDirectoryName(checkpoint)!);
         Directory.CreateDirectory(Path.GetDirectoryName(recordPath)!);
         Directory.CreateDirectory(Path.Combine(dir, "translations"));
-        Checkpoint.Save(model, checkpoint, new Dictionary<string, string> { ["run"] = id, ["corpus_sha256"] = manifest.Sha256 });
-        var tsv = new StringBuilder("source\treference\thypothesis\n");
-        for (int i = 0; i < test.Count; i++) tsv.Append($"{Clean(test[i].Source)}\t{Clean(references[i])}\t{Clean(hypotheses[i])}\n");
+        Checkpoint.Save(model, checkpoint, new Dictionary<string, string> { ["run"] = id, ["corpus_sha256"] = _manifest.Sha256 });
+        var tsv = new StringBuilder("source\treference\tgreedy\tbeam\n");
+        for (int i = 0; i < _test.Count; i++) tsv.Append($"{Clean(_test[i].Source)}\t{Clean(references[i])}\t{Clean(greedy[i])}\t{Clean((beam ?? greedy)[i])}\n");
         AtomicFile.WriteText(Path.Combine(dir, "translations", id + ".tsv"), tsv.ToString());
-        var record = new TranslationRecord(id, kind, teacherAlpha, temperature, alpha, seed, bleu, chrf, loss, sw.Elapsed.TotalSeconds, manifest.Sha256);
-        AtomicFile.WriteText(recordPath, JsonSerializer.Serialize(record, new JsonSerializerOptions { WriteIndented = true }));   // written last: a record means a finished run
-        log?.Invoke($"{id}: BLEU {bleu:F2}, chrF {chrf:F2}, final loss {loss:F3}, {sw.Elapsed.TotalSeconds:F1} s");
+        var record = new TranslationRecord(id, kind, teacherAlpha, temperature, alpha, seed, Score(greedy, references), beam == null ? null : Score(beam, references),
+            loss, sw.Elapsed.TotalSeconds, _manifest.Sha256, entropy);
+        AtomicFile.WriteText(recordPath, JsonSerializer.Serialize(record, Indented));   // written last: a record means a finished run
+        log?.Invoke($"{id}: greedy BLEU {record.Greedy.Bleu:F2} chrF {record.Greedy.ChrF:F2}" +
+                    (record.Beam is { } b ? $", beam {config.Beam} BLEU {b.Bleu:F2} chrF {b.ChrF:F2}" : "") + $", final loss {loss:F3}, {sw.Elapsed.TotalSeconds:F1} s");
         return record;
     }
 
+    static TranslationScores Score(List<string> hypotheses, List<string> references) =>
+        new(TranslationMetrics.CorpusBleu(hypotheses, references).Score, TranslationMetrics.CorpusChrF(hypotheses, references));
+
     static string Clean(string s) => s.Replace('\t', ' ').Replace('\n', ' ');
 
-    /// <summary>The layout of the paper's Tables 7 and 8: the teacher row, a student row per T, a column per teacher
-    /// alpha; BLEU with chrF beside it, means over seeds.</summary>
-    string Report(List<TranslationRecord> records, CorpusManifest manifest, int trainPairs, int testPairs)
+    /// <summary>Teacher-forced training on batches of pairs of similar target length (less padding); the student
+    /// reads its teacher's logits from the cache. Returns the mean loss of the last 20 steps.</summary>
+    float Train(string id, Transformer model, Seq2SeqSettings settings, int seed, float alpha, float[][]? teacherLogits, KdConfig kd)
     {
-        var sb = new StringBuilder();
-        var inv = System.Globalization.CultureInfo.InvariantCulture;
-        sb.AppendLine($"# Translation study `{config.Name}`: {config.Pair}");
-        sb.AppendLine();
-        sb.AppendLine($"Corpus {manifest.Name} (SHA-256 {manifest.Sha256[..16]}...): {trainPairs.ToString("N0", inv)} training pairs of at most {config.MaxCharacters} characters, " +
-                      $"{testPairs.ToString("N0", inv)} test sentences decoded greedily. Character vocabularies. Seeds: {string.Join(", ", config.Seeds)}. " +
-                      $"Teacher d_model {config.Teacher.ModelDim}, {config.Teacher.Layers}+{config.Teacher.Layers} layers, {config.Teacher.Steps} steps; student d_model {config.Student.ModelDim}, " +
-                      $"{config.Student.Layers}+{config.Student.Layers} layers, {config.Student.Steps} steps; beta = {config.Beta.ToString(inv)}.");
-        sb.AppendLine();
-        sb.AppendLine("BLEU / chrF on the test sentences (mean over seeds):");
-        sb.AppendLine();
-        sb.AppendLine("| | " + string.Join(" | ", config.Alphas.Select(a => $"teacher alpha = {a.ToString(inv)}")) + " |");
-        sb.AppendLine("|---|" + string.Concat(config.Alphas.Select(_ => "---|")));
-        string Cell(IEnumerable<TranslationRecord> rs)
+        var rng = new Random(seed * 7919 + id.Aggregate(0, (h, c) => (h * 31 + c) % 1_000_003));   // stable across processes, unlike string.GetHashCode
+        using var opt = new AdamW(model.Parameters(), new AdamWConfig(settings.Lr, 0.9f, 0.98f, 1e-9f, 0.0001f));
+        model.Train();
+        var plan = new Queue<int[]>();
+        int vocab = _targetVocab.Size;
+        var recent = new Queue<float>();
+        for (int step = 1; step <= settings.Steps; step++)
         {
-            var list = rs.ToList();
-            return list.Count == 0 ? "n/a" : $"{list.Average(r => r.Bleu).ToString("F2", inv)} / {list.Average(r => r.ChrF).ToString("F2", inv)}";
+            if (plan.Count == 0) foreach (var b in EpochBatches(rng)) plan.Enqueue(b);
+            var pick = plan.Dequeue();
+            var batch = Seq2SeqBatch.From(pick.Select(i => _src[i]).ToList(), pick.Select(i => _tgt[i]).ToList(), PadTo);
+            opt.LearningRate = LearningRateSchedules.WarmupCosine(step, settings.Warmup, settings.Steps + 1, settings.Lr, settings.Lr * 0.05f);
+            float loss = Seq2Seq.TrainStep(model, opt, () =>
+            {
+                if (teacherLogits == null) return Seq2Seq.LabelSmoothingLoss(model, batch, alpha);
+                var host = new float[batch.Size * batch.TargetLength * vocab];   // padding rows stay 0: the loss ignores them
+                for (int i = 0; i < pick.Length; i++) teacherLogits[pick[i]].CopyTo(host, i * batch.TargetLength * vocab);
+                var teacher = Tape.Current.Floats(model.Backend, host, [batch.Size * batch.TargetLength, vocab]);
+                var labels = Tape.Current.Ints(model.Backend, batch.TargetOut);
+                return Ops.TokenKdLoss(Seq2Seq.Logits(model, batch), teacher, labels, kd, TransformerConfig.PadId, batch.RealTargetTokens);
+            });
+            if (float.IsNaN(loss)) throw new InvalidOperationException($"{id}: the loss became NaN or infinite at step {step}");
+            recent.Enqueue(loss);
+            if (recent.Count > 20) recent.Dequeue();
         }
-        sb.AppendLine("| Teacher | " + string.Join(" | ", config.Alphas.Select(a => Cell(records.Where(r => r.Kind == "teacher" && r.TeacherAlpha == a)))) + " |");
-        foreach (float t in config.Temperatures)
-            sb.AppendLine($"| Student T = {t.ToString(inv)} | " + string.Join(" | ", config.Alphas.Select(a => Cell(records.Where(r => r.Kind == "student" && r.TeacherAlpha == a && r.Temperature == t)))) + " |");
-        sb.AppendLine($"| Student without a teacher | {Cell(records.Where(r => r.Kind == "baseline"))} |" + string.Concat(config.Alphas.Skip(1).Select(_ => " |")));
-        sb.AppendLine();
-        sb.AppendLine("Translations: `translations/<run>.tsv` (source, reference, hypothesis). This first version decides no claims; with fewer than three seeds it would say so.");
-        return sb.ToString();
+        return recent.Average();
+    }
+
+    /// <summary>One epoch of batches: the pairs sorted by target length (random order within a length), cut into
+    /// batches, the batches shuffled.</summary>
+    List<int[]> EpochBatches(Random rng)
+    {
+        var keys = Enumerable.Range(0, _tgt.Count).Select(i => (Length: _tgt[i].Length, Tie: rng.Next(), Index: i)).OrderBy(k => k.Length).ThenBy(k => k.Tie).Select(k => k.Index).ToArray();
+        var batches = keys.Chunk(config.BatchPairs).Where(c => c.Length == config.BatchPairs || keys.Length < config.BatchPairs).ToList();
+        for (int i = batches.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (batches[i], batches[j]) = (batches[j], batches[i]); }
+        return batches;
+    }
+
+    /// <summary>The teacher's logits on every training pair, teacher-forced on the reference, dropout off: rows of
+    /// the target tokens and EOS, computed once and reused by every student of this teacher (the full vocabulary is
+    /// kept: at about 160 characters the cache is a few hundred MB, and no top-k truncation changes the loss).</summary>
+    float[][] TeacherLogits(Transformer teacher)
+    {
+        teacher.Eval();
+        int vocab = _targetVocab.Size;
+        var result = new float[_tgt.Count][];
+        var order = Enumerable.Range(0, _tgt.Count).OrderBy(i => _tgt[i].Length).ToArray();
+        foreach (var chunk in order.Chunk(128))
+        {
+            var batch = Seq2SeqBatch.From(chunk.Select(i => _src[i]).ToList(), chunk.Select(i => _tgt[i]).ToList(), PadTo);
+            float[] logits;
+            using (Tape.NoGrad()) logits = Seq2Seq.Logits(teacher, batch).ToArray();
+            Tape.Current.Reset();
+            for (int r = 0; r < chunk.Length; r++)
+                result[chunk[r]] = logits.AsSpan(r * batch.TargetLength * vocab, (_tgt[chunk[r]].Length + 1) * vocab).ToArray();
+        }
+        return result;
+    }
+
+    /// <summary>Average entropy of softmax(z / T) over the target tokens of the training split (Table 13's analogue).</summary>
+    EntropyPoint[] TargetEntropy(float[][] logits)
+    {
+        int vocab = _targetVocab.Size;
+        return config.EntropyTemperatures.Select(t =>
+        {
+            double sum = 0; long rows = 0;
+            object gate = new();
+            Parallel.For(0, logits.Length, () => (0.0, 0L), (i, _, acc) =>
+            {
+                var z = logits[i];
+                for (int r = 0; r * vocab < z.Length; r++) acc = (acc.Item1 + Softmax.Entropy(z.AsSpan(r * vocab, vocab), t), acc.Item2 + 1);
+                return acc;
+            }, acc => { lock (gate) { sum += acc.Item1; rows += acc.Item2; } });
+            return new EntropyPoint(t, sum / rows);
+        }).ToArray();
+    }
+
+    /// <summary>Decodes the test sentences in chunks of similar length and returns the hypotheses in test order.</summary>
+    List<string> Decode(Transformer model, List<int[]> sources, int beam)
+    {
+        var hypotheses = new string[sources.Count];
+        var order = Enumerable.Range(0, sources.Count).OrderBy(i => sources[i].Length).ToArray();
+        foreach (var chunk in order.Chunk(beam > 1 ? 64 : 128))
+        {
+            var ids = Translator.Translate(model, chunk.Select(i => sources[i]).ToList(), beam, config.LengthPenalty, a: 1.2f, b: 10);
+            for (int k = 0; k < chunk.Length; k++) hypotheses[chunk[k]] = _targetVocab.Decode(ids[k]);
+        }
+        return hypotheses.ToList();
+    }
+}
+
+/// <summary>Entropy of a softmax at temperature T, in nats, in float64.</summary>
+public static class Softmax
+{
+    public static double Entropy(ReadOnlySpan<float> logits, float t)
+    {
+        double max = double.NegativeInfinity;
+        foreach (float z in logits) max = Math.Max(max, z / (double)t);
+        double sum = 0, weighted = 0;
+        foreach (float z in logits)
+        {
+            double u = z / (double)t - max, e = Math.Exp(u);
+            sum += e; weighted += e * u;
+        }
+        return Math.Log(sum) - weighted / sum;
     }
 }

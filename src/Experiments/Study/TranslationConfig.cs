@@ -1,0 +1,151 @@
+using LsKd.Experiments.Data;
+using LsKd.Experiments.Data.Translation;
+using LsKd.Kernels;
+using LsKd.Nets;
+
+namespace LsKd.Experiments.Study;
+
+/// <summary>Sizes and schedule of one Transformer role (teacher or student) of the translation study.</summary>
+public sealed record Seq2SeqSettings
+{
+    public int ModelDim { get; init; } = 128;
+    public int Heads { get; init; } = 4;
+    public int Layers { get; init; } = 2;
+    public int FeedForward { get; init; } = 512;
+    public float Dropout { get; init; } = 0.1f;
+    public int Steps { get; init; } = 1000;
+    public float Lr { get; init; } = 1e-3f;
+    public int Warmup { get; init; } = 100;
+
+    public TransformerConfig Model(int sourceVocab, int targetVocab, int maxLength) => new()
+    {
+        SourceVocab = sourceVocab, TargetVocab = targetVocab, ModelDim = ModelDim, Heads = Heads, EncoderLayers = Layers, DecoderLayers = Layers,
+        FeedForward = FeedForward, Dropout = Dropout, MaxLength = maxLength,
+    };
+}
+
+/// <summary>The translation study's configuration for one language pair: the corpus, Transformer teachers trained with
+/// token-level label smoothing alpha, students distilled per target token at each T (beta as in the paper),
+/// baselines without a teacher, seeds, decoding. Presets: smoke (the tests), quick, standard, paper.</summary>
+public sealed record TranslationConfig
+{
+    public string Name { get; init; } = "translation";
+    /// <summary>gettext (the message catalogues) or freedict-eng-deu (en-de only).</summary>
+    public string Corpus { get; init; } = "gettext";
+    public string Pair { get; init; } = "en-de";
+    /// <summary>Pairs longer than this (source or target characters) are left out, for time.</summary>
+    public int MaxCharacters { get; init; } = 60;
+    /// <summary>Training pairs used (0 = all that fit MaxCharacters).</summary>
+    public int TrainPairs { get; init; }
+    /// <summary>Test sentences decoded for BLEU and chrF (0 = the whole test split).</summary>
+    public int TestSentences { get; init; }
+    public int BatchPairs { get; init; } = 64;
+    public Seq2SeqSettings Teacher { get; init; } = new();
+    public Seq2SeqSettings Student { get; init; } = new() { ModelDim = 64, FeedForward = 256 };
+    public float[] Alphas { get; init; } = [0f, 0.1f];
+    public float[] Temperatures { get; init; } = [1f, 2f, 3f, 64f];
+    public float Beta { get; init; } = 1f;
+    /// <summary>Student seeds; the teachers are trained once, with the first.</summary>
+    public int[] Seeds { get; init; } = [1];
+    /// <summary>Beam width for the second decoding (1 = greedy only).</summary>
+    public int Beam { get; init; } = 4;
+    public float LengthPenalty { get; init; } = 1f;
+    /// <summary>Temperatures at which the teachers' target entropy is reported.</summary>
+    public float[] EntropyTemperatures { get; init; } = [1f, 2f, 3f, 4f, 8f, 16f, 64f];
+
+    public static IReadOnlyList<string> PresetNames { get; } = ["smoke", "quick", "standard", "paper"];
+    public static readonly string[] Pairs = ["en-de", "en-ru"];
+    public static readonly string[] Corpora = ["gettext", FreeDict.Name];
+
+    /// <summary>The pairs a preset runs when --pair is not given.</summary>
+    public static string[] PresetPairs(string preset) => preset is "standard" or "paper" ? Pairs : ["en-de"];
+
+    public static TranslationConfig Preset(string name) => name switch
+    {
+        "smoke" => new TranslationConfig
+        {
+            Name = "translation-smoke", TrainPairs = 256, TestSentences = 16, BatchPairs = 32, MaxCharacters = 30, Beam = 2,
+            Teacher = new Seq2SeqSettings { ModelDim = 32, Heads = 2, Layers = 1, FeedForward = 64, Steps = 20, Warmup = 5, Lr = 3e-3f },
+            Student = new Seq2SeqSettings { ModelDim = 16, Heads = 2, Layers = 1, FeedForward = 32, Steps = 10, Warmup = 5, Lr = 3e-3f },
+            Temperatures = [1f, 64f], EntropyTemperatures = [1f, 64f],
+        },
+        "quick" => new TranslationConfig
+        {
+            Name = "translation-quick", TestSentences = 300, MaxCharacters = 40,
+            Teacher = new Seq2SeqSettings { ModelDim = 128, Heads = 4, Layers = 2, FeedForward = 512, Steps = 800, Warmup = 80, Lr = 2e-3f },
+            Student = new Seq2SeqSettings { ModelDim = 64, Heads = 4, Layers = 2, FeedForward = 256, Steps = 400, Warmup = 40, Lr = 2e-3f },
+        },
+        "standard" => Preset("quick") with { Name = "translation-standard", Seeds = [1, 2, 3] },
+        // For a GPU: the base Transformer's sizes on the whole corpus; no time was measured on a GPU yet (docs/STUDY.md).
+        "paper" => new TranslationConfig
+        {
+            Name = "translation-paper", MaxCharacters = ParallelCorpus.MaxCharacters, BatchPairs = 128, Seeds = [1, 2, 3], Beam = 5,
+            Teacher = new Seq2SeqSettings { ModelDim = 512, Heads = 8, Layers = 6, FeedForward = 2048, Steps = 20000, Warmup = 2000, Lr = 7e-4f },
+            Student = new Seq2SeqSettings { ModelDim = 256, Heads = 4, Layers = 3, FeedForward = 1024, Steps = 10000, Warmup = 1000, Lr = 1e-3f },
+        },
+        _ => throw new UsageException($"--preset: unknown translation preset '{name}'; valid presets: {string.Join(", ", PresetNames)}"),
+    };
+
+    static readonly System.Text.Json.JsonSerializerOptions s_json = new()
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
+        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
+        WriteIndented = true,
+        ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    /// <summary>A configuration written as JSON (camelCase keys, as <see cref="ToJson"/> writes them); unknown keys and
+    /// wrong types are one-line errors naming the file.</summary>
+    public static TranslationConfig FromFile(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--config: cannot read {path}: {e.Message}"); }
+        try
+        {
+            var c = System.Text.Json.JsonSerializer.Deserialize<TranslationConfig>(text, s_json) ?? throw new UsageException($"{path}: empty configuration");
+            if (c.Teacher == null || c.Student == null || c.Alphas == null || c.Temperatures == null || c.Seeds == null || c.EntropyTemperatures == null || c.Name == null || c.Pair == null || c.Corpus == null)
+                throw new UsageException($"{path}: a key is null; leave it out to take the default");
+            return c;
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            string what = e.Message.Contains("could not be mapped", StringComparison.Ordinal)
+                ? $"unknown key {e.Message.Split('\'').ElementAtOrDefault(1) ?? "?"} at {e.Path}"
+                : JsonErrors.Describe(e);
+            throw new UsageException($"{path}: {what}");
+        }
+    }
+
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, s_json);
+
+    public void Validate()
+    {
+        if (!Pairs.Contains(Pair)) throw new UsageException($"--pair: unknown pair '{Pair}'; valid pairs: {string.Join(", ", Pairs)}");
+        if (!Corpora.Contains(Corpus)) throw new UsageException($"--corpus: unknown corpus '{Corpus}'; valid corpora: {string.Join(", ", Corpora)}");
+        if (Corpus == FreeDict.Name && Pair != "en-de") throw new UsageException($"--corpus: {FreeDict.Name} is English->German only, not {Pair}");
+        if (MaxCharacters < 2 || MaxCharacters > ParallelCorpus.MaxCharacters) throw new UsageException($"maxCharacters: must be between 2 and {ParallelCorpus.MaxCharacters}, got {MaxCharacters}");
+        if (BatchPairs < 1 || TrainPairs < 0 || TestSentences < 0) throw new UsageException("translation: batchPairs must be positive, trainPairs and testSentences not negative");
+        if (Beam < 1 || Beam > 16) throw new UsageException($"beam: must be between 1 and 16, got {Beam}");
+        if (!(LengthPenalty >= 0 && LengthPenalty <= 4)) throw new UsageException($"lengthPenalty: must be between 0 and 4, got {LengthPenalty}");
+        if (Seeds.Length == 0 || Alphas.Length == 0 || Temperatures.Length == 0 || EntropyTemperatures.Length == 0)
+            throw new UsageException("translation: seeds, alphas, temperatures and entropyTemperatures need at least one value each");
+        foreach (var (role, s) in new[] { ("teacher", Teacher), ("student", Student) })
+            if (s.ModelDim < 1 || s.Heads < 1 || s.ModelDim % s.Heads != 0 || s.Layers < 1 || s.FeedForward < 1 || s.Steps < 1 || s.Warmup < 0 || !(s.Lr > 0) || !(s.Dropout is >= 0 and < 1))
+                throw new UsageException($"{role}: modelDim must be a positive multiple of heads, layers, feedForward and steps positive, lr > 0, dropout in [0, 1)");
+        foreach (var a in Alphas) UsageException.Check("alphas", HyperParameters.Alpha(a));
+        foreach (var t in Temperatures.Concat(EntropyTemperatures)) UsageException.Check("temperatures", HyperParameters.Temperature(t));
+        UsageException.Check("beta", HyperParameters.Beta(Beta));
+    }
+}
+
+/// <summary>Where a translation corpus is read from: the gettext catalogues under a locale root, or FreeDict under a
+/// dictd root.</summary>
+public sealed record CorpusSource(string Corpus, string LocaleRoot, string DictRoot)
+{
+    public (List<SentencePair>[] Splits, CorpusManifest Manifest) Load(string pair) =>
+        Corpus == FreeDict.Name ? FreeDict.Load(DictRoot) : ParallelCorpus.FromCatalogues(pair[3..], LocaleRoot);
+
+    public string Describe(string pair) => Corpus == FreeDict.Name ? Path.Combine(DictRoot, FreeDict.Name + ".index") : Path.Combine(LocaleRoot, pair[3..], "LC_MESSAGES");
+}
