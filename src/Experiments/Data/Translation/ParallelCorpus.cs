@@ -54,13 +54,18 @@ public static class ParallelCorpus
         return null;
     }
 
-    /// <summary>0 = train, 1 = valid, 2 = test, from the first 8 bytes of SHA-256 of the source (about 90/5/5).</summary>
+    /// <summary>0 = train, 1 = valid, 2 = test, from the first 8 bytes of SHA-256 of the normalised source (about
+    /// 90/5/5): variants of one message that differ only in case, punctuation, spacing or mnemonic marks ("_Open",
+    /// "&amp;Open", "open.") land in the same split, so the test split does not leak into training.</summary>
     public static int SplitOf(string source)
     {
-        ulong h = BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(source)), 0);
+        ulong h = BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(Normalise(source))), 0);
         int bucket = (int)(h % 100);
         return bucket < 90 ? 0 : bucket < 95 ? 1 : 2;
     }
+
+    /// <summary>The source as the split sees it: letters and digits only, lower case.</summary>
+    public static string Normalise(string source) => new(source.Where(char.IsLetterOrDigit).Select(char.ToLowerInvariant).ToArray());
 
     /// <summary>Reads the catalogues of <paramref name="language"/> (e.g. de, ru) under the locale root; a missing
     /// catalogue is skipped (its package may not be installed), a corrupt one is an error naming the file.</summary>
