@@ -94,6 +94,9 @@ public class TranslationDataTests
             Assert.That(manifest.PairsPerDomain.Keys, Is.EquivalentTo(new[] { "alpha", "beta" }));
             foreach (var (split, index) in splits.Select((s, i) => (s, i)))
                 Assert.That(split.All(p => ParallelCorpus.SplitOf(p.Source) == index));
+            // Variants of one message share a split: the hash reads letters and digits only, lower-cased.
+            Assert.That(new[] { "_Open File", "&Open file", "open file.", "Open  File…" }.Select(ParallelCorpus.SplitOf).Distinct().Count(), Is.EqualTo(1));
+            Assert.That(ParallelCorpus.Normalise("_Open File…"), Is.EqualTo("openfile"));
             var (_, again) = ParallelCorpus.FromCatalogues("de", root, ["alpha", "beta"]);
             Assert.That(again.Sha256, Is.EqualTo(manifest.Sha256), "the order of the domain list does not matter");
             Assert.That(Assert.Throws<DataException>(() => ParallelCorpus.FromCatalogues("ru", root))!.Message, Does.Contain("no message catalogues for 'ru'"));

@@ -171,3 +171,26 @@ public class TranslationStudyPartsTests
         foreach (var name in TranslationConfig.PresetNames) Assert.DoesNotThrow(() => TranslationConfig.Preset(name).Validate(), name);
     }
 }
+
+/// <summary>Byte-pair-encoding subwords: merges learned by frequency, exact round trips, unknown characters marked.</summary>
+public class SubwordVocabularyTests
+{
+    [Test]
+    public void LearnsFrequentPairsAndRoundTrips()
+    {
+        string[] texts = ["low lower lowest", "low low newer", "wider newer lower"];
+        var bpe = new SubwordVocabulary(texts, 20);
+        Assert.That(bpe.Merges, Is.GreaterThan(0).And.LessThanOrEqualTo(20));
+        // "lo" (and then "low") is the most frequent pair: after the merges the word "low" is a single symbol.
+        Assert.That(bpe.Encode("low"), Has.Length.EqualTo(1));
+        Assert.That(bpe.Symbols, Does.Contain("low"));
+        foreach (var t in texts.Append("lowest newer  wide"))
+            Assert.That(bpe.Decode(bpe.Encode(t)), Is.EqualTo(t), t);
+        Assert.That(bpe.Encode("lower newer").Length, Is.LessThan("lower newer".Length), "subwords are shorter than characters");
+        Assert.That(bpe.Decode(bpe.Encode("lox")), Is.EqualTo("lo\uFFFD"), "an unseen character is UNK");
+        Assert.That(bpe.Encode("lower newer").All(id => id >= 4 || id == CharVocabulary.Unk));
+        var none = new SubwordVocabulary(texts, 0);
+        Assert.That(none.Encode("lower"), Has.Length.EqualTo(5), "no merges: characters");
+        Assert.That(new SubwordVocabulary(texts, 20).Symbols, Is.EqualTo(bpe.Symbols), "deterministic");
+    }
+}

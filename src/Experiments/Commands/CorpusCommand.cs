@@ -18,7 +18,8 @@ internal static class CorpusCommand
         var root = new Option<string>("--locale-root") { Description = "folder holding <language>/LC_MESSAGES/*.mo", DefaultValueFactory = _ => ParallelCorpus.DefaultLocaleRoot };
         var domains = new Option<string?>("--domains") { Description = "comma-separated catalogue names (default: the built-in list; all = every catalogue of the language)" };
         var export = new Option<string?>("--export") { Description = "write train.tsv, valid.tsv and test.tsv (source, target) into this folder" };
-        var cmd = new Command("corpus", "Build an English->German or English->Russian corpus from the gettext catalogues and print its manifest.") { pair, root, domains, export };
+        var subwords = new Option<int>("--subwords") { Description = "also learn this many BPE merges on the training split and print the vocabulary sizes and tokens per sentence" };
+        var cmd = new Command("corpus", "Build an English->German or English->Russian corpus from the gettext catalogues and print its manifest.") { pair, root, domains, export, subwords };
         cmd.SetAction(pr =>
         {
             string p = pr.GetValue(pair)!;
@@ -37,6 +38,16 @@ internal static class CorpusCommand
             var chars = new CharVocabulary(splits[0].Select(s => s.Target));
             AnsiConsole.MarkupLine($"{manifest.Name}: train {manifest.Train:N0}, valid {manifest.Valid:N0}, test {manifest.Test:N0} pairs; " +
                                    $"{chars.Symbols.Length} target characters in train; SHA-256 {manifest.Sha256}");
+            if (pr.GetValue(subwords) is > 0 and var merges)
+            {
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                var src = new SubwordVocabulary(splits[0].Select(x => x.Source), merges);
+                var tgt = new SubwordVocabulary(splits[0].Select(x => x.Target), merges);
+                double tokens(ITokenizer v, Func<SentencePair, string> side) => splits[0].Average(x => v.Encode(side(x)).Length);
+                AnsiConsole.MarkupLine($"BPE {merges} merges ({sw.Elapsed.TotalSeconds:F1} s): source {src.Size} symbols, {tokens(src, x => x.Source):F1} tokens per sentence " +
+                                       $"(characters {splits[0].Average(x => x.Source.Length):F1}); target {tgt.Size} symbols, {tokens(tgt, x => x.Target):F1} tokens " +
+                                       $"(characters {splits[0].Average(x => x.Target.Length):F1})");
+            }
             if (pr.GetValue(export) is { } dir)
             {
                 Directory.CreateDirectory(dir);

@@ -40,6 +40,9 @@ public sealed record TranslationConfig
     /// <summary>Test sentences decoded for BLEU and chrF (0 = the whole test split).</summary>
     public int TestSentences { get; init; }
     public int BatchPairs { get; init; } = 64;
+    /// <summary>0: character vocabularies; above 0: byte-pair-encoding subwords with this many merges, learned on the
+    /// training split (source and target separately).</summary>
+    public int SubwordMerges { get; init; }
     public Seq2SeqSettings Teacher { get; init; } = new();
     public Seq2SeqSettings Student { get; init; } = new() { ModelDim = 64, FeedForward = 256 };
     public float[] Alphas { get; init; } = [0f, 0.1f];
@@ -69,13 +72,18 @@ public sealed record TranslationConfig
             Student = new Seq2SeqSettings { ModelDim = 16, Heads = 2, Layers = 1, FeedForward = 32, Steps = 10, Warmup = 5, Lr = 3e-3f },
             Temperatures = [1f, 64f], EntropyTemperatures = [1f, 64f],
         },
+        // Measured on 2 cores (docs/STUDY.md): BPE subwords beat characters at equal time, so the presets use them.
         "quick" => new TranslationConfig
         {
-            Name = "translation-quick", TestSentences = 300, MaxCharacters = 40,
-            Teacher = new Seq2SeqSettings { ModelDim = 128, Heads = 4, Layers = 2, FeedForward = 512, Steps = 800, Warmup = 80, Lr = 2e-3f },
-            Student = new Seq2SeqSettings { ModelDim = 64, Heads = 4, Layers = 2, FeedForward = 256, Steps = 400, Warmup = 40, Lr = 2e-3f },
+            Name = "translation-quick", TestSentences = 300, MaxCharacters = 40, SubwordMerges = 1000,
+            Teacher = new Seq2SeqSettings { ModelDim = 128, Heads = 4, Layers = 2, FeedForward = 512, Steps = 3200, Warmup = 200, Lr = 3e-3f },
+            Student = new Seq2SeqSettings { ModelDim = 64, Heads = 4, Layers = 2, FeedForward = 256, Steps = 1000, Warmup = 100, Lr = 3e-3f },
         },
-        "standard" => Preset("quick") with { Name = "translation-standard", Seeds = [1, 2, 3] },
+        "standard" => Preset("quick") with
+        {
+            Name = "translation-standard", Seeds = [1, 2, 3], TestSentences = 0,
+            Teacher = Preset("quick").Teacher with { Steps = 4800, Warmup = 300 },
+        },
         // For a GPU: the base Transformer's sizes on the whole corpus; no time was measured on a GPU yet (docs/STUDY.md).
         "paper" => new TranslationConfig
         {
@@ -127,6 +135,7 @@ public sealed record TranslationConfig
         if (Corpus == FreeDict.Name && Pair != "en-de") throw new UsageException($"--corpus: {FreeDict.Name} is English->German only, not {Pair}");
         if (MaxCharacters < 2 || MaxCharacters > ParallelCorpus.MaxCharacters) throw new UsageException($"maxCharacters: must be between 2 and {ParallelCorpus.MaxCharacters}, got {MaxCharacters}");
         if (BatchPairs < 1 || TrainPairs < 0 || TestSentences < 0) throw new UsageException("translation: batchPairs must be positive, trainPairs and testSentences not negative");
+        if (SubwordMerges < 0 || SubwordMerges > 32000) throw new UsageException($"subwordMerges: must be between 0 and 32000, got {SubwordMerges}");
         if (Beam < 1 || Beam > 16) throw new UsageException($"beam: must be between 1 and 16, got {Beam}");
         if (!(LengthPenalty >= 0 && LengthPenalty <= 4)) throw new UsageException($"lengthPenalty: must be between 0 and 4, got {LengthPenalty}");
         if (Seeds.Length == 0 || Alphas.Length == 0 || Temperatures.Length == 0 || EntropyTemperatures.Length == 0)

@@ -95,7 +95,7 @@ public sealed class TranslationReport(TranslationConfig config, string dir, Corp
         sb.AppendLine($"# Translation study `{config.Name}`: {config.Pair}");
         sb.AppendLine();
         sb.AppendLine($"Corpus {manifest.Name} (SHA-256 {manifest.Sha256[..16]}...): {trainPairs.ToString("N0", Inv)} training pairs of at most {config.MaxCharacters} characters, " +
-                      $"{test.Count.ToString("N0", Inv)} test sentences. Character vocabularies. Student seeds: {string.Join(", ", config.Seeds)} (teachers: seed {config.Seeds[0]}). " +
+                      $"{test.Count.ToString("N0", Inv)} test sentences. {(config.SubwordMerges > 0 ? $"Subword vocabularies ({config.SubwordMerges} BPE merges per side, learned on the training split)" : "Character vocabularies")}. Student seeds: {string.Join(", ", config.Seeds)} (teachers: seed {config.Seeds[0]}). " +
                       $"Teacher d_model {config.Teacher.ModelDim}, {config.Teacher.Layers}+{config.Teacher.Layers} layers, {config.Teacher.Steps} steps; student d_model {config.Student.ModelDim}, " +
                       $"{config.Student.Layers}+{config.Student.Layers} layers, {config.Student.Steps} steps; beta = {F(config.Beta)}; batches of {config.BatchPairs} pairs. " +
                       "Students read their teacher's full logits, computed once per teacher (no top-k truncation).");

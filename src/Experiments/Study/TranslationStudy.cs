@@ -41,7 +41,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         : this(config, dir, backend, new CorpusSource(config.Corpus, localeRoot, FreeDict.DefaultRoot)) { }
 
     List<SentencePair> _train = [], _test = [];
-    CharVocabulary _sourceVocab = null!, _targetVocab = null!;
+    ITokenizer _sourceVocab = null!, _targetVocab = null!;
     List<int[]> _src = [], _tgt = [];
     CorpusManifest _manifest = null!;
 
@@ -60,8 +60,8 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         Directory.CreateDirectory(dir);
         using var studyLock = StudyLock.Acquire(dir);
         CheckCorpus(manifest);
-        _sourceVocab = new CharVocabulary(_train.Select(p => p.Source));
-        _targetVocab = new CharVocabulary(_train.Select(p => p.Target));
+        _sourceVocab = Tokenizer(_train.Select(p => p.Source));
+        _targetVocab = Tokenizer(_train.Select(p => p.Target));
         _src = _train.Select(p => _sourceVocab.Encode(p.Source)).ToList();
         _tgt = _train.Select(p => _targetVocab.Encode(p.Target)).ToList();
 
@@ -96,6 +96,9 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         AtomicFile.WriteText(Path.Combine(dir, "report.md"), new TranslationReport(config, dir, manifest, _train.Count, _test, records, copy, recall).Markdown());
         return records;
     }
+
+    /// <summary>Characters, or subwords learned on the training split when the configuration asks for merges.</summary>
+    ITokenizer Tokenizer(IEnumerable<string> texts) => config.SubwordMerges > 0 ? new SubwordVocabulary(texts, config.SubwordMerges) : new CharVocabulary(texts);
 
     /// <summary>Batches are padded to a multiple of this length: few distinct shapes, so buffers are reused.</summary>
     const int PadTo = 8;

@@ -113,7 +113,7 @@ public static class ParallelCorpus
 
 /// <summary>A character vocabulary from a training split: ids 0-3 are PAD, BOS, EOS and UNK, then the characters in
 /// ordinal order.</summary>
-public sealed class CharVocabulary
+public sealed class CharVocabulary : ITokenizer
 {
     public const int Unk = 3;
     readonly Dictionary<char, int> _ids;
