@@ -74,3 +74,42 @@ public class TranslationStudyTests
         Assert.That(u!.Message, Does.Contain("unknown pair 'en-fr'"));
     }
 }
+
+/// <summary>`lskd translation` and `lskd corpus` on bad input: one line naming the file or flag, exit code 2, nothing
+/// written.</summary>
+[TestFixture, NonParallelizable]
+public class TranslationCliTests
+{
+    [Test]
+    public void BadInputIsOneLineExitTwoAndWritesNothing()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"lskd-tcli-{Guid.NewGuid():N}");
+        string outDir = Path.Combine(root, "out");
+        try
+        {
+            void Expect(string[] args, params string[] fragments)
+            {
+                var (code, error) = CliRunner.Run(args);
+                Assert.That(code, Is.EqualTo(2), error);
+                Assert.That(error.Trim().Split('\n'), Has.Length.EqualTo(1), error);
+                foreach (var f in fragments) Assert.That(error, Does.Contain(f));
+                Assert.That(Directory.Exists(outDir), Is.False, "nothing written: " + string.Join(' ', args));
+            }
+            Expect(["translation", "--preset", "smoke", "--pair", "en-fr", "--out", outDir], "--pair", "en-fr");
+            Expect(["translation", "--preset", "smoke", "--corpus", "wiki", "--out", outDir], "--corpus", "wiki");
+            Expect(["translation", "--preset", "tiny", "--out", outDir], "--preset", "tiny");
+            Expect(["translation", "--preset", "smoke", "--locale-root", Path.Combine(root, "none"), "--out", outDir], Path.Combine(root, "none", "de", "LC_MESSAGES"));
+            Expect(["translation", "--preset", "smoke", "--corpus", "freedict-eng-deu", "--dict-root", Path.Combine(root, "none"), "--out", outDir], "freedict-eng-deu.index: not found");
+            // A catalogue with a wrong magic names the file.
+            string dir = Path.Combine(root, "locale", "de", "LC_MESSAGES");
+            Directory.CreateDirectory(dir);
+            File.WriteAllBytes(Path.Combine(dir, "coreutils.mo"), new byte[64]);
+            Expect(["translation", "--preset", "smoke", "--locale-root", Path.Combine(root, "locale"), "--out", outDir], "coreutils.mo", "magic");
+            // Catalogues whose entries are all filtered out: an empty corpus.
+            File.WriteAllBytes(Path.Combine(dir, "coreutils.mo"), MoCatalog.Write([new MoEntry(null, "%s not found", null, ["%s nicht gefunden"])]));
+            Expect(["translation", "--preset", "smoke", "--locale-root", Path.Combine(root, "locale"), "--out", outDir], "no sentence pairs");
+            Expect(["corpus", "--pair", "en-xx"], "--pair", "en-xx");
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, true); }
+    }
+}

@@ -19,11 +19,15 @@ internal static class CorpusCommand
         var domains = new Option<string?>("--domains") { Description = "comma-separated catalogue names (default: the built-in list; all = every catalogue of the language)" };
         var export = new Option<string?>("--export") { Description = "write train.tsv, valid.tsv and test.tsv (source, target) into this folder" };
         var subwords = new Option<int>("--subwords") { Description = "also learn this many BPE merges on the training split and print the vocabulary sizes and tokens per sentence" };
-        var cmd = new Command("corpus", "Build an English->German or English->Russian corpus from the gettext catalogues and print its manifest.") { pair, root, domains, export, subwords };
+        var corpus = new Option<string>("--corpus") { Description = $"corpus: {string.Join(", ", TranslationConfig.Corpora)}", DefaultValueFactory = _ => "gettext" };
+        var dictRoot = new Option<string>("--dict-root") { Description = "folder holding freedict-eng-deu.index and .dict.dz", DefaultValueFactory = _ => FreeDict.DefaultRoot };
+        var cmd = new Command("corpus", "Build an English->German or English->Russian corpus (gettext catalogues or FreeDict) and print its manifest.") { pair, corpus, root, dictRoot, domains, export, subwords };
         cmd.SetAction(pr =>
         {
             string p = pr.GetValue(pair)!;
             if (!Pairs.Contains(p)) throw new UsageException($"--pair: unknown pair '{p}'; valid pairs: {string.Join(", ", Pairs)}");
+            string which = pr.GetValue(corpus)!;
+            (TranslationConfig.Preset("quick") with { Pair = p, Corpus = which }).Validate();   // the corpus and pair checks of the study
             string[]? list = pr.GetValue(domains) switch
             {
                 null => null,
@@ -31,7 +35,7 @@ internal static class CorpusCommand
                     ? Directory.GetFiles(Path.Combine(pr.GetValue(root)!, p[3..], "LC_MESSAGES"), "*.mo").Select(f => Path.GetFileNameWithoutExtension(f)!).ToArray() : [],
                 var text => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             };
-            var (splits, manifest) = ParallelCorpus.FromCatalogues(p[3..], pr.GetValue(root)!, list);
+            var (splits, manifest) = which == FreeDict.Name ? FreeDict.Load(pr.GetValue(dictRoot)!) : ParallelCorpus.FromCatalogues(p[3..], pr.GetValue(root)!, list);
             var table = new Table().AddColumn("catalogue").AddColumn("pairs kept");
             foreach (var (domain, n) in manifest.PairsPerDomain.OrderBy(x => x.Key, StringComparer.Ordinal)) table.AddRow(domain, $"{n:N0}");
             AnsiConsole.Write(table);

@@ -67,7 +67,7 @@ public sealed record TranslationConfig
     {
         "smoke" => new TranslationConfig
         {
-            Name = "translation-smoke", TrainPairs = 256, TestSentences = 16, BatchPairs = 32, MaxCharacters = 30, Beam = 2,
+            Name = "translation-smoke", TrainPairs = 256, TestSentences = 16, BatchPairs = 32, MaxCharacters = 30, Beam = 2, SubwordMerges = 40,
             Teacher = new Seq2SeqSettings { ModelDim = 32, Heads = 2, Layers = 1, FeedForward = 64, Steps = 20, Warmup = 5, Lr = 3e-3f },
             Student = new Seq2SeqSettings { ModelDim = 16, Heads = 2, Layers = 1, FeedForward = 32, Steps = 10, Warmup = 5, Lr = 3e-3f },
             Temperatures = [1f, 64f], EntropyTemperatures = [1f, 64f],

@@ -139,6 +139,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
             return done;
         }
         var sw = Stopwatch.StartNew();
+        Tape.Current.Pool.Dispose();   // the last run's shapes (another model size) are of no use to this one
         float loss = Train(id, model, settings, seed, alpha, teacher == null ? null : teacherCache!.Value, kd);
         if (float.IsNaN(loss)) throw new InvalidOperationException($"{id}: the loss stayed NaN or infinite");
         var sources = _test.Select(p => _sourceVocab.Encode(p.Source)).ToList();
