@@ -49,6 +49,7 @@ public class TranslationStudyPartsTests
                 ("adopt a different strategy", "adopt a different strategy /ɐdˈɒpt ɐ dˈɪfɹənt/\neine andere Strategie wählen/fahren\n see: {adopt sth.}\n\n"),
                 ("mounting board for curtains", "mounting board for curtains /mˈaʊntɪŋ/\nGardinenleiste <fem>, Karnise <fem> [Ös.]\n see: {x}\n\n"),
                 ("break off relations with sb.", "break off relations with sb.\nden Verkehr mit jdm. abbrechen <v, trans>; brechen\n   Synonym: {y}\n\n"),
+                ("Fancy meeting you here!", "Fancy meeting you here! /x/\nLustig, dich hier zu treffen!\n\n"),   // a comma inside the sentence stays
                 ("dog", "dog /dˈɒɡ/\nHund <masc>\n\n"),                              // one word: left out
                 ("take a look at it", "take a look at it /x/\n see: {only a note}\n\n"),  // no translation line: left out
             ]);
@@ -56,6 +57,7 @@ public class TranslationStudyPartsTests
             var pairs = splits.SelectMany(s => s).OrderBy(p => p.Source, StringComparer.Ordinal).ToList();
             Assert.That(pairs, Is.EqualTo(new[]
             {
+                new SentencePair("Fancy meeting you here!", "Lustig, dich hier zu treffen!"),
                 new SentencePair("adopt a different strategy", "eine andere Strategie wählen/fahren"),
                 new SentencePair("break off relations with sb.", "den Verkehr mit jdm. abbrechen"),
                 new SentencePair("mounting board for curtains", "Gardinenleiste"),

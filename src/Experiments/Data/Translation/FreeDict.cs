@@ -72,10 +72,12 @@ public static partial class FreeDict
         string source = Ipa().Replace(lines[0], "").Trim();
         string first = lines[1];
         if (first.Length == 0 || char.IsWhiteSpace(first[0])) return null;
-        string target = Labels().Replace(first, "");
-        int semi = target.IndexOf(';');
+        // Alternatives are joined by "; ", or by ", " after a grammatical label ("Gardinenleiste <fem>, Karnise <fem>");
+        // any other comma belongs to the sentence ("Lustig, dich hier zu treffen!").
+        var cut = Alternative().Match(first);
+        string target = Labels().Replace(cut.Success ? first[..(cut.Index + 1)] : first, "");
+        int semi = target.IndexOf("; ", StringComparison.Ordinal);
         if (semi >= 0) target = target[..semi];
-        if (!source.Contains(',') && target.IndexOf(", ", StringComparison.Ordinal) is var comma and >= 0) target = target[..comma];
         target = Spaces().Replace(target, " ").Trim();
         return source.Length == 0 || target.Length == 0 ? null : new SentencePair(source, target);
     }
@@ -83,4 +85,5 @@ public static partial class FreeDict
     [GeneratedRegex(@"\s/[^/]*/\s*$")] private static partial Regex Ipa();
     [GeneratedRegex(@"<[^>]*>|\[[^\]]*\]|\{[^}]*\}")] private static partial Regex Labels();
     [GeneratedRegex(@"\s+")] private static partial Regex Spaces();
+    [GeneratedRegex(@"[>\]]\s*,\s")] private static partial Regex Alternative();
 }
