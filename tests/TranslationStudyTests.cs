@@ -63,6 +63,24 @@ public class TranslationStudyTests
     }
 
     [Test]
+    public void DryRunMeasuresAndWritesNothing()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"lskd-translation-{Guid.NewGuid():N}");
+        try
+        {
+            string locale = MakeLocale(Path.Combine(root, "locale"), 1);
+            string dir = Path.Combine(root, "out");
+            var config = TranslationConfig.Preset("smoke");
+            var (seconds, lines) = new TranslationStudy(config, dir, Backends.Get("cpu-v512-2t"), locale).Estimate();
+            Assert.That(seconds, Is.GreaterThan(0).And.LessThan(600));
+            Assert.That(lines, Has.Count.EqualTo(3));
+            Assert.That(lines[2], Does.StartWith("en-de: 2 teachers x").And.Contain("+ 5 students x"));
+            Assert.That(Directory.Exists(dir), Is.False, "a dry run writes nothing");
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Test]
     public void MissingCatalogueAndUnknownPairAreOneLineErrors()
     {
         string root = Path.Combine(Path.GetTempPath(), $"lskd-translation-{Guid.NewGuid():N}");

@@ -80,9 +80,10 @@ internal static class TranslationCommand
         var root = new Option<string>("--locale-root") { Description = "folder holding <language>/LC_MESSAGES/*.mo", DefaultValueFactory = _ => ParallelCorpus.DefaultLocaleRoot };
         var dictRoot = new Option<string>("--dict-root") { Description = "folder holding freedict-eng-deu.index and .dict.dz", DefaultValueFactory = _ => FreeDict.DefaultRoot };
         var outDir = new Option<string>("--out") { Description = "results folder", DefaultValueFactory = _ => "results" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "measure training steps and decoding on this device and print the study's estimated time; writes nothing" };
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads();
         var cmd = new Command("translation", "Translation study: Transformer teachers with label smoothing, word-level KD students at each T, BLEU and chrF, Tables 7 and 8, verdict.")
-            { preset, config, pair, corpusOption, root, dictRoot, outDir, device, threads };
+            { preset, config, pair, corpusOption, root, dictRoot, outDir, dryRun, device, threads };
         cmd.SetAction(pr =>
         {
             string presetName = pr.GetValue(preset)!;
@@ -93,6 +94,18 @@ internal static class TranslationCommand
             var configs = pairs.Select(x => baseConfig with { Pair = x }).ToList();
             foreach (var c2 in configs) c2.Validate();   // every flag is checked before anything is written
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            if (pr.GetValue(dryRun))
+            {
+                double total = 0;
+                foreach (var c2 in configs)
+                {
+                    var (seconds, lines) = new TranslationStudy(c2, "", be, new CorpusSource(c2.Corpus, pr.GetValue(root)!, pr.GetValue(dictRoot)!)).Estimate();
+                    foreach (var line in lines) AnsiConsole.MarkupLine(Markup.Escape(line));
+                    total += seconds;
+                }
+                AnsiConsole.MarkupLine($"estimated total on {Markup.Escape(be.Name)}: {total / 60:F1} min");
+                return 0;
+            }
             foreach (var c2 in configs)
             {
                 string dir = Path.Combine(pr.GetValue(outDir)!, $"{c2.Name}-{(c2.Corpus == FreeDict.Name ? FreeDict.Name : c2.Pair)}");

@@ -45,7 +45,9 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
     List<int[]> _src = [], _tgt = [];
     CorpusManifest _manifest = null!;
 
-    public List<TranslationRecord> Run(Action<string>? log = null)
+    /// <summary>Loads and filters the corpus; a corpus too small for the configuration is an error before anything
+    /// is written.</summary>
+    CorpusManifest Prepare()
     {
         config.Validate();
         var (splits, manifest) = corpus.Load(config.Pair);
@@ -57,13 +59,63 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         if (config.TestSentences > 0) _test = _test.Take(config.TestSentences).ToList();
         if (_train.Count < config.BatchPairs || _test.Count == 0)
             throw new DataException($"{corpus.Describe(config.Pair)}: only {_train.Count} training and {_test.Count} test pairs of at most {config.MaxCharacters} characters; the study needs a batch of {config.BatchPairs}");
-        Directory.CreateDirectory(dir);
-        using var studyLock = StudyLock.Acquire(dir);
-        CheckCorpus(manifest);
+        return manifest;
+    }
+
+    void BuildVocabularies()
+    {
         _sourceVocab = Tokenizer(_train.Select(p => p.Source));
         _targetVocab = Tokenizer(_train.Select(p => p.Target));
         _src = _train.Select(p => _sourceVocab.Encode(p.Source)).ToList();
         _tgt = _train.Select(p => _targetVocab.Encode(p.Target)).ToList();
+    }
+
+    /// <summary>The study's time on this backend, from training steps and decodings measured on the spot (writes
+    /// nothing): per role, seconds per step after one warm-up step, and the decoding of 64 test sentences by an
+    /// untrained model (which runs to the length limit: an upper bound).</summary>
+    public (double Seconds, List<string> Lines) Estimate()
+    {
+        Prepare();
+        BuildVocabularies();
+        var lines = new List<string>();
+        double StepSeconds(Seq2SeqSettings s, string role)
+        {
+            var model = NewModel(s, 7);
+            using var opt = new AdamW(model.Parameters(), new AdamWConfig(s.Lr, 0.9f, 0.98f, 1e-9f, 0.0001f));
+            var rng = new Random(1);
+            var batches = EpochBatches(rng);
+            double best = double.MaxValue;
+            for (int i = 0; i < 4; i++)
+            {
+                var pick = batches[i % batches.Count];
+                var batch = Seq2SeqBatch.From(pick.Select(j => _src[j]).ToList(), pick.Select(j => _tgt[j]).ToList(), PadTo);
+                var sw = Stopwatch.StartNew();
+                Seq2Seq.TrainStep(model, opt, () => Seq2Seq.LabelSmoothingLoss(model, batch, 0.1f));
+                if (i > 0) best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            var sources = _test.Take(64).Select(p => _sourceVocab.Encode(p.Source)).ToList();
+            var timer = Stopwatch.StartNew();
+            Decode(model, sources, 1);
+            if (config.Beam > 1) Decode(model, sources, config.Beam);
+            double decode = timer.Elapsed.TotalSeconds * _test.Count / sources.Count;
+            lines.Add($"{role}: {best * 1000:F0} ms per step x {s.Steps} steps, decoding {decode:F0} s at most");
+            return best * s.Steps + decode;
+        }
+        double teacher = StepSeconds(config.Teacher, "teacher"), student = StepSeconds(config.Student, "student");
+        int teachers = config.Alphas.Length, students = config.Seeds.Length * (config.Alphas.Length * config.Temperatures.Length + 1);
+        double total = teachers * teacher + students * student;
+        lines.Add($"{config.Pair}: {teachers} teachers x {teacher:F0} s + {students} students x {student:F0} s = {total / 60:F1} min " +
+                  $"({_train.Count:N0} training pairs, {_test.Count:N0} test sentences)");
+        return (total, lines);
+    }
+
+    public List<TranslationRecord> Run(Action<string>? log = null)
+    {
+        var manifest = Prepare();
+        Directory.CreateDirectory(dir);
+        using var studyLock = StudyLock.Acquire(dir);
+        CheckCorpus(manifest);
+        BuildVocabularies();
 
         var records = new List<TranslationRecord>();
         var teachers = new Dictionary<float, Transformer>();
