@@ -169,4 +169,17 @@ public class TranslationDataTests
         // Whitespace is ignored.
         Assert.That(TranslationMetrics.CorpusChrF(["a b c"], ["abc"]), Is.EqualTo(100).Within(1e-9));
     }
+
+    [Test]
+    public void InstallScriptInstallsThePackagesOfTheDefaultCatalogues()
+    {
+        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "LsKd.sln"))) dir = dir.Parent;
+        string script = File.ReadAllText(Path.Combine(dir!.FullName, "scripts", "install-deps.sh"));
+        var block = System.Text.RegularExpressions.Regex.Match(script, @"catalogues=\(([^)]*)\)").Groups[1].Value;
+        var listed = block.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        Assert.That(listed, Is.EquivalentTo(ParallelCorpus.DomainPackages.Values.Distinct()));
+        Assert.That(ParallelCorpus.DefaultDomains.Where(d => !ParallelCorpus.DomainPackages.ContainsKey(d)), Is.EquivalentTo(new[] { "bfd", "binutils", "gas" }),
+            "catalogues without a German file on Debian 12 have no package");
+    }
 }

@@ -8,7 +8,8 @@ public sealed record SentencePair(string Source, string Target);
 
 /// <summary>What a corpus was built from, recorded with every result so that runs from different corpora are never
 /// mixed: the catalogues (domain, file size), pairs per split and the SHA-256 of the extracted pairs.</summary>
-public sealed record CorpusManifest(string Name, string Pair, string[] Domains, int Train, int Valid, int Test, string Sha256, Dictionary<string, int> PairsPerDomain);
+public sealed record CorpusManifest(string Name, string Pair, string[] Domains, int Train, int Valid, int Test, string Sha256, Dictionary<string, int> PairsPerDomain,
+    string[]? Packages = null);
 
 /// <summary>
 /// English-to-X sentence pairs from the gettext catalogues of Debian packages (/usr/share/locale/X/LC_MESSAGES):
@@ -40,6 +41,40 @@ public static class ParallelCorpus
         "psql-15", "python-apt", "sed", "shadow", "shared-mime-info", "software-properties", "systemd", "tar", "wget",
         "wget-gnulib", "xdg-user-dirs", "xkeyboard-config",
     ];
+
+    /// <summary>The Debian 12 package that ships each default catalogue (dpkg -S), recorded in the manifest;
+    /// scripts/install-deps.sh installs the same list.</summary>
+    public static readonly Dictionary<string, string> DomainPackages = new()
+    {
+        ["Linux-PAM"] = "libpam-runtime", ["PackageKit"] = "packagekit", ["adduser"] = "adduser",
+        ["appstream"] = "appstream", ["apt"] = "apt", ["at-spi2-core"] = "at-spi2-common",
+        ["avahi"] = "libavahi-common-data", ["bash"] = "bash", ["coreutils"] = "coreutils",
+        ["diffutils"] = "diffutils", ["dpkg"] = "dpkg", ["dpkg-dev"] = "libdpkg-perl",
+        ["findutils"] = "findutils", ["gdk-pixbuf"] = "libgdk-pixbuf2.0-common", ["gettext-runtime"] = "gettext-base",
+        ["gettext-tools"] = "gettext", ["git"] = "git", ["glib20"] = "libglib2.0-data",
+        ["gnupg2"] = "gnupg-l10n", ["gprof"] = "binutils-common", ["grep"] = "grep",
+        ["gsettings-desktop-schemas"] = "gsettings-desktop-schemas", ["gst-plugins-base-1.0"] = "libgstreamer-plugins-base1.0-0", ["gstreamer-1.0"] = "libgstreamer1.0-0",
+        ["gtk20"] = "libgtk2.0-common", ["gtk20-properties"] = "libgtk2.0-common", ["initdb-15"] = "postgresql-15",
+        ["iso_15924"] = "iso-codes", ["iso_3166"] = "iso-codes", ["iso_3166-1"] = "iso-codes",
+        ["iso_3166-2"] = "iso-codes", ["iso_3166-3"] = "iso-codes", ["iso_3166_2"] = "iso-codes",
+        ["iso_4217"] = "iso-codes", ["iso_639"] = "iso-codes", ["iso_639-2"] = "iso-codes",
+        ["iso_639-3"] = "iso-codes", ["iso_639-5"] = "iso-codes", ["iso_639_3"] = "iso-codes",
+        ["iso_639_5"] = "iso-codes", ["ld"] = "binutils-common", ["libapt-pkg6.0"] = "libapt-pkg6.0",
+        ["libc"] = "libc-l10n", ["libexif-12"] = "libexif12", ["libgphoto2_port-12"] = "libgphoto2-port12",
+        ["libidn2"] = "libidn2-0", ["libpq5-15"] = "libpq5", ["make"] = "make",
+        ["man-db"] = "man-db", ["man-db-gnulib"] = "man-db", ["mit-krb5"] = "krb5-locales",
+        ["opcodes"] = "binutils-common", ["pg_amcheck-15"] = "postgresql-client-15", ["pg_archivecleanup-15"] = "postgresql-15",
+        ["pg_basebackup-15"] = "postgresql-client-15", ["pg_checksums-15"] = "postgresql-15", ["pg_config-15"] = "postgresql-client-15",
+        ["pg_controldata-15"] = "postgresql-15", ["pg_ctl-15"] = "postgresql-15", ["pg_dump-15"] = "postgresql-client-15",
+        ["pg_resetwal-15"] = "postgresql-15", ["pg_rewind-15"] = "postgresql-15", ["pg_test_fsync-15"] = "postgresql-15",
+        ["pg_test_timing-15"] = "postgresql-15", ["pg_upgrade-15"] = "postgresql-15", ["pg_verifybackup-15"] = "postgresql-client-15",
+        ["pg_waldump-15"] = "postgresql-15", ["pgscripts-15"] = "postgresql-client-15", ["plpgsql-15"] = "postgresql-15",
+        ["postgres-15"] = "postgresql-15", ["psmisc"] = "psmisc", ["psql-15"] = "postgresql-client-15",
+        ["python-apt"] = "python-apt-common", ["sed"] = "sed", ["shadow"] = "login",
+        ["shared-mime-info"] = "shared-mime-info", ["software-properties"] = "software-properties-common", ["systemd"] = "systemd",
+        ["tar"] = "tar", ["wget"] = "wget", ["wget-gnulib"] = "wget",
+        ["xdg-user-dirs"] = "xdg-user-dirs", ["xkeyboard-config"] = "xkb-data",
+    };
 
     /// <summary>Why an entry is left out, or null when it is kept.</summary>
     public static string? Reject(string source, string target)
@@ -94,7 +129,8 @@ public static class ParallelCorpus
         }
         if (pairs.Count == 0)
             throw new DataException($"{dir}: no sentence pairs after filtering the catalogues ({string.Join(", ", domains.Take(5))}, ...); install them with scripts/install-deps.sh");
-        return Build($"gettext-{language}", $"en-{language}", perDomain, pairs);
+        var packages = perDomain.Keys.Select(d => DomainPackages.GetValueOrDefault(d, "?")).Distinct().Order(StringComparer.Ordinal).ToArray();
+        return Build($"gettext-{language}", $"en-{language}", perDomain, pairs) is var (splits, manifest) ? (splits, manifest with { Packages = packages }) : default;
     }
 
     /// <summary>Splits pairs by the hash of their source and writes the manifest.</summary>
