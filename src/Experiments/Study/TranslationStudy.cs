@@ -22,7 +22,7 @@ public sealed record TranslationRecord(string Id, string Kind, float TeacherAlph
     TranslationScores Greedy, TranslationScores? Beam, double FinalLoss, double Seconds, string CorpusSha256, EntropyPoint[]? Entropy = null)
 {
     /// <summary>The scores the tables and the verdict use: beam search when the study decodes with it, else greedy.</summary>
-    public TranslationScores Main => Beam ?? Greedy;
+    [System.Text.Json.Serialization.JsonIgnore] public TranslationScores Main => Beam ?? Greedy;
 }
 
 /// <summary>
