@@ -174,6 +174,42 @@ public class TranslationStudyPartsTests
     }
 }
 
+/// <summary>The teacher-logit cache: computed in length-sorted, padded batches, gathered into another batch, it gives
+/// the teacher's own logits for that batch's real rows (so every student reads the right rows).</summary>
+public class TeacherCacheTests
+{
+    [Test]
+    public void GatheredRowsEqualTheTeachersLogitsOnTheBatch()
+    {
+        var be = Backends.Get("cpu-v512-2t");
+        var config = new LsKd.Nets.TransformerConfig { SourceVocab = 12, TargetVocab = 9, ModelDim = 16, Heads = 2, EncoderLayers = 1, DecoderLayers = 1, FeedForward = 32, Dropout = 0.1f, MaxLength = 24 };
+        var teacher = new LsKd.Nets.Transformer(be, config, 5);
+        var rng = new Random(3);
+        var src = Enumerable.Range(0, 300).Select(_ => Enumerable.Range(0, 1 + rng.Next(9)).Select(_ => 4 + rng.Next(8)).ToArray()).ToList();
+        var tgt = Enumerable.Range(0, 300).Select(_ => Enumerable.Range(0, 1 + rng.Next(12)).Select(_ => 4 + rng.Next(5)).ToArray()).ToList();
+        var cache = TeacherCache.Compute(teacher, src, tgt, config.TargetVocab, padTo: 8);
+        Assert.That(cache.Select((rows, i) => rows.Length == (tgt[i].Length + 1) * config.TargetVocab), Is.All.True);
+        int[] pick = [7, 250, 3, 99, 150];
+        var batch = LsKd.Nets.Seq2SeqBatch.From(pick.Select(i => src[i]).ToList(), pick.Select(i => tgt[i]).ToList());
+        var gathered = TeacherCache.Gather(cache, pick, batch.TargetLength, config.TargetVocab);
+        float[] direct;
+        teacher.Eval();
+        using (LsKd.Autograd.Tape.NoGrad()) direct = LsKd.Nets.Seq2Seq.Logits(teacher, batch).ToArray();
+        LsKd.Autograd.Tape.Current.Reset();
+        for (int b = 0; b < pick.Length; b++)
+            for (int t = 0; t < batch.TargetLength; t++)
+            {
+                bool real = batch.TargetOut[b * batch.TargetLength + t] != LsKd.Nets.TransformerConfig.PadId;
+                for (int v = 0; v < config.TargetVocab; v++)
+                {
+                    int k = (b * batch.TargetLength + t) * config.TargetVocab + v;
+                    if (real) Assert.That(gathered[k], Is.EqualTo(direct[k]).Within(1e-4f), $"pair {pick[b]}, position {t}");
+                    else Assert.That(gathered[k], Is.EqualTo(0f), "padding rows are 0");
+                }
+            }
+    }
+}
+
 /// <summary>Byte-pair-encoding subwords: merges learned by frequency, exact round trips, unknown characters marked.</summary>
 public class SubwordVocabularyTests
 {

@@ -238,9 +238,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
             float loss = Seq2Seq.TrainStep(model, opt, () =>
             {
                 if (teacherLogits == null) return Seq2Seq.LabelSmoothingLoss(model, batch, alpha);
-                var host = new float[batch.Size * batch.TargetLength * vocab];   // padding rows stay 0: the loss ignores them
-                for (int i = 0; i < pick.Length; i++) teacherLogits[pick[i]].CopyTo(host, i * batch.TargetLength * vocab);
-                var teacher = Tape.Current.Floats(model.Backend, host, [batch.Size * batch.TargetLength, vocab]);
+                var teacher = Tape.Current.Floats(model.Backend, TeacherCache.Gather(teacherLogits, pick, batch.TargetLength, vocab), [batch.Size * batch.TargetLength, vocab]);
                 var labels = Tape.Current.Ints(model.Backend, batch.TargetOut);
                 return Ops.TokenKdLoss(Seq2Seq.Logits(model, batch), teacher, labels, kd, TransformerConfig.PadId, batch.RealTargetTokens);
             });
@@ -261,26 +259,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         return batches;
     }
 
-    /// <summary>The teacher's logits on every training pair, teacher-forced on the reference, dropout off: rows of
-    /// the target tokens and EOS, computed once and reused by every student of this teacher (the full vocabulary is
-    /// kept: at about 160 characters the cache is a few hundred MB, and no top-k truncation changes the loss).</summary>
-    float[][] TeacherLogits(Transformer teacher)
-    {
-        teacher.Eval();
-        int vocab = _targetVocab.Size;
-        var result = new float[_tgt.Count][];
-        var order = Enumerable.Range(0, _tgt.Count).OrderBy(i => _tgt[i].Length).ToArray();
-        foreach (var chunk in order.Chunk(128))
-        {
-            var batch = Seq2SeqBatch.From(chunk.Select(i => _src[i]).ToList(), chunk.Select(i => _tgt[i]).ToList(), PadTo);
-            float[] logits;
-            using (Tape.NoGrad()) logits = Seq2Seq.Logits(teacher, batch).ToArray();
-            Tape.Current.Reset();
-            for (int r = 0; r < chunk.Length; r++)
-                result[chunk[r]] = logits.AsSpan(r * batch.TargetLength * vocab, (_tgt[chunk[r]].Length + 1) * vocab).ToArray();
-        }
-        return result;
-    }
+    float[][] TeacherLogits(Transformer teacher) => TeacherCache.Compute(teacher, _src, _tgt, _targetVocab.Size, PadTo);
 
     /// <summary>Average entropy of softmax(z / T) over the target tokens of the training split (Table 13's analogue).</summary>
     EntropyPoint[] TargetEntropy(float[][] logits)
@@ -311,6 +290,38 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
             for (int k = 0; k < chunk.Length; k++) hypotheses[chunk[k]] = _targetVocab.Decode(ids[k]);
         }
         return hypotheses.ToList();
+    }
+}
+
+/// <summary>A teacher's logits on every training pair, teacher-forced on the reference with dropout off: per pair the
+/// rows of its target tokens and EOS. Computed once and read by every student of that teacher; the full vocabulary
+/// is kept (a few hundred MB to 1 GB at this corpus size), so no top-k truncation changes the loss.</summary>
+public static class TeacherCache
+{
+    public static float[][] Compute(Transformer teacher, IReadOnlyList<int[]> sources, IReadOnlyList<int[]> targets, int vocab, int padTo)
+    {
+        teacher.Eval();
+        var result = new float[targets.Count][];
+        var order = Enumerable.Range(0, targets.Count).OrderBy(i => targets[i].Length).ToArray();   // similar lengths: little padding
+        foreach (var chunk in order.Chunk(128))
+        {
+            var batch = Seq2SeqBatch.From(chunk.Select(i => sources[i]).ToList(), chunk.Select(i => targets[i]).ToList(), padTo);
+            float[] logits;
+            using (Tape.NoGrad()) logits = Seq2Seq.Logits(teacher, batch).ToArray();
+            Tape.Current.Reset();
+            for (int r = 0; r < chunk.Length; r++)
+                result[chunk[r]] = logits.AsSpan(r * batch.TargetLength * vocab, (targets[chunk[r]].Length + 1) * vocab).ToArray();
+        }
+        return result;
+    }
+
+    /// <summary>The cached rows of the picked pairs laid out as a batch's logits [batch x target length, vocab];
+    /// padding rows stay 0 (the loss ignores them).</summary>
+    public static float[] Gather(float[][] cache, IReadOnlyList<int> pick, int targetLength, int vocab)
+    {
+        var host = new float[pick.Count * targetLength * vocab];
+        for (int i = 0; i < pick.Count; i++) cache[pick[i]].CopyTo(host, i * targetLength * vocab);
+        return host;
     }
 }
 
