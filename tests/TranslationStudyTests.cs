@@ -51,6 +51,13 @@ public class TranslationStudyTests
             }
             string report = File.ReadAllText(Path.Combine(dir, "report.md"));
             Assert.That(report, Does.Contain("| Student T = 64 |").And.Contain("| Teacher |").And.Contain("teacher alpha = 0.1"));
+            Assert.That(report, Does.Contain("## Ten test sentences side by side").And.Contain("target entropy against T").And.Contain("| Copy the source |")
+                .And.Contain("Translation memory").And.Contain("## Verdict").And.Contain("not enough seeds"));
+            int sideBySide = report.Split('\n').SkipWhile(l => !l.StartsWith("## Ten test sentences", StringComparison.Ordinal)).Skip(4).TakeWhile(l => l.StartsWith('|')).Count();
+            Assert.That(sideBySide, Is.EqualTo(10), "ten sentences side by side");
+            var teacher = records.First(r => r.Kind == "teacher");
+            Assert.That(teacher.Entropy!.Select(p => p.Temperature), Is.EqualTo(config.EntropyTemperatures));
+            Assert.That(teacher.Entropy![1].Entropy, Is.GreaterThan(teacher.Entropy[0].Entropy), "entropy rises with T");
             // Resume: nothing is trained again, the same records come back.
             var again = new TranslationStudy(config, dir, be, locale).Run();
             Assert.That(again.Select(r => (r.Id, r.Greedy.Bleu, r.Seconds)), Is.EqualTo(records.Select(r => (r.Id, r.Greedy.Bleu, r.Seconds))));

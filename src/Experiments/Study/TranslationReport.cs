@@ -178,7 +178,10 @@ public sealed class TranslationReport(TranslationConfig config, string dir, Corp
         var columns = ids.Select(id => Path.Combine(dir, "translations", id + ".tsv")).Select(p => File.Exists(p) ? File.ReadAllLines(p).Skip(1).Select(l => l.Split('\t')).ToList() : null).ToList();
         if (columns.Any(c => c == null || c.Count != test.Count)) return;
         int column = config.Beam > 1 ? 3 : 2;
-        var picks = Enumerable.Range(0, test.Count).Where(i => test[i].Source.Length >= 12).Take(10).ToList();
+        // Ten sentences spread over the test split, of some length and starting with a letter (the sorted split opens
+        // with punctuation and markup).
+        var candidates = Enumerable.Range(0, test.Count).Where(i => test[i].Source.Length >= 12 && char.IsLetter(test[i].Source[0])).ToList();
+        var picks = Enumerable.Range(0, Math.Min(10, candidates.Count)).Select(k => candidates[k * candidates.Count / Math.Min(10, candidates.Count)]).ToList();
         sb.AppendLine();
         sb.AppendLine($"## Ten test sentences side by side ({(config.Beam > 1 ? "beam" : "greedy")}; teacher alpha = {F(a)}, its students of seed {seed})");
         sb.AppendLine();
