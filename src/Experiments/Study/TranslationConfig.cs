@@ -87,7 +87,7 @@ public sealed record TranslationConfig
         // For a GPU: the base Transformer's sizes on the whole corpus; no time was measured on a GPU yet (docs/STUDY.md).
         "paper" => new TranslationConfig
         {
-            Name = "translation-paper", MaxCharacters = ParallelCorpus.MaxCharacters, BatchPairs = 128, Seeds = [1, 2, 3], Beam = 5,
+            Name = "translation-paper", MaxCharacters = ParallelCorpus.MaxCharacters, BatchPairs = 128, Seeds = [1, 2, 3], Beam = 5, SubwordMerges = 1000,
             Teacher = new Seq2SeqSettings { ModelDim = 512, Heads = 8, Layers = 6, FeedForward = 2048, Steps = 20000, Warmup = 2000, Lr = 7e-4f },
             Student = new Seq2SeqSettings { ModelDim = 256, Heads = 4, Layers = 3, FeedForward = 1024, Steps = 10000, Warmup = 1000, Lr = 1e-3f },
         },
