@@ -95,37 +95,14 @@ public sealed record StudyConfig
         _ => throw new UsageException($"--preset: unknown preset '{name}'; valid presets: {string.Join(", ", PresetNames)}"),
     };
 
-    static readonly JsonSerializerOptions s_json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        WriteIndented = true,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-    };
-
     public static StudyConfig FromFile(string path)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--config: cannot read {path}: {e.Message}"); }
-        try
-        {
-            var c = JsonSerializer.Deserialize<StudyConfig>(text, s_json) ?? throw new UsageException($"{path}: empty configuration");
-            c.Validate(path);
-            return c;
-        }
-        catch (JsonException e)
-        {
-            // System.Text.Json names the offending member and its path; keep that, drop the type names.
-            string what = e.Message.Contains("could not be mapped", StringComparison.Ordinal)
-                ? $"unknown key {e.Message.Split('\'').ElementAtOrDefault(1) ?? "?"} at {e.Path}"
-                : JsonErrors.Describe(e);
-            throw new UsageException($"{path}: {what}");
-        }
+        var c = ConfigFile.Read<StudyConfig>(path);
+        c.Validate(path);
+        return c;
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this, s_json);
+    public string ToJson() => JsonSerializer.Serialize(this, ConfigFile.Options);
 
     public void Validate(string where = "config")
     {

@@ -94,39 +94,17 @@ public sealed record TranslationConfig
         _ => throw new UsageException($"--preset: unknown translation preset '{name}'; valid presets: {string.Join(", ", PresetNames)}"),
     };
 
-    static readonly System.Text.Json.JsonSerializerOptions s_json = new()
-    {
-        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
-        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
-        WriteIndented = true,
-        ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-    };
-
     /// <summary>A configuration written as JSON (camelCase keys, as <see cref="ToJson"/> writes them); unknown keys and
     /// wrong types are one-line errors naming the file.</summary>
     public static TranslationConfig FromFile(string path)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--config: cannot read {path}: {e.Message}"); }
-        try
-        {
-            var c = System.Text.Json.JsonSerializer.Deserialize<TranslationConfig>(text, s_json) ?? throw new UsageException($"{path}: empty configuration");
-            if (c.Teacher == null || c.Student == null || c.Alphas == null || c.Temperatures == null || c.Seeds == null || c.EntropyTemperatures == null || c.Name == null || c.Pair == null || c.Corpus == null)
-                throw new UsageException($"{path}: a key is null; leave it out to take the default");
-            return c;
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            string what = e.Message.Contains("could not be mapped", StringComparison.Ordinal)
-                ? $"unknown key {e.Message.Split('\'').ElementAtOrDefault(1) ?? "?"} at {e.Path}"
-                : JsonErrors.Describe(e);
-            throw new UsageException($"{path}: {what}");
-        }
+        var c = ConfigFile.Read<TranslationConfig>(path);
+        if (c.Teacher == null || c.Student == null || c.Alphas == null || c.Temperatures == null || c.Seeds == null || c.EntropyTemperatures == null || c.Name == null || c.Pair == null || c.Corpus == null)
+            throw new UsageException($"{path}: a key is null; leave it out to take the default");
+        return c;
     }
 
-    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, s_json);
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, ConfigFile.Options);
 
     public void Validate()
     {

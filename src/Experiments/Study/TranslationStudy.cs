@@ -275,7 +275,8 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
             Parallel.For(0, logits.Length, () => (0.0, 0L), (i, _, acc) =>
             {
                 var z = logits[i];
-                for (int r = 0; r * vocab < z.Length; r++) acc = (acc.Item1 + Softmax.Entropy(z.AsSpan(r * vocab, vocab), t), acc.Item2 + 1);
+                int rows = z.Length / vocab;
+                acc = (acc.Item1 + rows * Smoothness.AverageEntropy(z, vocab, t), acc.Item2 + rows);
                 return acc;
             }, acc => { lock (gate) { sum += acc.Item1; rows += acc.Item2; } });
             return new EntropyPoint(t, sum / rows);
@@ -325,22 +326,5 @@ public static class TeacherCache
         var host = new float[pick.Count * targetLength * vocab];
         for (int i = 0; i < pick.Count; i++) cache[pick[i]].CopyTo(host, i * targetLength * vocab);
         return host;
-    }
-}
-
-/// <summary>Entropy of a softmax at temperature T, in nats, in float64.</summary>
-public static class Softmax
-{
-    public static double Entropy(ReadOnlySpan<float> logits, float t)
-    {
-        double max = double.NegativeInfinity;
-        foreach (float z in logits) max = Math.Max(max, z / (double)t);
-        double sum = 0, weighted = 0;
-        foreach (float z in logits)
-        {
-            double u = z / (double)t - max, e = Math.Exp(u);
-            sum += e; weighted += e * u;
-        }
-        return Math.Log(sum) - weighted / sum;
     }
 }

@@ -130,7 +130,8 @@ public static class ParallelCorpus
         if (pairs.Count == 0)
             throw new DataException($"{dir}: no sentence pairs after filtering the catalogues ({string.Join(", ", domains.Take(5))}, ...); install them with scripts/install-deps.sh");
         var packages = perDomain.Keys.Select(d => DomainPackages.GetValueOrDefault(d, "?")).Distinct().Order(StringComparer.Ordinal).ToArray();
-        return Build($"gettext-{language}", $"en-{language}", perDomain, pairs) is var (splits, manifest) ? (splits, manifest with { Packages = packages }) : default;
+        var (splits, manifest) = Build($"gettext-{language}", $"en-{language}", perDomain, pairs);
+        return (splits, manifest with { Packages = packages });
     }
 
     /// <summary>Splits pairs by the hash of their source and writes the manifest.</summary>
