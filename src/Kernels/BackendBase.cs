@@ -203,26 +203,35 @@ public abstract partial class BackendBase : IBackend
         if (count > 0) ConfusionMatrixCore(predictions, labels, matrix, count, classes);
     }
 
+    string ConvLabel(string op, in ConvSpec spec, ConvPass pass)
+    {
+        string algorithm = ConvAlgorithmLabel(spec, pass);
+        return $"{op} {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride}{(spec.IsDepthwise ? " dw" : "")} at {spec.H}x{spec.W}" + (algorithm.Length > 0 ? $" [{algorithm}]" : "");
+    }
+
+    /// <summary>The name of the algorithm this backend runs for a convolution pass (profiler labels); "" if it has one only.</summary>
+    protected virtual string ConvAlgorithmLabel(in ConvSpec spec, ConvPass pass) => "";
+
     public void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
     {
-        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"Conv2d {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}" : "");
-        spec.Validate();
+        spec.Validate();   // before the label: the plan behind it assumes a valid shape
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? ConvLabel("Conv2d", spec, ConvPass.Forward) : "");
         Fits(this, x, spec.InputSize, "x"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, y, spec.OutputSize, "y");
         if (spec.N > 0) Conv2dCore(spec, x, weight, y);
     }
 
     public void Conv2dBackwardInput(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
     {
-        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"Conv2dBackwardInput {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}" : "");
-        spec.Validate();
+        spec.Validate();   // before the label: the plan behind it assumes a valid shape
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? ConvLabel("Conv2dBackwardInput", spec, ConvPass.InputGrad) : "");
         Fits(this, dy, spec.OutputSize, "dy"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, dx, spec.InputSize, "dx");
         if (spec.N > 0) Conv2dBackwardInputCore(spec, dy, weight, dx, accumulate);
     }
 
     public void Conv2dBackwardWeight(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
     {
-        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"Conv2dBackwardWeight {spec.C}->{spec.K} {spec.R}x{spec.S}/{spec.Stride} at {spec.H}x{spec.W}" : "");
-        spec.Validate();
+        spec.Validate();   // before the label: the plan behind it assumes a valid shape
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? ConvLabel("Conv2dBackwardWeight", spec, ConvPass.WeightGrad) : "");
         Fits(this, x, spec.InputSize, "x"); Fits(this, dy, spec.OutputSize, "dy"); Fits(this, dw, spec.WeightSize, "dw");
         if (spec.N > 0) Conv2dBackwardWeightCore(spec, x, dy, dw, accumulate);
         else if (!accumulate) Fill(dw, 0, (int)spec.WeightSize, 0f);

@@ -72,6 +72,9 @@ public readonly record struct AdamWConfig(float LearningRate, float Beta1 = 0.9f
 
 /// <summary>A 2-D convolution over NCHW tensors: x [N, C, H, W], weight [K, C / Groups, R, S], y [N, K, OutH, OutW].
 /// Groups = C = K is a depthwise convolution. No bias: it is added as a per-channel broadcast.</summary>
+/// <summary>The three passes of a convolution (a backend may run each with a different algorithm).</summary>
+public enum ConvPass { Forward, InputGrad, WeightGrad }
+
 public readonly record struct ConvSpec(int N, int C, int H, int W, int K, int R, int S, int Stride = 1, int Pad = 0, int Groups = 1)
 {
     public int OutH => (H + 2 * Pad - R) / Stride + 1;

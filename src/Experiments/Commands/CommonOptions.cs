@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LsKd.Kernels;
+using LsKd.Kernels.Cpu;
 
 namespace LsKd.Experiments.Commands;
 
@@ -18,6 +19,32 @@ internal static class CommonOptions
     };
 
     public const int MaxThreads = 1024;
+
+    public static Option<string?> ConvAlgorithm() => new("--conv")
+    {
+        Description = "CPU only: run every convolution pass whose shape supports it with this algorithm (A/B timings): " +
+                      string.Join(", ", ConvPlanner.All.Select(ConvPlanner.Name)),
+    };
+
+    /// <summary>The backend with the forced convolution algorithm, if one was given (a usage error on a GPU device
+    /// or an unknown name).</summary>
+    public static IBackend CreateBackend(string device, int threads, string? convAlgorithm)
+    {
+        var backend = CreateBackend(device, threads);
+        if (convAlgorithm == null) return backend;
+        if (!ConvPlanner.TryParse(convAlgorithm, out var algorithm))
+        {
+            backend.Dispose();
+            throw new UsageException($"--conv: unknown algorithm '{convAlgorithm}'; valid: {string.Join(", ", ConvPlanner.All.Select(ConvPlanner.Name))}");
+        }
+        if (backend is not CpuBackend cpu)
+        {
+            backend.Dispose();
+            throw new UsageException($"--conv: convolution algorithms are chosen on the CPU backend only, not on '{device}'");
+        }
+        cpu.ForcedConvAlgorithm = algorithm;
+        return cpu;
+    }
 
     /// <summary>Creates the backend, turning a bad device name or a missing GPU into a one-line usage error.</summary>
     public static IBackend CreateBackend(string device, int threads)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LsKd.Kernels;
+using LsKd.Kernels.Cpu;
 using Spectre.Console;
 
 namespace LsKd.Experiments.Commands;
@@ -13,15 +14,18 @@ internal static class LayerBench
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads();
         var batch = new Option<int>("--batch") { Description = "images per batch", DefaultValueFactory = _ => 128 };
         var minTime = new Option<double>("--min-time") { Description = "seconds of timed runs per case", DefaultValueFactory = _ => 0.5 };
-        var cmd = new Command("layers", "Per-layer forward and backward times at the models' shapes.") { device, threads, batch, minTime };
+        var conv = CommonOptions.ConvAlgorithm();
+        var cmd = new Command("layers", "Per-layer forward and backward times at the models' shapes.") { device, threads, batch, minTime, conv };
         cmd.SetAction(pr =>
         {
             int n = pr.GetValue(batch);
             if (n < 2) throw new UsageException($"--batch must be at least 2, got {n}");
             double secs = pr.GetValue(minTime);
-            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv));
             AnsiConsole.MarkupLine($"layers at batch {n} on [bold]{Markup.Escape(be.ToString()!)}[/]");
-            var table = new Table().AddColumn("layer").AddColumn("shape").AddColumn("pass").AddColumn("median ms").AddColumn("GFLOP/s");
+            var table = new Table().AddColumn("layer").AddColumn("shape").AddColumn("pass").AddColumn("algorithm").AddColumn("median ms").AddColumn("GFLOP/s");
+            var cpu = be as CpuBackend;
+            string Algorithm(in ConvSpec s, ConvPass pass) => cpu == null ? "direct" : ConvPlanner.Name(cpu.ConvPlan(s, pass));
             var convs = new (string Name, ConvSpec Spec)[]
             {
                 ("conv 3x3 stem", new ConvSpec(n, 1, 28, 28, 16, 3, 3, 1, 1)),
@@ -39,9 +43,9 @@ internal static class LayerBench
                 using var dx = be.Allocate((int)s.InputSize); using var dw = be.Allocate((int)s.WeightSize);
                 be.InitNormal(x, (int)s.InputSize, 1, 0, 1); be.InitNormal(w, (int)s.WeightSize, 2, 0, 0.1f); be.InitNormal(y, (int)s.OutputSize, 3, 0, 1);
                 string shape = $"[{s.N},{s.C},{s.H},{s.W}] -> [{s.N},{s.K},{s.OutH},{s.OutW}]";
-                Add(table, name, shape, "forward", BenchCommand.Time(be, () => be.Conv2d(s, x, w, y), secs), s.Flops);
-                Add(table, name, shape, "input grad", BenchCommand.Time(be, () => be.Conv2dBackwardInput(s, y, w, dx, false), secs), s.Flops);
-                Add(table, name, shape, "weight grad", BenchCommand.Time(be, () => be.Conv2dBackwardWeight(s, x, y, dw, false), secs), s.Flops);
+                Add(table, name, shape, "forward", Algorithm(s, ConvPass.Forward), BenchCommand.Time(be, () => be.Conv2d(s, x, w, y), secs), s.Flops);
+                Add(table, name, shape, "input grad", Algorithm(s, ConvPass.InputGrad), BenchCommand.Time(be, () => be.Conv2dBackwardInput(s, y, w, dx, false), secs), s.Flops);
+                Add(table, name, shape, "weight grad", Algorithm(s, ConvPass.WeightGrad), BenchCommand.Time(be, () => be.Conv2dBackwardWeight(s, x, y, dw, false), secs), s.Flops);
             }
             {
                 var s = new BatchNormSpec(n, 16, 28 * 28);
@@ -50,19 +54,19 @@ internal static class LayerBench
                 using var rm = be.Allocate(s.C); using var rv = be.Allocate(s.C); using var dg = be.Allocate(s.C); using var db = be.Allocate(s.C);
                 be.InitNormal(x, (int)s.Size, 1, 0, 1); be.Fill(g, 0, s.C, 1); be.Fill(b, 0, s.C, 0); be.Fill(rm, 0, s.C, 0); be.Fill(rv, 0, s.C, 1);
                 string shape = $"[{n},16,28,28]";
-                Add(table, "batch norm (train)", shape, "forward", BenchCommand.Time(be, () => be.BatchNorm(s, x, g, b, y, m, v, rm, rv, true), secs), 0);
-                Add(table, "batch norm (train)", shape, "backward", BenchCommand.Time(be, () => be.BatchNormBackward(s, x, y, g, m, v, dx, dg, db, true, false), secs), 0);
-                Add(table, "relu", shape, "forward", BenchCommand.Time(be, () => be.Unary(UnaryOp.Relu, x, y, (int)s.Size), secs), 0);
-                Add(table, "relu", shape, "backward", BenchCommand.Time(be, () => be.UnaryBackward(UnaryOp.Relu, x, y, dx, (int)s.Size), secs), 0);
+                Add(table, "batch norm (train)", shape, "forward", "-", BenchCommand.Time(be, () => be.BatchNorm(s, x, g, b, y, m, v, rm, rv, true), secs), 0);
+                Add(table, "batch norm (train)", shape, "backward", "-", BenchCommand.Time(be, () => be.BatchNormBackward(s, x, y, g, m, v, dx, dg, db, true, false), secs), 0);
+                Add(table, "relu", shape, "forward", "-", BenchCommand.Time(be, () => be.Unary(UnaryOp.Relu, x, y, (int)s.Size), secs), 0);
+                Add(table, "relu", shape, "backward", "-", BenchCommand.Time(be, () => be.UnaryBackward(UnaryOp.Relu, x, y, dx, (int)s.Size), secs), 0);
                 var p = new PoolSpec(PoolOp.Max, n, 16, 28, 28, 2, 2);
                 using var py = be.Allocate((int)p.OutputSize); using var arg = be.AllocateInt((int)p.OutputSize);
-                Add(table, "max pool 2x2", shape, "forward", BenchCommand.Time(be, () => be.Pool2d(p, x, py, arg), secs), 0);
-                Add(table, "max pool 2x2", shape, "backward", BenchCommand.Time(be, () => be.Pool2dBackward(p, py, arg, dx, false), secs), 0);
+                Add(table, "max pool 2x2", shape, "forward", "-", BenchCommand.Time(be, () => be.Pool2d(p, x, py, arg), secs), 0);
+                Add(table, "max pool 2x2", shape, "backward", "-", BenchCommand.Time(be, () => be.Pool2dBackward(p, py, arg, dx, false), secs), 0);
                 using var gap = be.Allocate(n * 16);
-                Add(table, "global avg pool", shape, "forward", BenchCommand.Time(be, () => be.Reduce(ReduceOp.Mean, x, gap, n * 16, 28 * 28, 1), secs), 0);
-                Add(table, "dropout p=0.2", shape, "forward", BenchCommand.Time(be, () => be.Dropout(x, y, (int)s.Size, 0.2f, 9), secs), 0);
-                Add(table, "fill (zero a gradient)", shape, "forward", BenchCommand.Time(be, () => be.Fill(dx, 0, (int)s.Size, 0f), secs), 0);
-                Add(table, "fill (zero a gradient)", "[16,16,3,3]", "forward", BenchCommand.Time(be, () => be.Fill(dx, 0, 16 * 16 * 9, 0f), secs), 0);
+                Add(table, "global avg pool", shape, "forward", "-", BenchCommand.Time(be, () => be.Reduce(ReduceOp.Mean, x, gap, n * 16, 28 * 28, 1), secs), 0);
+                Add(table, "dropout p=0.2", shape, "forward", "-", BenchCommand.Time(be, () => be.Dropout(x, y, (int)s.Size, 0.2f, 9), secs), 0);
+                Add(table, "fill (zero a gradient)", shape, "forward", "-", BenchCommand.Time(be, () => be.Fill(dx, 0, (int)s.Size, 0f), secs), 0);
+                Add(table, "fill (zero a gradient)", "[16,16,3,3]", "forward", "-", BenchCommand.Time(be, () => be.Fill(dx, 0, 16 * 16 * 9, 0f), secs), 0);
             }
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine("GFLOP/s counts 2 x multiply-adds of the forward convolution for every pass (each backward pass has the same count).");
@@ -71,6 +75,6 @@ internal static class LayerBench
         return cmd;
     }
 
-    static void Add(Table table, string name, string shape, string pass, BenchCommand.Timing t, long flops) =>
-        table.AddRow(Markup.Escape(name), Markup.Escape(shape), pass, $"{t.Median:F3}", flops > 0 ? $"{flops / (t.Median * 1e-3) / 1e9:F1}" : "-");
+    static void Add(Table table, string name, string shape, string pass, string algorithm, BenchCommand.Timing t, long flops) =>
+        table.AddRow(Markup.Escape(name), Markup.Escape(shape), pass, algorithm, $"{t.Median:F3}", flops > 0 ? $"{flops / (t.Median * 1e-3) / 1e9:F1}" : "-");
 }

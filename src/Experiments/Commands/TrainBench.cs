@@ -19,7 +19,8 @@ internal static class TrainBench
         var steps = new Option<int>("--steps") { Description = "timed steps per model (after 5 warm-up steps)", DefaultValueFactory = _ => 6 };
         var rounds = new Option<int>("--rounds") { Description = "alternate PyTorch and LsKd this many times and report medians (the machine's noise is large)", DefaultValueFactory = _ => 1 };
         var profile = new Option<bool>("--profile") { Description = "after timing, run the steps again with per-op timing and print where each model's step goes" };
-        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts.") { device, threads, models, batch, steps, rounds, peer, profile };
+        var conv = CommonOptions.ConvAlgorithm();
+        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts.") { device, threads, models, batch, steps, rounds, peer, profile, conv };
         cmd.SetAction(pr =>
         {
             var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -29,7 +30,7 @@ internal static class TrainBench
             if (b < 2) throw new UsageException($"--batch must be at least 2 (batch norm needs it), got {b}");
             if (s < 1) throw new UsageException($"--steps must be at least 1, got {s}");
             if (r < 1) throw new UsageException($"--rounds must be at least 1, got {r}");
-            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv));
             AnsiConsole.MarkupLine($"training steps at batch {b} on [bold]{Markup.Escape(be.ToString()!)}[/], {r} round(s)");
             bool withPeer = pr.GetValue(peer);
             var ours = names.ToDictionary(n => n, _ => new List<TrainRate>());

@@ -1,3 +1,4 @@
+using LsKd.Kernels.Cpu;
 using LsKd.Kernels.Reference;
 
 namespace LsKd.Kernels.Checks;
@@ -470,7 +471,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
     }
 
     /// <summary>Odd sizes, stride 2, padding, groups, depthwise and 1x1; a ResNet-sized layer when not small.</summary>
-    IEnumerable<ConvSpec> ConvSpecs()
+    static IEnumerable<ConvSpec> ConvSpecs(bool small)
     {
         yield return new ConvSpec(2, 3, 7, 6, 4, 3, 3, 1, 1);
         yield return new ConvSpec(2, 4, 9, 9, 6, 3, 3, 2, 1, 2);
@@ -487,6 +488,12 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
         yield return new ConvSpec(2, 3, 9, 7, 16, 3, 3, 1, 1);
         yield return new ConvSpec(2, 4, 9, 9, 32, 3, 3, 2, 1);
         yield return new ConvSpec(2, 16, 6, 5, 8, 3, 3, 1, 1);
+        // Depthwise: 5x5, no padding, a 3x1 kernel (not flippable: the grid scatter), stride 2 on an odd size.
+        yield return new ConvSpec(2, 3, 9, 8, 3, 5, 5, 1, 2, 3);
+        yield return new ConvSpec(2, 3, 8, 9, 3, 3, 3, 1, 0, 3);
+        yield return new ConvSpec(2, 3, 8, 9, 3, 3, 1, 1, 1, 3);
+        yield return new ConvSpec(2, 4, 13, 11, 4, 3, 3, 2, 1, 4);
+        yield return new ConvSpec(2, 3, 9, 10, 3, 3, 3, 2, 0, 3);
         if (!small)
         {
             // 7x7 outputs and stride 2 with whole 16-channel blocks take the CPU's channels-in-lanes kernels (forward,
@@ -505,33 +512,96 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 1, 1);
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 2, 1);
             yield return new ConvSpec(4, 32, 14, 14, 32, 3, 3, 2, 1, 32);
+            // A grid whose image batches do not divide the images (the last batch is laid out differently).
+            yield return new ConvSpec(6, 4, 28, 28, 8, 3, 3, 2, 1);
+            yield return new ConvSpec(3, 8, 28, 28, 8, 3, 3, 2, 1, 8);
         }
     }
 
+    /// <summary>Every convolution case on every algorithm that supports its shape, on both SIMD widths, when the
+    /// backend is the CPU one (the llm.c habit: each kernel variant checked on its own); the backend as it is
+    /// otherwise.</summary>
     void Conv()
     {
-        foreach (var spec in ConvSpecs())
+        if (backend is not CpuBackend cpu) { ConvCases(backend, "", null); return; }
+        foreach (int bits in new[] { 512, 256 })
+        {
+            var onWidth = cpu.SimdBits == bits ? cpu : SimdSibling(cpu.Threads, bits);
+            var previous = onWidth.ForcedConvAlgorithm;
+            try { ConvCases(onWidth, $"{bits}-bit", onWidth); }
+            finally { onWidth.ForcedConvAlgorithm = previous; }
+        }
+    }
+
+    static readonly Dictionary<(int, int), CpuBackend> s_siblings = [];
+
+    /// <summary>A CPU backend on the other SIMD width, kept for the process (the Vector512 one runs in software
+    /// vectors on hosts without AVX-512: correct, slow, so such hosts check the small shapes on it).</summary>
+    static CpuBackend SimdSibling(int threads, int bits)
+    {
+        lock (s_siblings)
+        {
+            if (!s_siblings.TryGetValue((threads, bits), out var b)) s_siblings[(threads, bits)] = b = CpuBackend.WithSimdWidth(threads, bits);
+            return b;
+        }
+    }
+
+    void ConvCases(IBackend b, string width, CpuBackend? planned)
+    {
+        bool software = planned != null && planned.SimdBits == 512 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+        foreach (var spec in ConvSpecs(small || software))
         {
             var x = Random((int)spec.InputSize, 80); var w = Random((int)spec.WeightSize, 81); var g = Random((int)spec.OutputSize, 82);
             var prevDx = Random(x.Length, 83); var prevDw = Random(w.Length, 84);
-            using var dx = Up(x); using var dw = Up(w); using var dg = Up(g); using var y = backend.Allocate(g.Length);
-            backend.Conv2d(spec, dx, dw, y);
-            double tol = 2e-6 * spec.CPerGroup * spec.R * spec.S + 1e-5;
-            Compare("conv2d", "forward " + spec, y.ToArray(), ReferenceOps.Conv2d(spec, x, w), tol, 1e-4);
+            var ey = ReferenceOps.Conv2d(spec, x, w);
             var (ex, ew) = ReferenceOps.Conv2dBackward(spec, x, w, g);
-            foreach (bool acc in new[] { false, true })
+            using var dx = Up(b, x); using var dw = Up(b, w); using var dg = Up(b, g); using var y = b.Allocate(g.Length);
+            double forwardTol = 2e-6 * spec.CPerGroup * spec.R * spec.S + 1e-5, inputTol = 2e-6 * spec.KPerGroup * spec.R * spec.S + 1e-5;
+            double weightTol = 2e-6 * spec.N * spec.OutH * spec.OutW + 1e-5;
+            foreach (var (pass, algorithm) in Algorithms(planned, spec))
             {
-                using var gx = Up(prevDx); using var gw = Up(prevDw);
-                backend.Conv2dBackwardInput(spec, dg, dw, gx, acc);
-                backend.Conv2dBackwardWeight(spec, dx, dg, gw, acc);
-                var ex2 = acc ? ex.Select((v, i) => v + prevDx[i]).ToArray() : ex;
-                var ew2 = acc ? ew.Select((v, i) => v + prevDw[i]).ToArray() : ew;
-                string mode = acc ? " accumulate" : "";
-                Compare("conv2d", "input grad " + spec + mode, gx.ToArray(), ex2, 2e-6 * spec.KPerGroup * spec.R * spec.S + 1e-5, 1e-4);
-                Compare("conv2d", "weight grad " + spec + mode, gw.ToArray(), ew2, 2e-6 * spec.N * spec.OutH * spec.OutW + 1e-5, 1e-4);
+                if (planned != null) planned.ForcedConvAlgorithm = algorithm;
+                string tag = planned == null ? "" : $" [{ConvPlanner.Name(algorithm!.Value)}, {width}]";
+                if (pass == ConvPass.Forward)
+                {
+                    b.Conv2d(spec, dx, dw, y);
+                    Compare("conv2d", "forward " + spec + tag, y.ToArray(), ey, forwardTol, 1e-4);
+                    continue;
+                }
+                foreach (bool acc in new[] { false, true })
+                {
+                    string mode = acc ? " accumulate" : "";
+                    if (pass == ConvPass.InputGrad)
+                    {
+                        using var gx = Up(b, prevDx);
+                        b.Conv2dBackwardInput(spec, dg, dw, gx, acc);
+                        Compare("conv2d", "input grad " + spec + tag + mode, gx.ToArray(), acc ? ex.Select((v, i) => v + prevDx[i]).ToArray() : ex, inputTol, 1e-4);
+                    }
+                    else
+                    {
+                        using var gw = Up(b, prevDw);
+                        b.Conv2dBackwardWeight(spec, dx, dg, gw, acc);
+                        Compare("conv2d", "weight grad " + spec + tag + mode, gw.ToArray(), acc ? ew.Select((v, i) => v + prevDw[i]).ToArray() : ew, weightTol, 1e-4);
+                    }
+                }
             }
         }
     }
+
+    /// <summary>(pass, algorithm) pairs to run: every supported algorithm of each pass on a CPU backend; the
+    /// backend's own choice (null) otherwise.</summary>
+    static IEnumerable<(ConvPass Pass, ConvAlgorithm? Algorithm)> Algorithms(CpuBackend? planned, ConvSpec spec)
+    {
+        foreach (var pass in Enum.GetValues<ConvPass>())
+        {
+            if (planned == null) { yield return (pass, null); continue; }
+            int lanes = planned.SimdBits / 32;
+            foreach (var a in ConvPlanner.All)
+                if (ConvPlanner.Supports(a, spec, pass, lanes)) yield return (pass, a);
+        }
+    }
+
+    static DeviceBuffer<float> Up(IBackend b, float[] x) { var d = b.Allocate(x.Length); d.Upload(x); return d; }
 
     void BatchNorm()
     {

@@ -14,17 +14,31 @@ public unsafe partial class CpuBackend : BackendBase
 
     /// <param name="threads">Worker threads; 0 means every core.</param>
     /// <param name="allowVector512">False forces the Vector256 kernels (used by tests to cover both paths).</param>
-    public CpuBackend(int threads = 0, bool allowVector512 = true)
+    public CpuBackend(int threads = 0, bool allowVector512 = true) : this(threads, allowVector512, forceVector512: false) { }
+
+    CpuBackend(int threads, bool allowVector512, bool forceVector512)
     {
         if (threads < 0) throw new ArgumentOutOfRangeException(nameof(threads), threads, "threads must be >= 0 (0 = all cores)");
         _parallel = new CpuParallel(threads == 0 ? Environment.ProcessorCount : threads);
-        _use512 = allowVector512 && Vector512.IsHardwareAccelerated;
-        _gemm = new CpuGemm(_parallel, allowVector512);
+        _use512 = forceVector512 || (allowVector512 && Vector512.IsHardwareAccelerated);
+        _gemm = new CpuGemm(_parallel, allowVector512, forceVector512);
     }
+
+    /// <summary>A backend on a chosen SIMD width whatever the host: 512 runs the Vector512 kernels even without
+    /// AVX-512 (.NET then emulates the vectors in software: correct but slow), so checks cover both widths anywhere.</summary>
+    public static CpuBackend WithSimdWidth(int threads, int bits) => bits switch
+    {
+        512 => new CpuBackend(threads, allowVector512: true, forceVector512: true),
+        256 => new CpuBackend(threads, allowVector512: false, forceVector512: false),
+        _ => throw new ArgumentOutOfRangeException(nameof(bits), bits, "SIMD width must be 256 or 512 bits"),
+    };
+
+    /// <summary>The vector width of this backend's kernels in bits (512 or 256).</summary>
+    public int SimdBits => _use512 ? 512 : 256;
 
     public override string Name => "cpu";
     public override int Threads => _parallel.Threads;
-    public string SimdWidth => _use512 ? "Vector512" : Vector256.IsHardwareAccelerated ? "Vector256" : "scalar";
+    public string SimdWidth => _use512 ? (Vector512.IsHardwareAccelerated ? "Vector512" : "Vector512 (software)") : Vector256.IsHardwareAccelerated ? "Vector256" : "scalar";
     public override string DeviceDescription =>
         $"{CpuInfo.ModelName}, {_parallel.Threads} thread(s), {SimdWidth}, GEMM {_gemm.Kernel}";
 

@@ -1,36 +1,27 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace LsKd.Kernels.Cpu;
 
 /// <summary>
-/// Channels-in-lanes direct convolution for small outputs (7x7 at stride 1, up to 14x14 at stride 2). The
-/// implicit-GEMM grid (<see cref="ConvGrid"/>) computes its GridW - OutW extra columns per row and rounds rows to 16
-/// lanes, so a 7x7 output wastes a quarter of its work. Here the 16 lanes are 16 output channels instead: each tap
-/// (c, r, s) loads the transposed weights w[c, r, s, k..k+16) once and multiplies them by broadcast input pixels of
+/// The <see cref="ConvAlgorithm.Lanes"/> convolutions: output channels in the vector lanes, for small outputs
+/// (7x7 at stride 1, up to 14x14 at stride 2). The grid (<see cref="ConvGrid"/>) computes its GridW - OutW extra
+/// columns per row and rounds rows to whole vectors, so a 7x7 output wastes a quarter of its work. Here each tap
+/// (c, r, s) loads the transposed weights w[c, r, s, k..] once and multiplies them by broadcast input pixels of
 /// 7 output positions of one row, so every lane is a real output and no column matrix is built. Results go to a
-/// per-image [position, channel] scratch and are transposed into NCHW. The file also holds the 3x3 weight gradient
-/// and the stride-2 input gradient built on the same idea.
+/// per-image [position, channel] scratch and are transposed into NCHW. Also here: the 3x3 weight gradient and the
+/// strided input gradient built on the same idea. Kernels take one or two vectors of channels (16 or 32 channels
+/// on Vector512, 8 or 16 on Vector256).
 /// </summary>
 public unsafe partial class CpuBackend
 {
-    /// <summary>LSKD_NO_LANES=1 sends every shape to the grid kernels, for A/B timings.</summary>
-    static readonly bool s_noLanes = Environment.GetEnvironmentVariable("LSKD_NO_LANES") == "1";
-
-    /// <summary>Shapes for the lanes kernels: whole channel blocks of 16, rows of a multiple of 7 positions.
-    /// Used where it measured faster than the grid: 7x7 outputs and stride 2 (the grid's waste is largest there).</summary>
-    static bool LanesSupported(in ConvSpec s) =>
-        Vector512.IsHardwareAccelerated && !s.IsDepthwise && (s.Stride == 1 || s.Stride == 2) && s.KPerGroup % 16 == 0 &&
-        s.OutW % 7 == 0 && (s.OutH * s.OutW <= 49 || (s.Stride == 2 && s.OutH * s.OutW <= 196)) && (s.R > 1 || s.S > 1 || s.Stride == 2) && !s_noLanes;
-
-    /// <summary>3x3 weight gradients with whole 16-channel output blocks and outputs up to 14x14 (at 28x28 the grid
-    /// kernel measured as fast).</summary>
-    static bool WeightGradLanesSupported(in ConvSpec s) =>
-        Vector512.IsHardwareAccelerated && !s.IsDepthwise && (s.Stride == 1 || s.Stride == 2) && s.KPerGroup % 16 == 0 &&
-        s.R == 3 && s.S == 3 && !s_noLanes && s.OutH * s.OutW <= 196;
-
-    /// <summary>y (+)= conv(x, w) for <see cref="LanesSupported"/> shapes.</summary>
     void ForwardLanes(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate)
+    {
+        if (_use512) ForwardLanes<V512>(spec, xp, wp, yp, accumulate);
+        else ForwardLanes<V256>(spec, xp, wp, yp, accumulate);
+    }
+
+    /// <summary>y (+)= conv(x, w); the output width is a multiple of 7 and K/G of 16.</summary>
+    void ForwardLanes<TV>(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate) where TV : struct, ISimd<TV>
     {
         int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * spec.R * spec.S, ohw = spec.OutH * spec.OutW;
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, plane = hp * wpad, hw = spec.H * spec.W;
@@ -54,14 +45,18 @@ public unsafe partial class CpuBackend
                         {
                             float* xrow = planes + oh * spec.Stride * wpad;
                             float* orow = outT + (long)oh * spec.OutW * kg;
-                            if (kg % 32 == 0)
-                                for (int ow = 0; ow < spec.OutW; ow += 7)
-                                    for (int k = 0; k < kg; k += 32)
-                                        LanesK32P7(wg + k, kg, cg, spec.R, spec.S, xrow + ow * spec.Stride, plane, wpad, spec.Stride, orow + ow * kg + k, kg);
-                            else
-                                for (int ow = 0; ow < spec.OutW; ow += 7)
-                                    for (int k = 0; k < kg; k += 16)
-                                        LanesK16P7(wg + k, kg, cg, spec.R, spec.S, xrow + ow * spec.Stride, plane, wpad, spec.Stride, orow + ow * kg + k, kg);
+                            for (int ow = 0; ow < spec.OutW; ow += 7)
+                                for (int k = 0; k < kg;)
+                                    if (kg - k >= 2 * TV.Count)
+                                    {
+                                        LanesPairP7<TV>(wg + k, kg, cg, spec.R, spec.S, xrow + ow * spec.Stride, plane, wpad, spec.Stride, orow + ow * kg + k, kg);
+                                        k += 2 * TV.Count;
+                                    }
+                                    else
+                                    {
+                                        LanesOneP7<TV>(wg + k, kg, cg, spec.R, spec.S, xrow + ow * spec.Stride, plane, wpad, spec.Stride, orow + ow * kg + k, kg);
+                                        k += TV.Count;
+                                    }
                         }
                         TransposeInto(outT, yp + ((long)n * spec.K + g * kg) * ohw, ohw, kg, ohw, accumulate);
                     }
@@ -83,12 +78,13 @@ public unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>o[p, 0..32) = sum over taps (c, r, s) of w[tap, 0..32) x[c, r, p st + s] for 7 positions p.</summary>
+    /// <summary>o[p, 0..2 lanes) = sum over taps (c, r, s) of w[tap, 0..2 lanes) x[c, r, p st + s] for 7 positions p:
+    /// 14 accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void LanesK32P7(float* w, int ldw, int cg, int kr, int ks, float* x, int plane, int wpad, int st, float* o, int ldo)
+    static void LanesPairP7<TV>(float* w, int ldw, int cg, int kr, int ks, float* x, int plane, int wpad, int st, float* o, int ldo) where TV : struct, ISimd<TV>
     {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
-        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default;
+        TV a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
+        TV b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default;
         float* wk = w;
         for (int c = 0; c < cg; c++)
             for (int r = 0; r < kr; r++)
@@ -96,31 +92,32 @@ public unsafe partial class CpuBackend
                 float* xr = x + (long)c * plane + r * wpad;
                 for (int s = 0; s < ks; s++, wk += ldw)
                 {
-                    var u = Vector512.Load(wk); var v = Vector512.Load(wk + 16);
+                    var u = TV.Load(wk); var v = TV.Load(wk + TV.Count);
                     float* q = xr + s;
-                    var e = Vector512.Create(q[0]); a0 = Vector512.FusedMultiplyAdd(u, e, a0); b0 = Vector512.FusedMultiplyAdd(v, e, b0);
-                    e = Vector512.Create(q[st]); a1 = Vector512.FusedMultiplyAdd(u, e, a1); b1 = Vector512.FusedMultiplyAdd(v, e, b1);
-                    e = Vector512.Create(q[2 * st]); a2 = Vector512.FusedMultiplyAdd(u, e, a2); b2 = Vector512.FusedMultiplyAdd(v, e, b2);
-                    e = Vector512.Create(q[3 * st]); a3 = Vector512.FusedMultiplyAdd(u, e, a3); b3 = Vector512.FusedMultiplyAdd(v, e, b3);
-                    e = Vector512.Create(q[4 * st]); a4 = Vector512.FusedMultiplyAdd(u, e, a4); b4 = Vector512.FusedMultiplyAdd(v, e, b4);
-                    e = Vector512.Create(q[5 * st]); a5 = Vector512.FusedMultiplyAdd(u, e, a5); b5 = Vector512.FusedMultiplyAdd(v, e, b5);
-                    e = Vector512.Create(q[6 * st]); a6 = Vector512.FusedMultiplyAdd(u, e, a6); b6 = Vector512.FusedMultiplyAdd(v, e, b6);
+                    var e = TV.Splat(q[0]); a0 = TV.Fma(u, e, a0); b0 = TV.Fma(v, e, b0);
+                    e = TV.Splat(q[st]); a1 = TV.Fma(u, e, a1); b1 = TV.Fma(v, e, b1);
+                    e = TV.Splat(q[2 * st]); a2 = TV.Fma(u, e, a2); b2 = TV.Fma(v, e, b2);
+                    e = TV.Splat(q[3 * st]); a3 = TV.Fma(u, e, a3); b3 = TV.Fma(v, e, b3);
+                    e = TV.Splat(q[4 * st]); a4 = TV.Fma(u, e, a4); b4 = TV.Fma(v, e, b4);
+                    e = TV.Splat(q[5 * st]); a5 = TV.Fma(u, e, a5); b5 = TV.Fma(v, e, b5);
+                    e = TV.Splat(q[6 * st]); a6 = TV.Fma(u, e, a6); b6 = TV.Fma(v, e, b6);
                 }
             }
-        Vector512.Store(a0, o); Vector512.Store(b0, o + 16); o += ldo;
-        Vector512.Store(a1, o); Vector512.Store(b1, o + 16); o += ldo;
-        Vector512.Store(a2, o); Vector512.Store(b2, o + 16); o += ldo;
-        Vector512.Store(a3, o); Vector512.Store(b3, o + 16); o += ldo;
-        Vector512.Store(a4, o); Vector512.Store(b4, o + 16); o += ldo;
-        Vector512.Store(a5, o); Vector512.Store(b5, o + 16); o += ldo;
-        Vector512.Store(a6, o); Vector512.Store(b6, o + 16);
+        int h = TV.Count;
+        TV.Store(a0, o); TV.Store(b0, o + h); o += ldo;
+        TV.Store(a1, o); TV.Store(b1, o + h); o += ldo;
+        TV.Store(a2, o); TV.Store(b2, o + h); o += ldo;
+        TV.Store(a3, o); TV.Store(b3, o + h); o += ldo;
+        TV.Store(a4, o); TV.Store(b4, o + h); o += ldo;
+        TV.Store(a5, o); TV.Store(b5, o + h); o += ldo;
+        TV.Store(a6, o); TV.Store(b6, o + h);
     }
 
-    /// <summary>o[p, 0..16) for 7 positions: the 16-channel case of <see cref="LanesK32P7"/>.</summary>
+    /// <summary>One vector of channels: the single-vector case of <see cref="LanesPairP7"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void LanesK16P7(float* w, int ldw, int cg, int kr, int ks, float* x, int plane, int wpad, int st, float* o, int ldo)
+    static void LanesOneP7<TV>(float* w, int ldw, int cg, int kr, int ks, float* x, int plane, int wpad, int st, float* o, int ldo) where TV : struct, ISimd<TV>
     {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
+        TV a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
         float* wk = w;
         for (int c = 0; c < cg; c++)
             for (int r = 0; r < kr; r++)
@@ -128,27 +125,33 @@ public unsafe partial class CpuBackend
                 float* xr = x + (long)c * plane + r * wpad;
                 for (int s = 0; s < ks; s++, wk += ldw)
                 {
-                    var u = Vector512.Load(wk);
+                    var u = TV.Load(wk);
                     float* q = xr + s;
-                    a0 = Vector512.FusedMultiplyAdd(u, Vector512.Create(q[0]), a0);
-                    a1 = Vector512.FusedMultiplyAdd(u, Vector512.Create(q[st]), a1);
-                    a2 = Vector512.FusedMultiplyAdd(u, Vector512.Create(q[2 * st]), a2);
-                    a3 = Vector512.FusedMultiplyAdd(u, Vector512.Create(q[3 * st]), a3);
-                    a4 = Vector512.FusedMultiplyAdd(u, Vector512.Create(q[4 * st]), a4);
-                    a5 = Vector512.FusedMultiplyAdd(u, Vector512.Create(q[5 * st]), a5);
-                    a6 = Vector512.FusedMultiplyAdd(u, Vector512.Create(q[6 * st]), a6);
+                    a0 = TV.Fma(u, TV.Splat(q[0]), a0);
+                    a1 = TV.Fma(u, TV.Splat(q[st]), a1);
+                    a2 = TV.Fma(u, TV.Splat(q[2 * st]), a2);
+                    a3 = TV.Fma(u, TV.Splat(q[3 * st]), a3);
+                    a4 = TV.Fma(u, TV.Splat(q[4 * st]), a4);
+                    a5 = TV.Fma(u, TV.Splat(q[5 * st]), a5);
+                    a6 = TV.Fma(u, TV.Splat(q[6 * st]), a6);
                 }
             }
-        Vector512.Store(a0, o); o += ldo; Vector512.Store(a1, o); o += ldo; Vector512.Store(a2, o); o += ldo;
-        Vector512.Store(a3, o); o += ldo; Vector512.Store(a4, o); o += ldo; Vector512.Store(a5, o); o += ldo;
-        Vector512.Store(a6, o);
+        TV.Store(a0, o); o += ldo; TV.Store(a1, o); o += ldo; TV.Store(a2, o); o += ldo;
+        TV.Store(a3, o); o += ldo; TV.Store(a4, o); o += ldo; TV.Store(a5, o); o += ldo;
+        TV.Store(a6, o);
     }
 
-    /// <summary>Weight gradient of a 3x3 <see cref="LanesSupported"/> convolution, lanes over output channels:
-    /// dW[c, r, s, k..k+16) += x[c, oh st + r, ow st + s] dy[k..k+16, oh, ow] summed over positions, 18 (or 9)
-    /// accumulators per input channel. dy is transposed per image to [position, channel]; workers sum their images
-    /// into their own partials, added in worker order (deterministic).</summary>
     void WeightGradLanes(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate)
+    {
+        if (_use512) WeightGradLanes<V512>(spec, xp, dyp, dwp, accumulate);
+        else WeightGradLanes<V256>(spec, xp, dyp, dwp, accumulate);
+    }
+
+    /// <summary>Weight gradient of a 3x3 convolution with 16-channel output blocks, lanes over output channels:
+    /// dW[c, r, s, k..] += x[c, oh st + r, ow st + s] dy[k.., oh, ow] summed over positions, 9 (or 18) accumulators
+    /// per input channel. dy is transposed per image to [position, channel]; workers sum their images into their own
+    /// partials, added in worker order (deterministic).</summary>
+    void WeightGradLanes<TV>(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate) where TV : struct, ISimd<TV>
     {
         int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * 9, ohw = spec.OutH * spec.OutW;
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, plane = hp * wpad, hw = spec.H * spec.W;
@@ -177,37 +180,45 @@ public unsafe partial class CpuBackend
                         }
                         float* pg = pp + (long)g * ckk * kg;
                         for (int c = 0; c < cg; c++)
-                            for (int k = 0; k < kg; k += kg % 32 == 0 ? 32 : 16)
-                                if (kg % 32 == 0) WGradK32R3(planes + (long)c * plane, wpad, spec.Stride, spec.OutH, spec.OutW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
-                                else WGradK16R3(planes + (long)c * plane, wpad, spec.Stride, spec.OutH, spec.OutW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
+                            for (int k = 0; k < kg;)
+                                if (kg - k >= 2 * TV.Count)
+                                {
+                                    WGradPairR3<TV>(planes + (long)c * plane, wpad, spec.Stride, spec.OutH, spec.OutW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
+                                    k += 2 * TV.Count;
+                                }
+                                else
+                                {
+                                    WGradOneR3<TV>(planes + (long)c * plane, wpad, spec.Stride, spec.OutH, spec.OutW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
+                                    k += TV.Count;
+                                }
                     }
         });
         WriteWeightGradient(partials, spec, dwp, transposed: true, accumulate);   // partials are [g][c r s][k]
     }
 
-    /// <summary>o[tap, 0..32) += sum over positions of x[oh st + r, ow st + s] dy[position, 0..32) for the 9 taps.</summary>
+    /// <summary>o[tap, 0..2 lanes) += sum over positions of x[oh st + r, ow st + s] dy[position, 0..2 lanes) for the 9 taps.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void WGradK32R3(float* x, int wpad, int st, int outH, int outW, float* dy, int ldd, float* o, int ldo)
+    static void WGradPairR3<TV>(float* x, int wpad, int st, int outH, int outW, float* dy, int ldd, float* o, int ldo) where TV : struct, ISimd<TV>
     {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default, a8 = default;
-        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default, b8 = default;
+        TV a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default, a8 = default;
+        TV b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default, b8 = default;
         float* d = dy;
         for (int oh = 0; oh < outH; oh++)
         {
             float* xr = x + oh * st * wpad;
             for (int ow = 0; ow < outW; ow++, d += ldd)
             {
-                var u = Vector512.Load(d); var v = Vector512.Load(d + 16);
+                var u = TV.Load(d); var v = TV.Load(d + TV.Count);
                 float* q0 = xr + ow * st, q1 = q0 + wpad, q2 = q1 + wpad;
-                var e = Vector512.Create(q0[0]); a0 = Vector512.FusedMultiplyAdd(e, u, a0); b0 = Vector512.FusedMultiplyAdd(e, v, b0);
-                e = Vector512.Create(q0[1]); a1 = Vector512.FusedMultiplyAdd(e, u, a1); b1 = Vector512.FusedMultiplyAdd(e, v, b1);
-                e = Vector512.Create(q0[2]); a2 = Vector512.FusedMultiplyAdd(e, u, a2); b2 = Vector512.FusedMultiplyAdd(e, v, b2);
-                e = Vector512.Create(q1[0]); a3 = Vector512.FusedMultiplyAdd(e, u, a3); b3 = Vector512.FusedMultiplyAdd(e, v, b3);
-                e = Vector512.Create(q1[1]); a4 = Vector512.FusedMultiplyAdd(e, u, a4); b4 = Vector512.FusedMultiplyAdd(e, v, b4);
-                e = Vector512.Create(q1[2]); a5 = Vector512.FusedMultiplyAdd(e, u, a5); b5 = Vector512.FusedMultiplyAdd(e, v, b5);
-                e = Vector512.Create(q2[0]); a6 = Vector512.FusedMultiplyAdd(e, u, a6); b6 = Vector512.FusedMultiplyAdd(e, v, b6);
-                e = Vector512.Create(q2[1]); a7 = Vector512.FusedMultiplyAdd(e, u, a7); b7 = Vector512.FusedMultiplyAdd(e, v, b7);
-                e = Vector512.Create(q2[2]); a8 = Vector512.FusedMultiplyAdd(e, u, a8); b8 = Vector512.FusedMultiplyAdd(e, v, b8);
+                var e = TV.Splat(q0[0]); a0 = TV.Fma(e, u, a0); b0 = TV.Fma(e, v, b0);
+                e = TV.Splat(q0[1]); a1 = TV.Fma(e, u, a1); b1 = TV.Fma(e, v, b1);
+                e = TV.Splat(q0[2]); a2 = TV.Fma(e, u, a2); b2 = TV.Fma(e, v, b2);
+                e = TV.Splat(q1[0]); a3 = TV.Fma(e, u, a3); b3 = TV.Fma(e, v, b3);
+                e = TV.Splat(q1[1]); a4 = TV.Fma(e, u, a4); b4 = TV.Fma(e, v, b4);
+                e = TV.Splat(q1[2]); a5 = TV.Fma(e, u, a5); b5 = TV.Fma(e, v, b5);
+                e = TV.Splat(q2[0]); a6 = TV.Fma(e, u, a6); b6 = TV.Fma(e, v, b6);
+                e = TV.Splat(q2[1]); a7 = TV.Fma(e, u, a7); b7 = TV.Fma(e, v, b7);
+                e = TV.Splat(q2[2]); a8 = TV.Fma(e, u, a8); b8 = TV.Fma(e, v, b8);
             }
         }
         AddTo(o, a0, b0); AddTo(o + ldo, a1, b1); AddTo(o + 2 * ldo, a2, b2); AddTo(o + 3 * ldo, a3, b3); AddTo(o + 4 * ldo, a4, b4);
@@ -215,53 +226,56 @@ public unsafe partial class CpuBackend
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void AddTo(float* o, Vector512<float> a, Vector512<float> b)
+    static void AddTo<TV>(float* o, TV a, TV b) where TV : struct, ISimd<TV>
     {
-        Vector512.Store(Vector512.Load(o) + a, o);
-        Vector512.Store(Vector512.Load(o + 16) + b, o + 16);
+        TV.Store(TV.Add(TV.Load(o), a), o);
+        TV.Store(TV.Add(TV.Load(o + TV.Count), b), o + TV.Count);
     }
 
-    /// <summary>The 16-channel case of <see cref="WGradK32R3"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddTo<TV>(float* o, TV a) where TV : struct, ISimd<TV> => TV.Store(TV.Add(TV.Load(o), a), o);
+
+    /// <summary>One vector of channels: the single-vector case of <see cref="WGradPairR3"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void WGradK16R3(float* x, int wpad, int st, int outH, int outW, float* dy, int ldd, float* o, int ldo)
+    static void WGradOneR3<TV>(float* x, int wpad, int st, int outH, int outW, float* dy, int ldd, float* o, int ldo) where TV : struct, ISimd<TV>
     {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default, a8 = default;
+        TV a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default, a8 = default;
         float* d = dy;
         for (int oh = 0; oh < outH; oh++)
         {
             float* xr = x + oh * st * wpad;
             for (int ow = 0; ow < outW; ow++, d += ldd)
             {
-                var u = Vector512.Load(d);
+                var u = TV.Load(d);
                 float* q0 = xr + ow * st, q1 = q0 + wpad, q2 = q1 + wpad;
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[0]), u, a0); a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[1]), u, a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[2]), u, a2); a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[0]), u, a3);
-                a4 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[1]), u, a4); a5 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[2]), u, a5);
-                a6 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[0]), u, a6); a7 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[1]), u, a7);
-                a8 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[2]), u, a8);
+                a0 = TV.Fma(TV.Splat(q0[0]), u, a0); a1 = TV.Fma(TV.Splat(q0[1]), u, a1);
+                a2 = TV.Fma(TV.Splat(q0[2]), u, a2); a3 = TV.Fma(TV.Splat(q1[0]), u, a3);
+                a4 = TV.Fma(TV.Splat(q1[1]), u, a4); a5 = TV.Fma(TV.Splat(q1[2]), u, a5);
+                a6 = TV.Fma(TV.Splat(q2[0]), u, a6); a7 = TV.Fma(TV.Splat(q2[1]), u, a7);
+                a8 = TV.Fma(TV.Splat(q2[2]), u, a8);
             }
         }
-        Vector512.Store(Vector512.Load(o) + a0, o); Vector512.Store(Vector512.Load(o + ldo) + a1, o + ldo);
-        Vector512.Store(Vector512.Load(o + 2 * ldo) + a2, o + 2 * ldo); Vector512.Store(Vector512.Load(o + 3 * ldo) + a3, o + 3 * ldo);
-        Vector512.Store(Vector512.Load(o + 4 * ldo) + a4, o + 4 * ldo); Vector512.Store(Vector512.Load(o + 5 * ldo) + a5, o + 5 * ldo);
-        Vector512.Store(Vector512.Load(o + 6 * ldo) + a6, o + 6 * ldo); Vector512.Store(Vector512.Load(o + 7 * ldo) + a7, o + 7 * ldo);
-        Vector512.Store(Vector512.Load(o + 8 * ldo) + a8, o + 8 * ldo);
+        AddTo(o, a0); AddTo(o + ldo, a1); AddTo(o + 2 * ldo, a2); AddTo(o + 3 * ldo, a3); AddTo(o + 4 * ldo, a4);
+        AddTo(o + 5 * ldo, a5); AddTo(o + 6 * ldo, a6); AddTo(o + 7 * ldo, a7); AddTo(o + 8 * ldo, a8);
     }
-
-    /// <summary>Stride-2 input gradients with whole 32-channel input blocks (<see cref="LanesSupported"/> output
-    /// shapes). With 16 input channels the grid measured faster (ResNet 16->32: 1.96 against 2.34 ms).</summary>
-    static bool BackwardInputLanesSupported(in ConvSpec s) => s.Stride == 2 && s.CPerGroup % 32 == 0 && LanesSupported(s);
 
     float[] _wS = [];
 
-    /// <summary>The input gradient as a scatter, lanes over input channels: for each tap (r, s) and 7 output
-    /// positions, t[p, c..c+32) = sum over k of w[k, c.., r, s] dy[k, p] (the forward lanes kernel with one tap and
-    /// the output channels as its reduction), added into a padded channels-last dx at (oh st + r, ow st + s), then
-    /// transposed into NCHW.</summary>
     void BackwardInputLanes(ConvSpec spec, float* dyp, float* wp, float* dxp, bool accumulate)
+    {
+        if (_use512) BackwardInputLanes<V512>(spec, dyp, wp, dxp, accumulate);
+        else BackwardInputLanes<V256>(spec, dyp, wp, dxp, accumulate);
+    }
+
+    /// <summary>The input gradient as a scatter, lanes over input channels (C/G a multiple of 32): for each tap
+    /// (r, s) and 7 output positions, t[p, c..] = sum over k of w[k, c.., r, s] dy[k, p] (the forward lanes kernel
+    /// with one tap and the output channels as its reduction), added into a padded channels-last dx at
+    /// (oh st + r, ow st + s), then transposed into NCHW.</summary>
+    void BackwardInputLanes<TV>(ConvSpec spec, float* dyp, float* wp, float* dxp, bool accumulate) where TV : struct, ISimd<TV>
     {
         int kg = spec.KPerGroup, cg = spec.CPerGroup, rs = spec.R * spec.S, ohw = spec.OutH * spec.OutW;
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, hw = spec.H * spec.W, st = spec.Stride;
+        int block = 2 * TV.Count;
         long wsize = spec.WeightSize;
         if (_wS.Length < wsize) _wS = GC.AllocateArray<float>((int)wsize, pinned: true);
         var wS = _wS;   // [g][r][s][k][c]
@@ -273,7 +287,7 @@ public unsafe partial class CpuBackend
         ForImages(spec.N, (worker, n0, n1) =>
         {
             long dxSize = (long)hp * wpad * cg;
-            float* dxT = ColScratch(dxSize + 7 * 32, out _);
+            float* dxT = ColScratch(dxSize + 7 * block, out _);
             float* tmp = dxT + dxSize;
             fixed (float* ws = wS)
                 for (int n = n0; n < n1; n++)
@@ -288,15 +302,11 @@ public unsafe partial class CpuBackend
                                     {
                                         float* wt = ws + ((long)g * rs + r * spec.S + q) * kg * cg;
                                         float* dst = dxT + ((long)(oh * st + r) * wpad + ow * st + q) * cg;
-                                        for (int c = 0; c < cg; c += 32)
+                                        for (int c = 0; c < cg; c += block)
                                         {
-                                            LanesK32P7(wt + c, cg, kg, 1, 1, dyg + oh * spec.OutW + ow, ohw, 0, 1, tmp, 32);
+                                            LanesPairP7<TV>(wt + c, cg, kg, 1, 1, dyg + oh * spec.OutW + ow, ohw, 0, 1, tmp, block);
                                             for (int p = 0; p < 7; p++)
-                                            {
-                                                float* d = dst + (long)p * st * cg + c;
-                                                Vector512.Store(Vector512.Load(d) + Vector512.Load(tmp + p * 32), d);
-                                                Vector512.Store(Vector512.Load(d + 16) + Vector512.Load(tmp + p * 32 + 16), d + 16);
-                                            }
+                                                AddTo(dst + (long)p * st * cg + c, TV.Load(tmp + p * block), TV.Load(tmp + p * block + TV.Count));
                                         }
                                     }
                         float* dxg = dxp + ((long)n * spec.C + g * cg) * hw;

@@ -33,10 +33,11 @@ internal sealed unsafe class CpuGemm
 
     [ThreadStatic] static float[]? t_packedA;
 
-    public CpuGemm(CpuParallel parallel, bool allowVector512 = true)
+    /// <param name="forceVector512">Run the Vector512 kernels even without AVX-512 (software vectors: slow; for checks).</param>
+    public CpuGemm(CpuParallel parallel, bool allowVector512 = true, bool forceVector512 = false)
     {
         _parallel = parallel;
-        _use512 = allowVector512 && Vector512.IsHardwareAccelerated;
+        _use512 = forceVector512 || (allowVector512 && Vector512.IsHardwareAccelerated);
         _use256 = !_use512 && Vector256.IsHardwareAccelerated;
         _nr = _use512 ? 32 : 16;
     }
