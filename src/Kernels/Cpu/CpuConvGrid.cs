@@ -47,10 +47,12 @@ public unsafe partial class CpuBackend
         public long PlanesSize { get; }
         public long ScratchSize { get; }
 
-        /// <summary>The adjoint of <see cref="Fill"/>: dx (+)= the plane gradient at each input's padded position.</summary>
-        public void Extract(in ConvSpec s, float* planes, float* dx, bool accumulate)
+        /// <summary>The adjoint of <see cref="Fill"/>: dx (+)= the plane gradient at each input's padded position.
+        /// A stride-2 plane gradient may use a wider row stride than PhaseW (phaseRowStride).</summary>
+        public void Extract(in ConvSpec s, float* planes, float* dx, bool accumulate, int phaseRowStride = 0)
         {
-            long phaseSize = (long)PhaseH * PhaseW;
+            int rowStride = phaseRowStride > 0 ? phaseRowStride : PhaseW;
+            long phaseSize = (long)PhaseH * rowStride;
             int cg = s.CPerGroup, h = s.H, w = s.W, pad = s.Pad;
             for (int c = 0; c < cg; c++)
                 for (int i = 0; i < h; i++)
@@ -64,7 +66,7 @@ public unsafe partial class CpuBackend
                         else CopyRun(src, d, w);
                         continue;
                     }
-                    float* even = planes + (c * 4 + ph % 2 * 2) * phaseSize + (long)(ph / 2) * PhaseW, odd = even + phaseSize;
+                    float* even = planes + (c * 4 + ph % 2 * 2) * phaseSize + (long)(ph / 2) * rowStride, odd = even + phaseSize;
                     // x[j] sits at padded column j + pad: phase (j + pad) % 2, position (j + pad) / 2. Eight at a time:
                     // four from each phase, interleaved back.
                     float* fromEven = pad % 2 == 0 ? even + pad / 2 : odd + pad / 2;          // where x[0], x[2], ... sit
@@ -76,6 +78,8 @@ public unsafe partial class CpuBackend
                         if (accumulate) v += Vector256.Load(d + j);
                         v.Store(d + j);
                     }
+                    // Written (not added) rows of even width end with an overlapping chunk, as in Fill.
+                    if (j < w && !accumulate && w >= 8 && w % 2 == 0) { Interleave(fromEven + (w - 8) / 2, fromOdd + (w - 8) / 2).Store(d + w - 8); j = w; }
                     for (; j < w; j++)
                     {
                         float v = j % 2 == 0 ? fromEven[j / 2] : fromOdd[j / 2];
@@ -154,7 +158,8 @@ public unsafe partial class CpuBackend
     /// With direct, a 16-row kernel reads the planes without packing (weights transposed to [G][ckk][kg]).</summary>
     void ForwardGrid<TV>(ConvSpec spec, float* xp, float* wp, float* yp, float beta, bool direct) where TV : struct, ISimd<TV>
     {
-        int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
+        int outH = spec.OutH, outW = spec.OutW, cg = spec.CPerGroup;   // derived sizes are computed properties (divisions): read once
+        int ohw = outH * outW, ckk = cg * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
         var grid = Grid(spec);
         int batch = Math.Clamp(1024 / grid.Wide, 1, 16);
         float[]? wT = direct ? TransposeWeights(wp, spec.Groups, kg, ckk) : null;
@@ -171,7 +176,7 @@ public unsafe partial class CpuBackend
                 int nb = Math.Min(batch, n1 - n);
                 for (int g = 0; g < spec.Groups; g++)
                 {
-                    for (int b = 0; b < nb; b++) grid.Fill(spec, xp + ((long)(n + b) * spec.C + g * spec.CPerGroup) * hw, scratch + b * slot);
+                    for (int b = 0; b < nb; b++) grid.Fill(spec, xp + ((long)(n + b) * spec.C + g * cg) * hw, scratch + b * slot);
                     long rowStride, imageStride;
                     fixed (int* offsets = grid.Offsets)
                     {
@@ -193,16 +198,16 @@ public unsafe partial class CpuBackend
                     // Compact: drop the extra grid columns, adding beta y. Without beta, rows are copied with whole
                     // vectors that may spill into the next row's start; rows go in order, so the next copy
                     // overwrites the spill; rows whose spill would pass the end of the block are copied exactly.
-                    int rows = kg * spec.OutH, owv = (spec.OutW + TV.Count - 1) / TV.Count * TV.Count;
+                    int rows = kg * outH, owv = (outW + TV.Count - 1) / TV.Count * TV.Count;
                     for (int b = 0; b < nb; b++)
                     {
                         float* yg = yp + ((long)(n + b) * spec.K + g * kg) * ohw;
-                        for (int row = 0; row < rows; row++)
+                        for (int k = 0, row = 0; k < kg; k++)
+                        for (int i = 0; i < outH; i++, row++)
                         {
-                            int k = row / spec.OutH, i = row - k * spec.OutH;
-                            float* src = wideOut + k * rowStride + b * imageStride + (long)i * grid.GridW, dst = yg + (long)row * spec.OutW;
-                            if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, spec.OutW);
-                            else if ((long)(rows - 1 - row) * spec.OutW < owv - spec.OutW) CopyRun(src, dst, spec.OutW);   // spill not covered by later rows
+                            float* src = wideOut + k * rowStride + b * imageStride + (long)i * grid.GridW, dst = yg + (long)row * outW;
+                            if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, outW);
+                            else if ((long)(rows - 1 - row) * outW < owv - outW) CopyRun(src, dst, outW);   // spill not covered by later rows
                             else for (int j = 0; j < owv; j += TV.Count) TV.Store(TV.Load(src + j), dst + j);
                         }
                     }
@@ -257,7 +262,8 @@ public unsafe partial class CpuBackend
     /// grids. Workers sum their images into partials, added in worker order (deterministic).</summary>
     void GridWeightGrad<TV>(ConvSpec spec, ConvGrid grid, float* xp, float* dyp, float* dwp, bool accumulate) where TV : struct, ISimd<TV>
     {
-        int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
+        int outH = spec.OutH, outW = spec.OutW, cg = spec.CPerGroup;   // derived sizes are computed properties (divisions): read once
+        int ohw = outH * outW, ckk = cg * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
         int wide = (grid.Wide + 15) / 16 * 16;                              // reduction length per image, padded to 16
         int batch = Math.Clamp(1024 / wide, 1, 16);
         long slot = (grid.ScratchSize + 15) / 16 * 16;
@@ -280,11 +286,11 @@ public unsafe partial class CpuBackend
                     {
                         for (int b = 0; b < nb; b++)
                         {
-                            grid.Fill(spec, xp + ((long)(n + b) * spec.C + g * spec.CPerGroup) * hw, scratch + b * slot);
+                            grid.Fill(spec, xp + ((long)(n + b) * spec.C + g * cg) * hw, scratch + b * slot);
                             float* dyg = dyp + ((long)(n + b) * spec.K + g * kg) * ohw, dyb = dyAll + (long)b * kg * wide;
                             for (int k = 0; k < kg; k++)
-                                for (int i = 0; i < spec.OutH; i++)
-                                    CopyRun(dyg + (long)k * ohw + (long)i * spec.OutW, dyb + (long)k * wide + (long)i * grid.GridW, spec.OutW);
+                                for (int i = 0; i < outH; i++)
+                                    CopyRun(dyg + (long)k * ohw + (long)i * outW, dyb + (long)k * wide + (long)i * grid.GridW, outW);
                         }
                         ShiftedDots<TV>(scratch, slot, offsets, dyAll, wide, nb, kg, ckk, pp + (long)g * kg * ckk);
                     }
@@ -387,7 +393,8 @@ public unsafe partial class CpuBackend
     /// plane gradient is read back through the padding and phase layout into dx.</summary>
     void GridBackwardInput(ConvSpec spec, ConvGrid grid, float* dyp, float* wp, float* dxp, bool accumulate)
     {
-        int ohw = spec.OutH * spec.OutW, ckk = spec.CPerGroup * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
+        int outH = spec.OutH, outW = spec.OutW, cg = spec.CPerGroup;   // derived sizes are computed properties (divisions): read once
+        int ohw = outH * outW, ckk = cg * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
         int batch = Math.Clamp(1024 / grid.Wide, 1, 16);
         long slot = (grid.ScratchSize + 15) / 16 * 16;
         ForImages(spec.N, (worker, n0, n1) =>
@@ -409,8 +416,8 @@ public unsafe partial class CpuBackend
                     {
                         float* dyg = dyp + ((long)(n + b) * spec.K + g * kg) * ohw;
                         for (int k = 0; k < kg; k++)
-                            for (int i = 0; i < spec.OutH; i++)
-                                CopyRun(dyg + (long)k * ohw + (long)i * spec.OutW, dyGrid + (long)k * cols + (long)b * grid.Wide + (long)i * grid.GridW, spec.OutW);
+                            for (int i = 0; i < outH; i++)
+                                CopyRun(dyg + (long)k * ohw + (long)i * outW, dyGrid + (long)k * cols + (long)b * grid.Wide + (long)i * grid.GridW, outW);
                     }
                     gemm.Run(new GemmSpec(true, false, ckk, cols, kg), wp + (long)g * kg * ckk, dyGrid, dCol);
                     for (int b = 0; b < nb; b++)
@@ -418,7 +425,7 @@ public unsafe partial class CpuBackend
                         new Span<float>(dPlanes, (int)grid.ScratchSize).Clear();
                         for (int k = 0; k < ckk; k++)
                             AddRun(dPlanes + grid.Offsets[k], dCol + (long)k * cols + (long)b * grid.Wide, grid.Wide);
-                        grid.Extract(spec, dPlanes, dxp + ((long)(n + b) * spec.C + g * spec.CPerGroup) * hw, accumulate);
+                        grid.Extract(spec, dPlanes, dxp + ((long)(n + b) * spec.C + g * cg) * hw, accumulate);
                     }
                 }
             }

@@ -23,7 +23,8 @@ public unsafe partial class CpuBackend
     /// <summary>y (+)= conv(x, w); the output width is a multiple of 7 and K/G of 16.</summary>
     void ForwardLanes<TV>(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate) where TV : struct, ISimd<TV>
     {
-        int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * spec.R * spec.S, ohw = spec.OutH * spec.OutW;
+        int outH = spec.OutH, outW = spec.OutW;   // derived sizes are computed properties (divisions): read once
+        int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * spec.R * spec.S, ohw = outH * outW;
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, plane = hp * wpad, hw = spec.H * spec.W;
         float[] wT = TransposeWeights(wp, spec.Groups, kg, ckk);
         ForImages(spec.N, (worker, n0, n1) =>
@@ -41,11 +42,11 @@ public unsafe partial class CpuBackend
                             for (int i = 0; i < spec.H; i++)
                                 CopyRun(xg + (long)c * hw + i * spec.W, planes + (long)c * plane + (i + spec.Pad) * wpad + spec.Pad, spec.W);
                         float* wg = wt + (long)g * ckk * kg;
-                        for (int oh = 0; oh < spec.OutH; oh++)
+                        for (int oh = 0; oh < outH; oh++)
                         {
                             float* xrow = planes + oh * spec.Stride * wpad;
-                            float* orow = outT + (long)oh * spec.OutW * kg;
-                            for (int ow = 0; ow < spec.OutW; ow += 7)
+                            float* orow = outT + (long)oh * outW * kg;
+                            for (int ow = 0; ow < outW; ow += 7)
                                 for (int k = 0; k < kg;)
                                     if (kg - k >= 2 * TV.Count)
                                     {
@@ -153,7 +154,8 @@ public unsafe partial class CpuBackend
     /// partials, added in worker order (deterministic).</summary>
     void WeightGradLanes<TV>(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate) where TV : struct, ISimd<TV>
     {
-        int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * 9, ohw = spec.OutH * spec.OutW;
+        int outH = spec.OutH, outW = spec.OutW;   // derived sizes are computed properties (divisions): read once
+        int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * 9, ohw = outH * outW;
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, plane = hp * wpad, hw = spec.H * spec.W;
         long wsize = spec.WeightSize;
         int workers = Math.Min(_parallel.Threads, spec.N);
@@ -183,12 +185,12 @@ public unsafe partial class CpuBackend
                             for (int k = 0; k < kg;)
                                 if (kg - k >= 2 * TV.Count)
                                 {
-                                    WGradPairR3<TV>(planes + (long)c * plane, wpad, spec.Stride, spec.OutH, spec.OutW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
+                                    WGradPairR3<TV>(planes + (long)c * plane, wpad, spec.Stride, outH, outW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
                                     k += 2 * TV.Count;
                                 }
                                 else
                                 {
-                                    WGradOneR3<TV>(planes + (long)c * plane, wpad, spec.Stride, spec.OutH, spec.OutW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
+                                    WGradOneR3<TV>(planes + (long)c * plane, wpad, spec.Stride, outH, outW, dyT + k, kg, pg + (long)c * 9 * kg + k, kg);
                                     k += TV.Count;
                                 }
                     }
@@ -273,7 +275,8 @@ public unsafe partial class CpuBackend
     /// (oh st + r, ow st + s), then transposed into NCHW.</summary>
     void BackwardInputLanes<TV>(ConvSpec spec, float* dyp, float* wp, float* dxp, bool accumulate) where TV : struct, ISimd<TV>
     {
-        int kg = spec.KPerGroup, cg = spec.CPerGroup, rs = spec.R * spec.S, ohw = spec.OutH * spec.OutW;
+        int outH = spec.OutH, outW = spec.OutW;   // derived sizes are computed properties (divisions): read once
+        int kg = spec.KPerGroup, cg = spec.CPerGroup, rs = spec.R * spec.S, ohw = outH * outW;
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, hw = spec.H * spec.W, st = spec.Stride;
         int block = 2 * TV.Count;
         long wsize = spec.WeightSize;
@@ -295,8 +298,8 @@ public unsafe partial class CpuBackend
                     {
                         new Span<float>(dxT, (int)dxSize).Clear();
                         float* dyg = dyp + ((long)n * spec.K + g * kg) * ohw;
-                        for (int oh = 0; oh < spec.OutH; oh++)
-                            for (int ow = 0; ow < spec.OutW; ow += 7)
+                        for (int oh = 0; oh < outH; oh++)
+                            for (int ow = 0; ow < outW; ow += 7)
                                 for (int r = 0; r < spec.R; r++)
                                     for (int q = 0; q < spec.S; q++)
                                     {
@@ -304,7 +307,7 @@ public unsafe partial class CpuBackend
                                         float* dst = dxT + ((long)(oh * st + r) * wpad + ow * st + q) * cg;
                                         for (int c = 0; c < cg; c += block)
                                         {
-                                            LanesPairP7<TV>(wt + c, cg, kg, 1, 1, dyg + oh * spec.OutW + ow, ohw, 0, 1, tmp, block);
+                                            LanesPairP7<TV>(wt + c, cg, kg, 1, 1, dyg + oh * outW + ow, ohw, 0, 1, tmp, block);
                                             for (int p = 0; p < 7; p++)
                                                 AddTo(dst + (long)p * st * cg + c, TV.Load(tmp + p * block), TV.Load(tmp + p * block + TV.Count));
                                         }

@@ -21,11 +21,12 @@ public unsafe partial class CpuBackend
     /// With flip, kernel element (r, q) is read as (R-1-r, S-1-q) (the stride-1 input gradient).</summary>
     void DepthwiseForward<TV>(ConvSpec s, float* x, float* w, float* y, bool accumulate, bool flip) where TV : struct, ISimd<TV>
     {
+        int outH = s.OutH, outW = s.OutW;   // derived sizes are computed properties (divisions): read once
         var grid = Grid(s);
-        int hw = s.H * s.W, ohw = s.OutH * s.OutW, rs = s.R * s.S, wideV = (grid.Wide + TV.Count - 1) / TV.Count * TV.Count;
+        int hw = s.H * s.W, ohw = outH * outW, rs = s.R * s.S, wideV = (grid.Wide + TV.Count - 1) / TV.Count * TV.Count;
         bool rolling = s.R == 3 && s.S == 3;
-        int ldo = rolling ? (s.OutW + TV.Count - 1) / TV.Count * TV.Count : grid.GridW;
-        long slot = (grid.ScratchSize + 15) / 16 * 16, outSize = Math.Max(wideV, (long)s.OutH * ldo);
+        int ldo = rolling ? (outW + TV.Count - 1) / TV.Count * TV.Count : grid.GridW;
+        long slot = (grid.ScratchSize + 15) / 16 * 16, outSize = Math.Max(wideV, (long)outH * ldo);
         long phaseSize = (long)grid.PhaseH * grid.PhaseW;
         _parallel.For(s.N * s.C, (long)ohw * rs * 2, (p0, p1) =>
         {
@@ -41,13 +42,13 @@ public unsafe partial class CpuBackend
                     grid.Fill(s, x + (long)p * hw, planes);
                     if (!rolling) ShiftedSum<TV>(planes, offsets, tp, rs, output, wideV);
                     else if (s.Stride == 1)
-                        for (int j0 = 0; j0 < s.OutW; j0 += TV.Count) Rows3x3<TV>(planes + j0, grid.Wp, s.OutH, tp, output + j0, ldo);
+                        for (int j0 = 0; j0 < outW; j0 += TV.Count) Rows3x3<TV>(planes + j0, grid.Wp, outH, tp, output + j0, ldo);
                     else
-                        for (int j0 = 0; j0 < s.OutW; j0 += TV.Count) Rows3x3Stride2<TV>(planes + j0, phaseSize, grid.PhaseW, s.OutH, tp, output + j0, ldo);
+                        for (int j0 = 0; j0 < outW; j0 += TV.Count) Rows3x3Stride2<TV>(planes + j0, phaseSize, grid.PhaseW, outH, tp, output + j0, ldo);
                     float* yp = y + (long)p * ohw;
-                    for (int i = 0; i < s.OutH; i++)
-                        if (accumulate) AddRun(yp + (long)i * s.OutW, output + (long)i * ldo, s.OutW);
-                        else CopyRun(output + (long)i * ldo, yp + (long)i * s.OutW, s.OutW);
+                    for (int i = 0; i < outH; i++)
+                        if (accumulate) AddRun(yp + (long)i * outW, output + (long)i * ldo, outW);
+                        else CopyRun(output + (long)i * ldo, yp + (long)i * outW, outW);
                 }
         });
     }
@@ -132,8 +133,61 @@ public unsafe partial class CpuBackend
     {
         // Stride 1, square kernel: the depthwise convolution of dy with the flipped kernel (a gather, in registers).
         if (ConvPlanner.Flippable(s)) { DepthwiseForward(ConvPlanner.Adjoint(s), dy, w, dx, accumulate, flip: true); return; }
-        if (_use512) DepthwiseScatter<V512>(s, dy, w, dx, accumulate);
+        bool gather = s.Stride == 2 && s.R == 3 && s.S == 3;
+        if (_use512) { if (gather) DepthwiseGatherStride2<V512>(s, dy, w, dx, accumulate); else DepthwiseScatter<V512>(s, dy, w, dx, accumulate); }
+        else if (gather) DepthwiseGatherStride2<V256>(s, dy, w, dx, accumulate);
         else DepthwiseScatter<V256>(s, dy, w, dx, accumulate);
+    }
+
+    /// <summary>The stride-2 3x3 input gradient as a gather on the phase-split grid, each phase row computed once in
+    /// registers (no read-modify-write): padded row y gets taps r with y - r even from dy row (y - r) / 2; in the
+    /// even column phase taps q = 0 (dy column m) and q = 2 (column m - 1), in the odd phase tap q = 1. dy sits in
+    /// a zero-bordered grid (a row above and below, a column on the left), so every read is unconditional.</summary>
+    void DepthwiseGatherStride2<TV>(ConvSpec s, float* dy, float* w, float* dx, bool accumulate) where TV : struct, ISimd<TV>
+    {
+        int outH = s.OutH, outW = s.OutW;   // derived sizes are computed properties (divisions): read once
+        var grid = Grid(s);
+        int hw = s.H * s.W, ohw = outH * outW, hp = grid.Hp, phaseH = grid.PhaseH, channels = s.C;
+        int ldp = (grid.PhaseW + TV.Count - 1) / TV.Count * TV.Count;           // gradient phase rows: whole vectors
+        int ldg = ldp + TV.Count;                                               // dy grid rows: column -1 at index 0
+        long phaseSize = (long)phaseH * ldp, planesSize = 4 * phaseSize, gridSize = (long)(outH + 2) * ldg + TV.Count;
+        _parallel.For(s.N * channels, (long)ohw * 18, (p0, p1) =>
+        {
+            float* dPlanes = ColScratch(planesSize + gridSize + 16, out _), dyGrid = dPlanes + planesSize;
+            new Span<float>(dyGrid, (int)gridSize).Clear();   // the border stays zero: rows 1..outH, columns 1..outW are written
+            for (int p = p0; p < p1; p++)
+            {
+                float* wc = w + (long)(p % channels) * 9, dyp = dy + (long)p * ohw;
+                for (int i = 0; i < outH; i++) CopyRun(dyp + (long)i * outW, dyGrid + (long)(i + 1) * ldg + 1, outW);
+                TV w00 = TV.Splat(wc[0]), w01 = TV.Splat(wc[1]), w02 = TV.Splat(wc[2]), w10 = TV.Splat(wc[3]), w11 = TV.Splat(wc[4]);
+                TV w12 = TV.Splat(wc[5]), w20 = TV.Splat(wc[6]), w21 = TV.Splat(wc[7]), w22 = TV.Splat(wc[8]);
+                for (int y = 0; y < hp; y++)
+                {
+                    float* even = dPlanes + (y % 2 * 2) * phaseSize + (long)(y / 2) * ldp, odd = even + phaseSize;
+                    if (y % 2 == 0)
+                    {
+                        float* a = dyGrid + (long)(y / 2 + 1) * ldg + 1, b = a - ldg;   // dy rows y/2 (r = 0) and y/2 - 1 (r = 2)
+                        for (int m = 0; m < ldp; m += TV.Count)
+                        {
+                            TV a0 = TV.Load(a + m), a1 = TV.Load(a + m - 1), b0 = TV.Load(b + m), b1 = TV.Load(b + m - 1);
+                            TV.Store(TV.Fma(w22, b1, TV.Fma(w20, b0, TV.Fma(w02, a1, TV.Mul(w00, a0)))), even + m);
+                            TV.Store(TV.Fma(w21, b0, TV.Mul(w01, a0)), odd + m);
+                        }
+                    }
+                    else
+                    {
+                        float* c = dyGrid + (long)((y - 1) / 2 + 1) * ldg + 1;          // dy row (y - 1)/2 (r = 1)
+                        for (int m = 0; m < ldp; m += TV.Count)
+                        {
+                            TV c0 = TV.Load(c + m), c1 = TV.Load(c + m - 1);
+                            TV.Store(TV.Fma(w12, c1, TV.Mul(w10, c0)), even + m);
+                            TV.Store(TV.Mul(w11, c0), odd + m);
+                        }
+                    }
+                }
+                grid.Extract(s, dPlanes, dx + (long)p * hw, accumulate, ldp);
+            }
+        });
     }
 
     /// <summary>The adjoint of <see cref="DepthwiseForward{TV}"/> on the grid: dy is laid out on the grid (zeros in
@@ -141,8 +195,9 @@ public unsafe partial class CpuBackend
     /// read back through the padding and phases into dx.</summary>
     void DepthwiseScatter<TV>(ConvSpec s, float* dy, float* w, float* dx, bool accumulate) where TV : struct, ISimd<TV>
     {
+        int outH = s.OutH, outW = s.OutW;   // derived sizes are computed properties (divisions): read once
         var grid = Grid(s);
-        int hw = s.H * s.W, ohw = s.OutH * s.OutW, rs = s.R * s.S, wideV = (grid.Wide + TV.Count - 1) / TV.Count * TV.Count;
+        int hw = s.H * s.W, ohw = outH * outW, rs = s.R * s.S, wideV = (grid.Wide + TV.Count - 1) / TV.Count * TV.Count;
         long slot = (grid.ScratchSize + wideV + 15) / 16 * 16;
         _parallel.For(s.N * s.C, (long)grid.Wide * rs * 2, (p0, p1) =>
         {
@@ -152,7 +207,7 @@ public unsafe partial class CpuBackend
                 for (int p = p0; p < p1; p++)
                 {
                     float* wc = w + (long)(p % s.C) * rs, dyp = dy + (long)p * ohw;
-                    for (int i = 0; i < s.OutH; i++) CopyRun(dyp + (long)i * s.OutW, dyGrid + (long)i * grid.GridW, s.OutW);
+                    for (int i = 0; i < outH; i++) CopyRun(dyp + (long)i * outW, dyGrid + (long)i * grid.GridW, outW);
                     new Span<float>(dPlanes, (int)slot).Clear();
                     for (int t = 0; t < rs; t++)
                     {
@@ -172,43 +227,42 @@ public unsafe partial class CpuBackend
     }
 
     /// <summary>dw[c, t] = sum over images of dot(dy on the grid, planes shifted by Offsets[t]). Parallel over
-    /// channels; each sums its images in order (deterministic), in vectors over an image and in float64 across
-    /// images.</summary>
+    /// channels; a worker walks its channels image by image (memory order) and keeps a vector of partial sums per
+    /// (channel, tap), summed across lanes at the end: the order is fixed, so the result is deterministic.</summary>
     void DepthwiseWeightGrad<TV>(ConvSpec s, float* x, float* dy, float* dw, bool accumulate) where TV : struct, ISimd<TV>
     {
+        int outH = s.OutH, outW = s.OutW;   // derived sizes are computed properties (divisions): read once
         var grid = Grid(s);
-        int hw = s.H * s.W, ohw = s.OutH * s.OutW, rs = s.R * s.S, wideV = (grid.Wide + TV.Count - 1) / TV.Count * TV.Count;
+        int n = s.N, channels = s.C, hw = s.H * s.W, ohw = outH * outW, rs = s.R * s.S, gridW = grid.GridW;
+        int wideV = (grid.Wide + TV.Count - 1) / TV.Count * TV.Count;
         long slot = (grid.ScratchSize + 15) / 16 * 16;
-        _parallel.For(s.C, (long)s.N * grid.Wide * rs * 2, (c0, c1) =>
+        _parallel.For(channels, (long)n * grid.Wide * rs * 2, (c0, c1) =>
         {
-            float* planes = ColScratch(slot + wideV + 16, out _), dyGrid = planes + slot;
-            new Span<float>(planes, (int)(slot + wideV)).Clear();   // padding, tail and extra columns stay zero
-            Span<double> sums = stackalloc double[rs];
-            Span<float> image = stackalloc float[rs];
+            long lanesSize = (long)(c1 - c0) * rs * TV.Count;
+            float* planes = ColScratch(slot + wideV + lanesSize + 16, out _), dyGrid = planes + slot, lanes = dyGrid + wideV;
+            new Span<float>(planes, (int)(slot + wideV + lanesSize)).Clear();   // padding, tail and extra columns stay zero
             fixed (int* offsets = grid.Offsets)
-                for (int c = c0; c < c1; c++)
-                {
-                    sums.Clear();
-                    for (int n = 0; n < s.N; n++)
+                for (int image = 0; image < n; image++)
+                    for (int c = c0; c < c1; c++)
                     {
-                        long p = (long)n * s.C + c;
+                        long p = (long)image * channels + c;
                         grid.Fill(s, x + p * hw, planes);
-                        for (int i = 0; i < s.OutH; i++) CopyRun(dy + p * ohw + (long)i * s.OutW, dyGrid + (long)i * grid.GridW, s.OutW);
-                        fixed (float* ip = image) ShiftedDots9<TV>(planes, offsets, rs, dyGrid, wideV, ip);
-                        for (int t = 0; t < rs; t++) sums[t] += image[t];
+                        for (int i = 0; i < outH; i++) CopyRun(dy + p * ohw + (long)i * outW, dyGrid + (long)i * gridW, outW);
+                        ShiftedDotLanes<TV>(planes, offsets, rs, dyGrid, wideV, lanes + (long)(c - c0) * rs * TV.Count);
                     }
-                    for (int t = 0; t < rs; t++)
-                    {
-                        float* d = dw + (long)c * rs + t;
-                        *d = accumulate ? *d + (float)sums[t] : (float)sums[t];
-                    }
+            for (int c = c0; c < c1; c++)
+                for (int t = 0; t < rs; t++)
+                {
+                    float v = TV.Sum(TV.Load(lanes + ((long)(c - c0) * rs + t) * TV.Count));
+                    float* d = dw + (long)c * rs + t;
+                    *d = accumulate ? *d + v : v;
                 }
         });
     }
 
-    /// <summary>out[t] = dot(g, src + offsets[t]) over wide floats (a multiple of the vector width); nine taps
-    /// keep nine accumulators and load g once.</summary>
-    static void ShiftedDots9<TV>(float* src, int* offsets, int taps, float* g, int wide, float* output) where TV : struct, ISimd<TV>
+    /// <summary>lanes[t] += g * (src + offsets[t]) over wide floats (a multiple of the vector width), lane by lane:
+    /// a vector of partial dot products per tap. Nine taps keep nine accumulators and load g once.</summary>
+    static void ShiftedDotLanes<TV>(float* src, int* offsets, int taps, float* g, int wide, float* lanes) where TV : struct, ISimd<TV>
     {
         if (taps == 9)
         {
@@ -222,8 +276,9 @@ public unsafe partial class CpuBackend
                 a3 = TV.Fma(v, TV.Load(s3 + u), a3); a4 = TV.Fma(v, TV.Load(s4 + u), a4); a5 = TV.Fma(v, TV.Load(s5 + u), a5);
                 a6 = TV.Fma(v, TV.Load(s6 + u), a6); a7 = TV.Fma(v, TV.Load(s7 + u), a7); a8 = TV.Fma(v, TV.Load(s8 + u), a8);
             }
-            output[0] = TV.Sum(a0); output[1] = TV.Sum(a1); output[2] = TV.Sum(a2); output[3] = TV.Sum(a3); output[4] = TV.Sum(a4);
-            output[5] = TV.Sum(a5); output[6] = TV.Sum(a6); output[7] = TV.Sum(a7); output[8] = TV.Sum(a8);
+            int c = TV.Count;
+            AddTo(lanes, a0); AddTo(lanes + c, a1); AddTo(lanes + 2 * c, a2); AddTo(lanes + 3 * c, a3); AddTo(lanes + 4 * c, a4);
+            AddTo(lanes + 5 * c, a5); AddTo(lanes + 6 * c, a6); AddTo(lanes + 7 * c, a7); AddTo(lanes + 8 * c, a8);
             return;
         }
         for (int t = 0; t < taps; t++)
@@ -231,7 +286,7 @@ public unsafe partial class CpuBackend
             TV a = default;
             float* st = src + offsets[t];
             for (int u = 0; u < wide; u += TV.Count) a = TV.Fma(TV.Load(g + u), TV.Load(st + u), a);
-            output[t] = TV.Sum(a);
+            AddTo(lanes + t * TV.Count, a);
         }
     }
 
@@ -239,7 +294,8 @@ public unsafe partial class CpuBackend
 
     void DepthwiseLoopsForward(ConvSpec s, float* x, float* w, float* y)
     {
-        int ohw = s.OutH * s.OutW, hw = s.H * s.W, rs = s.R * s.S;
+        int outH = s.OutH, outW = s.OutW;   // derived sizes are computed properties (divisions): read once
+        int ohw = outH * outW, hw = s.H * s.W, rs = s.R * s.S;
         _parallel.For(s.N * s.C, (long)ohw * rs * 2, (p0, p1) =>
         {
             for (int p = p0; p < p1; p++)
@@ -251,12 +307,12 @@ public unsafe partial class CpuBackend
                     for (int q = 0; q < s.S; q++)
                     {
                         float wv = wc[r * s.S + q];
-                        (int lo, int hi) = ValidRange(s.OutW, s.Stride, q - s.Pad, s.W);
-                        for (int i = 0; i < s.OutH; i++)
+                        (int lo, int hi) = ValidRange(outW, s.Stride, q - s.Pad, s.W);
+                        for (int i = 0; i < outH; i++)
                         {
                             int ih = i * s.Stride - s.Pad + r;
                             if ((uint)ih >= (uint)s.H) continue;
-                            float* src = xs + (long)ih * s.W + q - s.Pad, dst = ys + (long)i * s.OutW;
+                            float* src = xs + (long)ih * s.W + q - s.Pad, dst = ys + (long)i * outW;
                             if (s.Stride == 1) Axpy(dst + lo, src + lo, wv, hi - lo);
                             else for (int j = lo; j < hi; j++) dst[j] += wv * src[j * s.Stride];
                         }
@@ -267,7 +323,8 @@ public unsafe partial class CpuBackend
 
     void DepthwiseLoopsBackwardInput(ConvSpec s, float* dy, float* w, float* dx, bool accumulate)
     {
-        int ohw = s.OutH * s.OutW, hw = s.H * s.W, rs = s.R * s.S;
+        int outH = s.OutH, outW = s.OutW;   // derived sizes are computed properties (divisions): read once
+        int ohw = outH * outW, hw = s.H * s.W, rs = s.R * s.S;
         _parallel.For(s.N * s.C, (long)ohw * rs * 2, (p0, p1) =>
         {
             for (int p = p0; p < p1; p++)
@@ -279,12 +336,12 @@ public unsafe partial class CpuBackend
                     for (int q = 0; q < s.S; q++)
                     {
                         float wv = wc[r * s.S + q];
-                        (int lo, int hi) = ValidRange(s.OutW, s.Stride, q - s.Pad, s.W);
-                        for (int i = 0; i < s.OutH; i++)
+                        (int lo, int hi) = ValidRange(outW, s.Stride, q - s.Pad, s.W);
+                        for (int i = 0; i < outH; i++)
                         {
                             int ih = i * s.Stride - s.Pad + r;
                             if ((uint)ih >= (uint)s.H) continue;
-                            float* dst = ds + (long)ih * s.W + q - s.Pad, src = gs + (long)i * s.OutW;
+                            float* dst = ds + (long)ih * s.W + q - s.Pad, src = gs + (long)i * outW;
                             if (s.Stride == 1) Axpy(dst + lo, src + lo, wv, hi - lo);
                             else for (int j = lo; j < hi; j++) dst[j * s.Stride] += wv * src[j];
                         }
@@ -295,7 +352,8 @@ public unsafe partial class CpuBackend
 
     void DepthwiseLoopsWeightGrad(ConvSpec s, float* x, float* dy, float* dw, bool accumulate)
     {
-        int ohw = s.OutH * s.OutW, hw = s.H * s.W, rs = s.R * s.S;
+        int outH = s.OutH, outW = s.OutW;   // derived sizes are computed properties (divisions): read once
+        int ohw = outH * outW, hw = s.H * s.W, rs = s.R * s.S;
         // Parallel over channels; each channel sums its images in order, so the result is deterministic.
         _parallel.For(s.C, (long)s.N * ohw * rs * 2, (c0, c1) =>
         {
@@ -303,16 +361,16 @@ public unsafe partial class CpuBackend
                 for (int r = 0; r < s.R; r++)
                     for (int q = 0; q < s.S; q++)
                     {
-                        (int lo, int hi) = ValidRange(s.OutW, s.Stride, q - s.Pad, s.W);
+                        (int lo, int hi) = ValidRange(outW, s.Stride, q - s.Pad, s.W);
                         double acc = 0;
                         for (int n = 0; n < s.N; n++)
                         {
                             long p = (long)n * s.C + c;
-                            for (int i = 0; i < s.OutH; i++)
+                            for (int i = 0; i < outH; i++)
                             {
                                 int ih = i * s.Stride - s.Pad + r;
                                 if ((uint)ih >= (uint)s.H) continue;
-                                float* src = x + p * hw + (long)ih * s.W + q - s.Pad, g = dy + p * ohw + (long)i * s.OutW;
+                                float* src = x + p * hw + (long)ih * s.W + q - s.Pad, g = dy + p * ohw + (long)i * outW;
                                 acc += s.Stride == 1 ? Dot(g + lo, src + lo, hi - lo) : StridedDot(g, src, lo, hi, s.Stride);
                             }
                         }
