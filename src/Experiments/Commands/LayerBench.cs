@@ -15,7 +15,9 @@ internal static class LayerBench
         var batch = new Option<int>("--batch") { Description = "images per batch", DefaultValueFactory = _ => 128 };
         var minTime = new Option<double>("--min-time") { Description = "seconds of timed runs per case", DefaultValueFactory = _ => 0.5 };
         var conv = CommonOptions.ConvAlgorithm();
-        var cmd = new Command("layers", "Per-layer forward and backward times at the models' shapes.") { device, threads, batch, minTime, conv };
+        var every = new Option<bool>("--all-algorithms") { Description = "CPU: time every convolution algorithm that supports each shape and pass (the default one marked *)" };
+        var only = new Option<string?>("--layers") { Description = "only the layers whose name contains this text (e.g. depthwise)" };
+        var cmd = new Command("layers", "Per-layer forward and backward times at the models' shapes.") { device, threads, batch, minTime, conv, every, only };
         cmd.SetAction(pr =>
         {
             int n = pr.GetValue(batch);
@@ -25,7 +27,22 @@ internal static class LayerBench
             AnsiConsole.MarkupLine($"layers at batch {n} on [bold]{Markup.Escape(be.ToString()!)}[/]");
             var table = new Table().AddColumn("layer").AddColumn("shape").AddColumn("pass").AddColumn("algorithm").AddColumn("median ms").AddColumn("GFLOP/s");
             var cpu = be as CpuBackend;
-            string Algorithm(in ConvSpec s, ConvPass pass) => cpu == null ? "direct" : ConvPlanner.Name(cpu.ConvPlan(s, pass));
+            bool all = pr.GetValue(every);
+            if (all && cpu == null) throw new UsageException("--all-algorithms: convolution algorithms are chosen on the CPU backend only");
+            string? filter = pr.GetValue(only);
+            bool Wanted(string layer) => filter == null || layer.Contains(filter, StringComparison.OrdinalIgnoreCase);
+            // (label, forced algorithm or null) per pass: the plan's choice, or every supported algorithm with the choice starred.
+            IEnumerable<(string Label, ConvAlgorithm? Forced)> Algorithms(ConvSpec s, ConvPass pass)
+            {
+                if (cpu == null) { yield return ("direct", null); yield break; }
+                var previous = cpu.ForcedConvAlgorithm;
+                cpu.ForcedConvAlgorithm = null;
+                var chosen = cpu.ConvPlan(s, pass);
+                cpu.ForcedConvAlgorithm = previous;
+                if (!all) { yield return (ConvPlanner.Name(previous is { } f && ConvPlanner.Supports(f, s, pass, cpu.SimdBits / 32) ? f : chosen), previous); yield break; }
+                foreach (var a in ConvPlanner.All)
+                    if (ConvPlanner.Supports(a, s, pass, cpu.SimdBits / 32)) yield return (ConvPlanner.Name(a) + (a == chosen ? " *" : ""), a);
+            }
             var convs = new (string Name, ConvSpec Spec)[]
             {
                 ("conv 3x3 stem", new ConvSpec(n, 1, 28, 28, 16, 3, 3, 1, 1)),
@@ -33,20 +50,41 @@ internal static class LayerBench
                 ("conv 3x3 stage 2", new ConvSpec(n, 32, 14, 14, 32, 3, 3, 1, 1)),
                 ("conv 3x3 stage 3", new ConvSpec(n, 64, 7, 7, 64, 3, 3, 1, 1)),
                 ("conv 3x3 stride 2", new ConvSpec(n, 16, 28, 28, 32, 3, 3, 2, 1)),
+                ("conv 3x3 stride 2, 32 ch", new ConvSpec(n, 32, 14, 14, 64, 3, 3, 2, 1)),
+                ("conv 1x1 stride 2 shortcut", new ConvSpec(n, 16, 28, 28, 32, 1, 1, 2, 0)),
                 ("conv 1x1 expand", new ConvSpec(n, 24, 14, 14, 144, 1, 1)),
+                ("conv 1x1 expand 28x28", new ConvSpec(n, 16, 28, 28, 96, 1, 1)),
+                ("conv 1x1 expand 7x7", new ConvSpec(n, 64, 7, 7, 384, 1, 1)),
+                ("conv 1x1 project 7x7", new ConvSpec(n, 384, 7, 7, 96, 1, 1)),
                 ("depthwise 3x3", new ConvSpec(n, 144, 14, 14, 144, 3, 3, 1, 1, 144)),
                 ("depthwise 3x3 stride 2", new ConvSpec(n, 144, 14, 14, 144, 3, 3, 2, 1, 144)),
+                ("depthwise 3x3 7x7", new ConvSpec(n, 384, 7, 7, 384, 3, 3, 1, 1, 384)),
+                ("depthwise 3x3 stride 2 28x28", new ConvSpec(n, 96, 28, 28, 96, 3, 3, 2, 1, 96)),
             };
             foreach (var (name, s) in convs)
             {
+                if (!Wanted(name)) continue;
                 using var x = be.Allocate((int)s.InputSize); using var w = be.Allocate((int)s.WeightSize); using var y = be.Allocate((int)s.OutputSize);
                 using var dx = be.Allocate((int)s.InputSize); using var dw = be.Allocate((int)s.WeightSize);
                 be.InitNormal(x, (int)s.InputSize, 1, 0, 1); be.InitNormal(w, (int)s.WeightSize, 2, 0, 0.1f); be.InitNormal(y, (int)s.OutputSize, 3, 0, 1);
                 string shape = $"[{s.N},{s.C},{s.H},{s.W}] -> [{s.N},{s.K},{s.OutH},{s.OutW}]";
-                Add(table, name, shape, "forward", Algorithm(s, ConvPass.Forward), BenchCommand.Time(be, () => be.Conv2d(s, x, w, y), secs), s.Flops);
-                Add(table, name, shape, "input grad", Algorithm(s, ConvPass.InputGrad), BenchCommand.Time(be, () => be.Conv2dBackwardInput(s, y, w, dx, false), secs), s.Flops);
-                Add(table, name, shape, "weight grad", Algorithm(s, ConvPass.WeightGrad), BenchCommand.Time(be, () => be.Conv2dBackwardWeight(s, x, y, dw, false), secs), s.Flops);
+                var forced = cpu?.ForcedConvAlgorithm;
+                foreach (var pass in Enum.GetValues<ConvPass>())
+                    foreach (var (label, algorithm) in Algorithms(s, pass))
+                    {
+                        if (cpu != null) cpu.ForcedConvAlgorithm = algorithm;
+                        Action run = pass switch
+                        {
+                            ConvPass.Forward => () => be.Conv2d(s, x, w, y),
+                            ConvPass.InputGrad => () => be.Conv2dBackwardInput(s, y, w, dx, false),
+                            _ => () => be.Conv2dBackwardWeight(s, x, y, dw, false),
+                        };
+                        string passName = pass switch { ConvPass.Forward => "forward", ConvPass.InputGrad => "input grad", _ => "weight grad" };
+                        Add(table, name, shape, passName, label, BenchCommand.Time(be, run, secs), s.Flops);
+                    }
+                if (cpu != null) cpu.ForcedConvAlgorithm = forced;
             }
+            if (Wanted("batch norm") || Wanted("pool") || Wanted("relu") || Wanted("dropout") || Wanted("fill"))
             {
                 var s = new BatchNormSpec(n, 16, 28 * 28);
                 using var x = be.Allocate((int)s.Size); using var y = be.Allocate((int)s.Size); using var dx = be.Allocate((int)s.Size);

@@ -75,7 +75,7 @@ internal static class TrainBench
                     double total = rate.StepMs * s, inOps = ops.Sum(o => o.Milliseconds);
                     var t = new Table().Title($"{name}: {rate.StepMs:F1} ms per step (profiled run)").AddColumn("op").AddColumn("calls/step").AddColumn("ms/step").AddColumn("share");
                     foreach (var (op, ms, calls) in ops)
-                        t.AddRow(op, $"{calls / (double)s:F0}", $"{ms / s:F2}", $"{ms / total:P1}");
+                        t.AddRow(Markup.Escape(op), $"{calls / (double)s:F0}", $"{ms / s:F2}", $"{ms / total:P1}");
                     t.AddRow("[italic]outside backend ops (autograd, allocation, framework)[/]", "", $"{(total - inOps) / s:F2}", $"{(total - inOps) / total:P1}");
                     AnsiConsole.Write(t);
                 }

@@ -57,7 +57,7 @@ public static class ConvPlanner
 
     internal static bool IsPointwise(in ConvSpec s) => s.R == 1 && s.S == 1 && s.Stride == 1 && s.Pad == 0;
     internal static bool IsStridedPointwise(in ConvSpec s) => s.R == 1 && s.S == 1 && s.Stride > 1 && s.Pad == 0 && !s.IsDepthwise;
-    internal static bool OnGrid(in ConvSpec s) => (s.Stride == 1 && !IsPointwise(s)) || s.Stride == 2;
+    internal static bool OnGrid(in ConvSpec s) => s.Stride == 1 || s.Stride == 2;
 
     /// <summary>Stride 1 with a square kernel and pad &lt;= R - 1: the input gradient is the forward convolution of
     /// dy with the flipped, transposed kernel (<see cref="Adjoint"/>).</summary>
@@ -74,6 +74,9 @@ public static class ConvPlanner
     static bool LanesPreferred(in ConvSpec s) =>
         LanesShape(s) && (s.Stride == 1 || s.Stride == 2) && (s.R > 1 || s.S > 1 || s.Stride == 2) &&
         (s.OutH * s.OutW <= 49 || (s.Stride == 2 && s.OutH * s.OutW <= 196));
+
+    /// <summary>Output planes of at most 7x7, where per-image GEMMs are too narrow.</summary>
+    static bool SmallPlane(in ConvSpec s) => s.OutH * s.OutW <= 49;
 
     /// <param name="lanes">The backend's vector width in floats (16 or 8); every algorithm supports both today.</param>
     public static bool Supports(ConvAlgorithm a, in ConvSpec s, ConvPass pass, int lanes)
@@ -112,7 +115,8 @@ public static class ConvPlanner
             case ConvPass.Forward:
                 if (LanesPreferred(s)) return ConvAlgorithm.Lanes;
                 if (IsStridedPointwise(s)) return ConvAlgorithm.StridedPointwise;
-                if (IsPointwise(s)) return ConvAlgorithm.Pointwise;
+                // 1x1 on 7x7 planes: a GEMM per image has 49 columns; the grid puts 16 images side by side (1.6x).
+                if (IsPointwise(s)) return SmallPlane(s) ? ConvAlgorithm.Grid : ConvAlgorithm.Pointwise;
                 if (DirectShape(s)) return ConvAlgorithm.GridDirect;
                 return OnGrid(s) ? ConvAlgorithm.Grid : ConvAlgorithm.Im2col;
             case ConvPass.InputGrad:
@@ -127,9 +131,13 @@ public static class ConvPlanner
                     return DirectShape(adjoint) ? ConvAlgorithm.GridDirect : ConvAlgorithm.Grid;
                 }
                 if (s.Stride == 2) return ConvAlgorithm.Grid;
-                return IsPointwise(s) ? ConvAlgorithm.Pointwise : ConvAlgorithm.Im2col;
+                if (IsPointwise(s)) return SmallPlane(s) ? ConvAlgorithm.Grid : ConvAlgorithm.Pointwise;
+                return ConvAlgorithm.Im2col;
             default:
-                if (IsStridedPointwise(s)) return ConvAlgorithm.StridedPointwise;
+                // 1x1 weight gradients from 14x14 up (and the strided shortcuts) as shifted dot products on the grid
+                // (1.6-2.2x the GEMM per image); on 7x7 planes the GEMM is faster.
+                if (IsStridedPointwise(s)) return OnGrid(s) ? ConvAlgorithm.Grid : ConvAlgorithm.StridedPointwise;
+                if (IsPointwise(s)) return SmallPlane(s) ? ConvAlgorithm.Pointwise : ConvAlgorithm.Grid;
                 // 3x3 lanes weight gradients up to 14x14 outputs; at 28x28 the grid measured as fast.
                 if (Supports(ConvAlgorithm.Lanes, s, pass, lanes) && (s.Stride == 1 || s.Stride == 2) && s.OutH * s.OutW <= 196) return ConvAlgorithm.Lanes;
                 if (OnGrid(s)) return ConvAlgorithm.Grid;
