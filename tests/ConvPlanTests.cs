@@ -1,0 +1,111 @@
+using LsKd.Kernels;
+using LsKd.Kernels.Checks;
+using LsKd.Kernels.Cpu;
+
+namespace LsKd.Tests;
+
+/// <summary>The CPU convolution plans: the check covers every (algorithm, pass) on both SIMD widths, the planner
+/// keeps the measured choices, forcing works only where an algorithm supports the shape, and a bad --conv is a
+/// one-line usage error.</summary>
+[TestFixture, NonParallelizable]
+public class ConvPlanTests
+{
+    /// <summary>Every pass each algorithm implements.</summary>
+    static readonly (ConvAlgorithm Algorithm, string Pass)[] s_implemented =
+        (from a in ConvPlanner.All
+         from pass in new[] { "forward", "input grad", "weight grad" }
+         where !(a == ConvAlgorithm.GridDirect && pass == "weight grad")
+         select (a, pass)).ToArray();
+
+    [Test]
+    public void KernelCheckRunsEveryAlgorithmAndPassOnBothWidths()
+    {
+        var results = new KernelCheck(new CpuBackend(1)).Run("conv2d");
+        Assert.That(results.Where(r => !r.Passed).Select(r => r.ToString()), Is.Empty);
+        foreach (var width in new[] { "512-bit", "256-bit" })
+            foreach (var (algorithm, pass) in s_implemented)
+            {
+                string tag = $"[{ConvPlanner.Name(algorithm)}, {width}]";
+                Assert.That(results.Count(r => r.Case.StartsWith(pass + " ", StringComparison.Ordinal) && r.Case.Contains(tag)), Is.GreaterThan(0),
+                    $"no {pass} case ran on {tag}");
+            }
+    }
+
+    static IEnumerable<TestCaseData> Choices()
+    {
+        const int n = 128;
+        ConvAlgorithm g = ConvAlgorithm.Grid, d = ConvAlgorithm.GridDirect, l = ConvAlgorithm.Lanes, p = ConvAlgorithm.Pointwise;
+        yield return Case("ResNet stage 1", new ConvSpec(n, 16, 28, 28, 16, 3, 3, 1, 1), d, d, g);
+        yield return Case("ResNet stage 3", new ConvSpec(n, 64, 7, 7, 64, 3, 3, 1, 1), l, l, l);
+        yield return Case("ResNet stride 2", new ConvSpec(n, 16, 28, 28, 32, 3, 3, 2, 1), l, g, l);
+        yield return Case("ResNet stride 2, 32 channels", new ConvSpec(n, 32, 14, 14, 64, 3, 3, 2, 1), l, l, l);
+        yield return Case("shortcut 1x1/2", new ConvSpec(n, 16, 28, 28, 32, 1, 1, 2, 0), l, ConvAlgorithm.StridedPointwise, g);
+        yield return Case("expand 1x1 at 14x14", new ConvSpec(n, 24, 14, 14, 144, 1, 1), p, p, g);
+        yield return Case("expand 1x1 at 7x7", new ConvSpec(n, 64, 7, 7, 384, 1, 1), g, g, p);
+        yield return Case("depthwise 3x3", new ConvSpec(n, 144, 14, 14, 144, 3, 3, 1, 1, 144), ConvAlgorithm.Depthwise, ConvAlgorithm.Depthwise, ConvAlgorithm.Depthwise);
+        yield return Case("depthwise stride 3", new ConvSpec(2, 8, 12, 12, 8, 3, 3, 3, 1, 8), ConvAlgorithm.DepthwiseLoops, ConvAlgorithm.DepthwiseLoops, ConvAlgorithm.DepthwiseLoops);
+        yield return Case("5x5 stride 3", new ConvSpec(2, 4, 12, 12, 8, 5, 5, 3, 2), ConvAlgorithm.Im2col, ConvAlgorithm.Im2col, ConvAlgorithm.Im2col);
+
+        static TestCaseData Case(string name, ConvSpec s, ConvAlgorithm forward, ConvAlgorithm input, ConvAlgorithm weight) =>
+            new TestCaseData(s, forward, input, weight).SetName("planner picks the measured algorithms: " + name);
+    }
+
+    [TestCaseSource(nameof(Choices))]
+    public void PlannerKeepsTheMeasuredChoices(ConvSpec spec, ConvAlgorithm forward, ConvAlgorithm input, ConvAlgorithm weight)
+    {
+        foreach (int lanes in new[] { 16, 8 })
+        {
+            Assert.That(ConvPlanner.Choose(spec, ConvPass.Forward, lanes), Is.EqualTo(forward));
+            Assert.That(ConvPlanner.Choose(spec, ConvPass.InputGrad, lanes), Is.EqualTo(input));
+            Assert.That(ConvPlanner.Choose(spec, ConvPass.WeightGrad, lanes), Is.EqualTo(weight));
+            foreach (var pass in Enum.GetValues<ConvPass>())
+                Assert.That(ConvPlanner.Supports(ConvPlanner.Choose(spec, pass, lanes), spec, pass, lanes), Is.True, "the choice must support the shape");
+        }
+    }
+
+    [Test]
+    public void ForcingRunsTheAlgorithmWhereItFitsAndTheProfilerNamesIt()
+    {
+        var be = new CpuBackend(1);
+        var conv3x3 = new ConvSpec(2, 4, 9, 9, 8, 3, 3, 1, 1);
+        var pointwise = new ConvSpec(2, 4, 9, 9, 8, 1, 1);
+        be.ForcedConvAlgorithm = ConvAlgorithm.Im2col;
+        Assert.That(be.ConvPlan(conv3x3, ConvPass.Forward), Is.EqualTo(ConvAlgorithm.Im2col));
+        be.ForcedConvAlgorithm = ConvAlgorithm.Depthwise;                       // not a depthwise shape: the default runs
+        Assert.That(be.ConvPlan(pointwise, ConvPass.Forward), Is.EqualTo(ConvPlanner.Choose(pointwise, ConvPass.Forward, be.SimdBits / 32)));
+        be.ForcedConvAlgorithm = ConvAlgorithm.Im2col;
+        using var x = be.Allocate((int)conv3x3.InputSize); using var w = be.Allocate((int)conv3x3.WeightSize); using var y = be.Allocate((int)conv3x3.OutputSize);
+        OpProfiler.Reset();
+        OpProfiler.Enabled = true;
+        try { be.Conv2d(conv3x3, x, w, y); }
+        finally { OpProfiler.Enabled = false; }
+        Assert.That(OpProfiler.Snapshot().Single().Op, Does.EndWith("[im2col]"));
+        be.ForcedConvAlgorithm = null;
+        Assert.That(be.ConvPlan(conv3x3, ConvPass.Forward), Is.EqualTo(ConvPlanner.Choose(conv3x3, ConvPass.Forward, be.SimdBits / 32)));
+    }
+
+    [Test]
+    public void EveryAlgorithmHasACommandLineName()
+    {
+        foreach (var a in ConvPlanner.All)
+        {
+            Assert.That(ConvPlanner.TryParse(ConvPlanner.Name(a), out var parsed), Is.True);
+            Assert.That(parsed, Is.EqualTo(a));
+        }
+        Assert.That(ConvPlanner.TryParse("winograd", out _), Is.False);
+    }
+
+    [TestCase("layers", "nope", "--conv: unknown algorithm 'nope'")]
+    [TestCase("train", "nope", "--conv: unknown algorithm 'nope'")]
+    [TestCase("layers", "ilgpu-cpu", "--conv: convolution algorithms are chosen on the CPU backend only")]
+    public void BadConvOptionIsAOneLineUsageError(string bench, string value, string fragment)
+    {
+        string[] args = value == "ilgpu-cpu"
+            ? ["bench", bench, "--device", "ilgpu-cpu", "--conv", "grid"]
+            : ["bench", bench, "--device", "cpu", "--conv", value];
+        var (code, error) = CliRunner.Run(args);
+        Assert.That(code, Is.EqualTo(2), error);
+        Assert.That(error.Trim().Split('\n'), Has.Length.EqualTo(1), error);
+        Assert.That(error, Does.Contain(fragment));
+    }
+}
