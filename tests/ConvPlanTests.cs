@@ -35,32 +35,36 @@ public class ConvPlanTests
     {
         const int n = 128;
         ConvAlgorithm g = ConvAlgorithm.Grid, d = ConvAlgorithm.GridDirect, l = ConvAlgorithm.Lanes, p = ConvAlgorithm.Pointwise;
-        yield return Case("ResNet stage 1", new ConvSpec(n, 16, 28, 28, 16, 3, 3, 1, 1), d, d, g);
-        yield return Case("ResNet stage 3", new ConvSpec(n, 64, 7, 7, 64, 3, 3, 1, 1), l, l, l);
-        yield return Case("ResNet stride 2", new ConvSpec(n, 16, 28, 28, 32, 3, 3, 2, 1), l, g, l);
-        yield return Case("ResNet stride 2, 32 channels", new ConvSpec(n, 32, 14, 14, 64, 3, 3, 2, 1), l, l, l);
-        yield return Case("shortcut 1x1/2", new ConvSpec(n, 16, 28, 28, 32, 1, 1, 2, 0), l, ConvAlgorithm.StridedPointwise, g);
-        yield return Case("expand 1x1 at 14x14", new ConvSpec(n, 24, 14, 14, 144, 1, 1), p, p, g);
-        yield return Case("expand 1x1 at 7x7", new ConvSpec(n, 64, 7, 7, 384, 1, 1), g, g, p);
-        yield return Case("depthwise 3x3", new ConvSpec(n, 144, 14, 14, 144, 3, 3, 1, 1, 144), ConvAlgorithm.Depthwise, ConvAlgorithm.Depthwise, ConvAlgorithm.Depthwise);
-        yield return Case("depthwise stride 3", new ConvSpec(2, 8, 12, 12, 8, 3, 3, 3, 1, 8), ConvAlgorithm.DepthwiseLoops, ConvAlgorithm.DepthwiseLoops, ConvAlgorithm.DepthwiseLoops);
-        yield return Case("5x5 stride 3", new ConvSpec(2, 4, 12, 12, 8, 5, 5, 3, 2), ConvAlgorithm.Im2col, ConvAlgorithm.Im2col, ConvAlgorithm.Im2col);
+        ConvAlgorithm i = ConvAlgorithm.Im2col, dw = ConvAlgorithm.Depthwise, loops = ConvAlgorithm.DepthwiseLoops;
+        foreach (int lanes in new[] { 16, 8 })
+        {
+            bool wide = lanes == 16;
+            yield return Case("stem", lanes, new ConvSpec(n, 1, 28, 28, 16, 3, 3, 1, 1), d, i, g);
+            yield return Case("ResNet stage 1", lanes, new ConvSpec(n, 16, 28, 28, 16, 3, 3, 1, 1), d, d, g);
+            yield return Case("ResNet stage 3", lanes, new ConvSpec(n, 64, 7, 7, 64, 3, 3, 1, 1), l, l, l);
+            yield return Case("ResNet stride 2", lanes, new ConvSpec(n, 16, 28, 28, 32, 3, 3, 2, 1), l, g, l);
+            yield return Case("ResNet stride 2, 32 channels", lanes, new ConvSpec(n, 32, 14, 14, 64, 3, 3, 2, 1), l, l, l);
+            yield return Case("shortcut 1x1/2 to 14x14", lanes, new ConvSpec(n, 16, 28, 28, 32, 1, 1, 2, 0), wide ? i : d, i, g);
+            yield return Case("shortcut 1x1/2 to 7x7", lanes, new ConvSpec(n, 32, 14, 14, 64, 1, 1, 2, 0), l, l, g);
+            yield return Case("expand 1x1 at 14x14", lanes, new ConvSpec(n, 24, 14, 14, 144, 1, 1), p, wide ? p : g, g);
+            yield return Case("expand 1x1 at 7x7", lanes, new ConvSpec(n, 64, 7, 7, 384, 1, 1), g, g, wide ? p : g);
+            yield return Case("depthwise 3x3", lanes, new ConvSpec(n, 144, 14, 14, 144, 3, 3, 1, 1, 144), dw, dw, dw);
+            yield return Case("depthwise stride 3", lanes, new ConvSpec(2, 8, 12, 12, 8, 3, 3, 3, 1, 8), loops, loops, loops);
+            yield return Case("5x5 stride 3", lanes, new ConvSpec(2, 4, 12, 12, 8, 5, 5, 3, 2), i, i, i);
+        }
 
-        static TestCaseData Case(string name, ConvSpec s, ConvAlgorithm forward, ConvAlgorithm input, ConvAlgorithm weight) =>
-            new TestCaseData(s, forward, input, weight).SetName("planner picks the measured algorithms: " + name);
+        static TestCaseData Case(string name, int lanes, ConvSpec s, ConvAlgorithm forward, ConvAlgorithm input, ConvAlgorithm weight) =>
+            new TestCaseData(s, lanes, forward, input, weight).SetName($"planner picks the measured algorithms: {name}, {lanes * 32}-bit");
     }
 
     [TestCaseSource(nameof(Choices))]
-    public void PlannerKeepsTheMeasuredChoices(ConvSpec spec, ConvAlgorithm forward, ConvAlgorithm input, ConvAlgorithm weight)
+    public void PlannerKeepsTheMeasuredChoices(ConvSpec spec, int lanes, ConvAlgorithm forward, ConvAlgorithm input, ConvAlgorithm weight)
     {
-        foreach (int lanes in new[] { 16, 8 })
-        {
-            Assert.That(ConvPlanner.Choose(spec, ConvPass.Forward, lanes), Is.EqualTo(forward));
-            Assert.That(ConvPlanner.Choose(spec, ConvPass.InputGrad, lanes), Is.EqualTo(input));
-            Assert.That(ConvPlanner.Choose(spec, ConvPass.WeightGrad, lanes), Is.EqualTo(weight));
-            foreach (var pass in Enum.GetValues<ConvPass>())
-                Assert.That(ConvPlanner.Supports(ConvPlanner.Choose(spec, pass, lanes), spec, pass, lanes), Is.True, "the choice must support the shape");
-        }
+        Assert.That(ConvPlanner.Choose(spec, ConvPass.Forward, lanes), Is.EqualTo(forward));
+        Assert.That(ConvPlanner.Choose(spec, ConvPass.InputGrad, lanes), Is.EqualTo(input));
+        Assert.That(ConvPlanner.Choose(spec, ConvPass.WeightGrad, lanes), Is.EqualTo(weight));
+        foreach (var pass in Enum.GetValues<ConvPass>())
+            Assert.That(ConvPlanner.Supports(ConvPlanner.Choose(spec, pass, lanes), spec, pass, lanes), Is.True, "the choice must support the shape");
     }
 
     [Test]

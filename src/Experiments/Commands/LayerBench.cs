@@ -52,6 +52,7 @@ internal static class LayerBench
                 ("conv 3x3 stride 2", new ConvSpec(n, 16, 28, 28, 32, 3, 3, 2, 1)),
                 ("conv 3x3 stride 2, 32 ch", new ConvSpec(n, 32, 14, 14, 64, 3, 3, 2, 1)),
                 ("conv 1x1 stride 2 shortcut", new ConvSpec(n, 16, 28, 28, 32, 1, 1, 2, 0)),
+                ("conv 1x1 stride 2 shortcut 7x7", new ConvSpec(n, 32, 14, 14, 64, 1, 1, 2, 0)),
                 ("conv 1x1 expand", new ConvSpec(n, 24, 14, 14, 144, 1, 1)),
                 ("conv 1x1 expand 28x28", new ConvSpec(n, 16, 28, 28, 96, 1, 1)),
                 ("conv 1x1 expand 7x7", new ConvSpec(n, 64, 7, 7, 384, 1, 1)),
