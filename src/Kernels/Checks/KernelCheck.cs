@@ -494,6 +494,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
         yield return new ConvSpec(2, 3, 8, 9, 3, 3, 1, 1, 1, 3);
         yield return new ConvSpec(2, 4, 13, 11, 4, 3, 3, 2, 1, 4);
         yield return new ConvSpec(2, 3, 9, 10, 3, 3, 3, 2, 0, 3);
+        yield return new ConvSpec(3, 4, 12, 10, 4, 3, 3, 1, 1, 4);      // rows of one 512-bit vector written straight into y
         if (!small)
         {
             // 7x7 outputs and stride 2 with whole 16-channel blocks take the CPU's channels-in-lanes kernels (forward,

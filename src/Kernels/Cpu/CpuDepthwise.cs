@@ -28,6 +28,8 @@ public unsafe partial class CpuBackend
         int ldo = rolling ? (outW + TV.Count - 1) / TV.Count * TV.Count : grid.GridW;
         long slot = (grid.ScratchSize + 15) / 16 * 16, outSize = Math.Max(wideV, (long)outH * ldo);
         long phaseSize = (long)grid.PhaseH * grid.PhaseW;
+        // Rows of one vector each written straight into y need the spill of row outH - 2 to stay in the plane.
+        bool direct = rolling && !accumulate && outW <= TV.Count && TV.Count <= 2 * outW;
         _parallel.For(s.N * s.C, (long)ohw * rs * 2, (p0, p1) =>
         {
             float* planes = ColScratch(slot + outSize + 16, out _), output = planes + slot;
@@ -40,12 +42,21 @@ public unsafe partial class CpuBackend
                     float* wc = w + (long)(p % s.C) * rs;
                     for (int t = 0; t < rs; t++) tp[t] = flip ? wc[rs - 1 - t] : wc[t];
                     grid.Fill(s, x + (long)p * hw, planes);
+                    float* yp = y + (long)p * ohw;
+                    if (direct)
+                    {
+                        // One vector per row, written straight into y: each row's store runs Count - OutW floats into
+                        // the next row, which is stored after it; the last row goes through the scratch.
+                        if (s.Stride == 1) Rows3x3<TV>(planes, grid.Wp, outH, tp, yp, outW, output);
+                        else Rows3x3Stride2<TV>(planes, phaseSize, grid.PhaseW, outH, tp, yp, outW, output);
+                        CopyRun(output, yp + (long)(outH - 1) * outW, outW);
+                        continue;
+                    }
                     if (!rolling) ShiftedSum<TV>(planes, offsets, tp, rs, output, wideV);
                     else if (s.Stride == 1)
-                        for (int j0 = 0; j0 < outW; j0 += TV.Count) Rows3x3<TV>(planes + j0, grid.Wp, outH, tp, output + j0, ldo);
+                        for (int j0 = 0; j0 < outW; j0 += TV.Count) Rows3x3<TV>(planes + j0, grid.Wp, outH, tp, output + j0, ldo, output + j0 + (long)(outH - 1) * ldo);
                     else
-                        for (int j0 = 0; j0 < outW; j0 += TV.Count) Rows3x3Stride2<TV>(planes + j0, phaseSize, grid.PhaseW, outH, tp, output + j0, ldo);
-                    float* yp = y + (long)p * ohw;
+                        for (int j0 = 0; j0 < outW; j0 += TV.Count) Rows3x3Stride2<TV>(planes + j0, phaseSize, grid.PhaseW, outH, tp, output + j0, ldo, output + j0 + (long)(outH - 1) * ldo);
                     for (int i = 0; i < outH; i++)
                         if (accumulate) AddRun(yp + (long)i * outW, output + (long)i * ldo, outW);
                         else CopyRun(output + (long)i * ldo, yp + (long)i * outW, outW);
@@ -54,8 +65,9 @@ public unsafe partial class CpuBackend
     }
 
     /// <summary>One vector of columns of a stride-1 3x3 depthwise convolution over all output rows: input row y is
-    /// loaded at its three tap columns once and finishes output row y - 2, continues y - 1 and starts y.</summary>
-    static void Rows3x3<TV>(float* p, int ldp, int outH, float* w, float* o, int ldo) where TV : struct, ISimd<TV>
+    /// loaded at its three tap columns once and finishes output row y - 2, continues y - 1 and starts y. Output row i
+    /// goes to o + i ldo, the last one to lastRow.</summary>
+    static void Rows3x3<TV>(float* p, int ldp, int outH, float* w, float* o, int ldo, float* lastRow) where TV : struct, ISimd<TV>
     {
         TV w00 = TV.Splat(w[0]), w01 = TV.Splat(w[1]), w02 = TV.Splat(w[2]);
         TV w10 = TV.Splat(w[3]), w11 = TV.Splat(w[4]), w12 = TV.Splat(w[5]);
@@ -70,7 +82,7 @@ public unsafe partial class CpuBackend
         {
             p += ldp;
             v0 = TV.Load(p); v1 = TV.Load(p + 1); v2 = TV.Load(p + 2);
-            TV.Store(TV.Fma(w22, v2, TV.Fma(w21, v1, TV.Fma(w20, v0, a1))), o);
+            TV.Store(TV.Fma(w22, v2, TV.Fma(w21, v1, TV.Fma(w20, v0, a1))), i == outH - 1 ? lastRow : o);
             a1 = TV.Fma(w12, v2, TV.Fma(w11, v1, TV.Fma(w10, v0, a0)));
             a0 = TV.Fma(w02, v2, TV.Fma(w01, v1, TV.Mul(w00, v0)));
         }
@@ -79,7 +91,7 @@ public unsafe partial class CpuBackend
     /// <summary>One vector of columns of a stride-2 3x3 depthwise convolution on the phase-split grid: padded
     /// column 2j + q is the even phase at j (q = 0), the odd phase at j (q = 1) or the even phase at j + 1 (q = 2).
     /// Row 2i + 2 finishes output row i and starts row i + 1.</summary>
-    static void Rows3x3Stride2<TV>(float* planes, long phaseSize, int phaseW, int outH, float* w, float* o, int ldo) where TV : struct, ISimd<TV>
+    static void Rows3x3Stride2<TV>(float* planes, long phaseSize, int phaseW, int outH, float* w, float* o, int ldo, float* lastRow) where TV : struct, ISimd<TV>
     {
         TV w00 = TV.Splat(w[0]), w01 = TV.Splat(w[1]), w02 = TV.Splat(w[2]);
         TV w10 = TV.Splat(w[3]), w11 = TV.Splat(w[4]), w12 = TV.Splat(w[5]);
@@ -93,7 +105,7 @@ public unsafe partial class CpuBackend
             a = TV.Fma(w12, TV.Load(q + 1), TV.Fma(w11, TV.Load(q + phaseSize), TV.Fma(w10, TV.Load(q), a)));
             q = evenRows + (long)(i + 1) * phaseW;
             TV v0 = TV.Load(q), v1 = TV.Load(q + phaseSize), v2 = TV.Load(q + 1);
-            TV.Store(TV.Fma(w22, v2, TV.Fma(w21, v1, TV.Fma(w20, v0, a))), o);
+            TV.Store(TV.Fma(w22, v2, TV.Fma(w21, v1, TV.Fma(w20, v0, a))), i == outH - 1 ? lastRow : o);
             a = TV.Fma(w02, v2, TV.Fma(w01, v1, TV.Mul(w00, v0)));
         }
     }
