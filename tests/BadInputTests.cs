@@ -42,7 +42,7 @@ public class BadInputTests
     public void UnknownDeviceListsChoices()
     {
         var ex = Assert.Throws<ArgumentException>(() => Devices.Create("tpu"))!;
-        Assert.That(ex.Message, Does.Contain("'tpu'").And.Contain("auto, cpu, cuda, ilgpu-cpu"));
+        Assert.That(ex.Message, Does.Contain("'tpu'").And.Contain("auto, cpu, cpu-v256, cuda, ilgpu-cpu"));
     }
 
     [Test]
