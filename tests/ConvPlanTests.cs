@@ -31,6 +31,29 @@ public class ConvPlanTests
             }
     }
 
+    [Test]
+    public void TheCheckCatchesOneBrokenAlgorithm()
+    {
+        // A backend whose lanes forward is off by 0.01 in one output: only the lanes cases on its own width fail.
+        var broken = new LanesOffByOne();
+        var results = new KernelCheck(broken).Run("conv2d");
+        var failed = results.Where(r => !r.Passed).Select(r => r.Case).ToList();
+        Assert.That(failed, Is.Not.Empty);
+        Assert.That(failed, Has.All.StartsWith("forward ").And.All.Contains($"[lanes, {broken.SimdBits}-bit]"));
+    }
+
+    sealed class LanesOffByOne : CpuBackend
+    {
+        public LanesOffByOne() : base(1) { }
+
+        protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
+        {
+            base.Conv2dCore(s, x, weight, y);
+            if (ConvPlan(s, ConvPass.Forward) != ConvAlgorithm.Lanes) return;
+            ((CpuBuffer<float>)y).Span[0] += 0.01f;
+        }
+    }
+
     static IEnumerable<TestCaseData> Choices()
     {
         const int n = 128;
