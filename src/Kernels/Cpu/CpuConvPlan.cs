@@ -142,7 +142,7 @@ public static class ConvPlanner
                 return ConvAlgorithm.Im2col;
             default:
                 // 1x1 weight gradients from 14x14 up (and the strided shortcuts) as shifted dot products on the grid
-                // (1.6-2.2x the GEMM per image); on 7x7 planes the GEMM is faster.
+                // (1.6-4x the GEMM per image); on 7x7 planes the 512-bit GEMM is faster.
                 if (IsStridedPointwise(s)) return OnGrid(s) ? ConvAlgorithm.Grid : ConvAlgorithm.StridedPointwise;
                 if (IsPointwise(s)) return SmallPlane(s) && lanes == 16 ? ConvAlgorithm.Pointwise : ConvAlgorithm.Grid;
                 // 3x3 lanes weight gradients up to 14x14 outputs; at 28x28 the grid measured as fast.
