@@ -39,9 +39,9 @@ internal static class LayerBench
                 cpu.ForcedConvAlgorithm = null;
                 var chosen = cpu.ConvPlan(s, pass);
                 cpu.ForcedConvAlgorithm = previous;
-                if (!all) { yield return (ConvPlanner.Name(previous is { } f && ConvPlanner.Supports(f, s, pass, cpu.SimdBits / 32) ? f : chosen), previous); yield break; }
+                if (!all) { yield return (ConvPlanner.Name(previous is { } f && ConvPlanner.Supports(f, s, pass) ? f : chosen), previous); yield break; }
                 foreach (var a in ConvPlanner.All)
-                    if (ConvPlanner.Supports(a, s, pass, cpu.SimdBits / 32)) yield return (ConvPlanner.Name(a) + (a == chosen ? " *" : ""), a);
+                    if (ConvPlanner.Supports(a, s, pass)) yield return (ConvPlanner.Name(a) + (a == chosen ? " *" : ""), a);
             }
             var convs = new (string Name, ConvSpec Spec)[]
             {

@@ -33,7 +33,7 @@ public unsafe partial class CpuBackend
         lock (_plans)
         {
             if (_plans.TryGetValue((s, pass), out var a)) return a;
-            a = _forcedConv is { } f && ConvPlanner.Supports(f, s, pass, Lanes) ? f : ConvPlanner.Choose(s, pass, Lanes);
+            a = _forcedConv is { } f && ConvPlanner.Supports(f, s, pass) ? f : ConvPlanner.Choose(s, pass, Lanes);
             _plans[(s, pass)] = a;
             return a;
         }

@@ -78,10 +78,9 @@ public static class ConvPlanner
     /// <summary>Output planes of at most 7x7, where per-image GEMMs are too narrow.</summary>
     static bool SmallPlane(in ConvSpec s) => s.OutH * s.OutW <= 49;
 
-    /// <param name="lanes">The backend's vector width in floats (16 or 8); every algorithm supports both today.</param>
-    public static bool Supports(ConvAlgorithm a, in ConvSpec s, ConvPass pass, int lanes)
+    /// <summary>Whether an algorithm can run this pass of this shape (on either SIMD width: every algorithm has both).</summary>
+    public static bool Supports(ConvAlgorithm a, in ConvSpec s, ConvPass pass)
     {
-        _ = lanes;
         return a switch
         {
             ConvAlgorithm.Im2col => true,
@@ -110,7 +109,7 @@ public static class ConvPlanner
     /// `lskd bench layers --all-algorithms` on `--device cpu` and `--device cpu-v256`.</summary>
     public static ConvAlgorithm Choose(in ConvSpec s, ConvPass pass, int lanes)
     {
-        if (s.IsDepthwise) return Supports(ConvAlgorithm.Depthwise, s, pass, lanes) ? ConvAlgorithm.Depthwise : ConvAlgorithm.DepthwiseLoops;
+        if (s.IsDepthwise) return Supports(ConvAlgorithm.Depthwise, s, pass) ? ConvAlgorithm.Depthwise : ConvAlgorithm.DepthwiseLoops;
         switch (pass)
         {
             case ConvPass.Forward:
@@ -146,7 +145,7 @@ public static class ConvPlanner
                 if (IsStridedPointwise(s)) return OnGrid(s) ? ConvAlgorithm.Grid : ConvAlgorithm.StridedPointwise;
                 if (IsPointwise(s)) return SmallPlane(s) && lanes == 16 ? ConvAlgorithm.Pointwise : ConvAlgorithm.Grid;
                 // 3x3 lanes weight gradients up to 14x14 outputs; at 28x28 the grid measured as fast.
-                if (Supports(ConvAlgorithm.Lanes, s, pass, lanes) && (s.Stride == 1 || s.Stride == 2) && s.OutH * s.OutW <= 196) return ConvAlgorithm.Lanes;
+                if (Supports(ConvAlgorithm.Lanes, s, pass) && (s.Stride == 1 || s.Stride == 2) && s.OutH * s.OutW <= 196) return ConvAlgorithm.Lanes;
                 if (OnGrid(s)) return ConvAlgorithm.Grid;
                 return IsPointwise(s) ? ConvAlgorithm.Pointwise : ConvAlgorithm.Im2col;
         }
