@@ -1,4 +1,5 @@
 using LsKd.Kernels.Cpu;
+using LsKd.Kernels.Gpu;
 using LsKd.Kernels.Reference;
 
 namespace LsKd.Kernels.Checks;
@@ -119,7 +120,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
             double ratio = double.IsNaN(err) ? double.PositiveInfinity : err / tol;
             if (ratio > worstRatio) { worstRatio = ratio; worst = err; worstIdx = i; g = got[i]; e = expected[i]; }
         }
-        _results.Add(new CheckResult(op, name, bad == 0, Math.Max(worst, 0), worstIdx, g, e, atol, rtol, bad, expected.Length));
+        _results.Add(new CheckResult(op, name + _variant, bad == 0, Math.Max(worst, 0), worstIdx, g, e, atol, rtol, bad, expected.Length));
     }
 
     static double[] D(ReadOnlySpan<float> x) { var d = new double[x.Length]; for (int i = 0; i < x.Length; i++) d[i] = x[i]; return d; }
@@ -127,7 +128,9 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
 
     // ---- cases ----------------------------------------------------------------------------------------------
 
-    void Gemm()
+    void Gemm() => ForEachVariant(GemmVariants, GemmCases);
+
+    void GemmCases()
     {
         var shapes = small
             ? new[] { (1, 1, 1), (17, 23, 19), (5, 33, 2) }
@@ -143,7 +146,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
                 var a = Random(m * k * batch, seed++); var b = Random(k * n * batch, seed++); var c = Random(m * n * batch, seed++);
                 using var da = Up(a); using var db = Up(b); using var dc = Up(c);
                 backend.Gemm(spec, da, db, dc);
-                Compare("gemm", $"{(ta ? "T" : "N")}{(tb ? "T" : "N")} {m}x{n}x{k} b{batch} beta={beta}", dc.ToArray(), ReferenceOps.Gemm(spec, a, b, c), 2e-6 * k + 1e-5, 1e-5);
+                Compare("gemm", $"{(ta ? "T" : "N")}{(tb ? "T" : "N")} {m}x{n}x{k} b{batch} beta={beta}", dc.ToArray(), ReferenceOps.Gemm(spec, T(a), T(b), c), 2e-6 * k + 1e-5, 1e-5);
             }
         // Attention heads as products on strided views of one fused QKV buffer [B, L, 3 H d]: S = Q K^T per (b, h) into a
         // packed [B, H, L, L], then O = P V per (b, h) into the heads' columns of [B, L, H d]; and a transposed A.
@@ -155,20 +158,20 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
             var sInit = Random(bsz * heads * len * len, 81);
             using var dqkv = Up(qkv); using var ds = Up(sInit);
             backend.Gemm(scores, dqkv, dqkv, ds);
-            Compare("gemm", $"heads: Q K^T on strided views {scores}", ds.ToArray(), ReferenceOps.Gemm(scores, qkv, qkv, sInit), 2e-6 * d + 1e-5, 1e-5);
+            Compare("gemm", $"heads: Q K^T on strided views {scores}", ds.ToArray(), ReferenceOps.Gemm(scores, T(qkv), T(qkv), sInit), 2e-6 * d + 1e-5, 1e-5);
             var p = Random(bsz * heads * len * len, 82);
             var weighted = new GemmSpec(false, false, len, d, len, Beta: 0.5f, BatchCount: bsz, StrideA: (long)heads * len * len, StrideB: (long)len * row, StrideC: (long)len * md,
                 OffsetB: 2 * md, Ldb: row, Ldc: md, Heads: heads, HeadStrideA: (long)len * len, HeadStrideB: d, HeadStrideC: d);
             var oInit = Random(bsz * len * md, 83);
             using var dp = Up(p); using var dout = Up(oInit);
             backend.Gemm(weighted, dp, dqkv, dout);
-            Compare("gemm", $"heads: P V into strided O {weighted}", dout.ToArray(), ReferenceOps.Gemm(weighted, p, qkv, oInit), 2e-6 * len + 1e-5, 1e-5);
+            Compare("gemm", $"heads: P V into strided O {weighted}", dout.ToArray(), ReferenceOps.Gemm(weighted, T(p), T(qkv), oInit), 2e-6 * len + 1e-5, 1e-5);
             var transposed = new GemmSpec(true, false, d, d, len, BatchCount: bsz, StrideA: (long)len * row, StrideB: (long)len * row, StrideC: (long)heads * d * d,
                 OffsetB: md, Lda: row, Ldb: row, Heads: heads, HeadStrideA: d, HeadStrideB: d, HeadStrideC: (long)d * d);
             var cInit = new float[bsz * heads * d * d];
             using var dc = Up(cInit);
             backend.Gemm(transposed, dqkv, dqkv, dc);
-            Compare("gemm", $"heads: Q^T K on strided views {transposed}", dc.ToArray(), ReferenceOps.Gemm(transposed, qkv, qkv, cInit), 2e-6 * len + 1e-5, 1e-5);
+            Compare("gemm", $"heads: Q^T K on strided views {transposed}", dc.ToArray(), ReferenceOps.Gemm(transposed, T(qkv), T(qkv), cInit), 2e-6 * len + 1e-5, 1e-5);
         }
         // Offsets into a larger buffer, as convolution uses them.
         {
@@ -176,7 +179,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
             var a = Random(5 + 99, 90); var b = Random(7 + 110, 91); var c = Random(3 + 90, 92);
             using var da = Up(a); using var db = Up(b); using var dc = Up(c);
             backend.Gemm(spec, da, db, dc);
-            Compare("gemm", "offsets 9x10x11", dc.ToArray(), ReferenceOps.Gemm(spec, a, b, c), 1e-4, 1e-5);
+            Compare("gemm", "offsets 9x10x11", dc.ToArray(), ReferenceOps.Gemm(spec, T(a), T(b), c), 1e-4, 1e-5);
         }
     }
 
@@ -525,7 +528,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
     /// otherwise.</summary>
     void Conv()
     {
-        if (backend is not CpuBackend cpu) { ConvCases(backend, "", null); return; }
+        if (backend is not CpuBackend cpu) { ForEachVariant(ConvVariants, () => ConvCases(backend, "", null)); return; }
         foreach (int bits in new[] { 512, 256 })
         {
             var onWidth = cpu.SimdBits == bits ? cpu : SimdSibling(cpu.Threads, bits);
@@ -553,10 +556,11 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
         bool software = planned != null && planned.SimdBits == 512 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
         foreach (var spec in ConvSpecs(small || software))
         {
+            if (b is IlgpuBackend gpu && spec.IsDepthwise && gpu.ForcedConvKernel == GpuConvKernel.ImplicitGemm) continue;   // always direct
             var x = Random((int)spec.InputSize, 80); var w = Random((int)spec.WeightSize, 81); var g = Random((int)spec.OutputSize, 82);
             var prevDx = Random(x.Length, 83); var prevDw = Random(w.Length, 84);
-            var ey = ReferenceOps.Conv2d(spec, x, w);
-            var (ex, ew) = ReferenceOps.Conv2dBackward(spec, x, w, g);
+            var ey = ReferenceOps.Conv2d(spec, T(x), T(w));
+            var (ex, ew) = ReferenceOps.Conv2dBackward(spec, T(x), T(w), T(g));
             using var dx = Up(b, x); using var dw = Up(b, w); using var dg = Up(b, g); using var y = b.Allocate(g.Length);
             double forwardTol = 2e-6 * spec.CPerGroup * spec.R * spec.S + 1e-5, inputTol = 2e-6 * spec.KPerGroup * spec.R * spec.S + 1e-5;
             double weightTol = 2e-6 * spec.N * spec.OutH * spec.OutW + 1e-5;

@@ -142,6 +142,8 @@ public sealed partial class IlgpuBackend : BackendBase
 
     protected override void GemmCore(in GemmSpec s, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)
     {
+        var kernel = ChooseGemmKernel(s.M, s.N, s.K);
+        if (kernel != GpuGemmKernel.Simple) { TiledGemm(s, kernel, a, b, c); return; }
         _gemm ??= Accelerator.LoadStreamKernel<GemmParams, FView, FView, FView>(IlgpuKernels.Gemm);
         int t = _gemmTile;
         var p = new GemmParams(s.TransA ? 1 : 0, s.TransB ? 1 : 0, s.M, s.N, s.K, s.Alpha, s.Beta,
@@ -215,15 +217,24 @@ public sealed partial class IlgpuBackend : BackendBase
     protected override void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k) =>
         (_topK ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, IView, IView, int, int>(IlgpuKernels.TopK))(rows, V(logits), V(labels), V(correct), cols, k);
 
-    protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y) =>
-        Auto(ref _convForward, IlgpuConvKernels.ConvForward)((int)s.OutputSize, V(x), V(weight), V(y), ConvParams.From(s));
+    protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
+    {
+        if (ChooseConvKernel(s, s.KPerGroup) == GpuConvKernel.ImplicitGemm) ImplicitConvForward(s, x, weight, y);
+        else Auto(ref _convForward, IlgpuConvKernels.ConvForward)((int)s.OutputSize, V(x), V(weight), V(y), ConvParams.From(s));
+    }
 
-    protected override void Conv2dBackwardInputCore(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate) =>
-        Auto(ref _convBackwardInput, IlgpuConvKernels.ConvBackwardInput)((int)s.InputSize, V(dy), V(weight), V(dx), ConvParams.From(s, accumulate));
+    protected override void Conv2dBackwardInputCore(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
+    {
+        if (ChooseConvKernel(s, s.CPerGroup) == GpuConvKernel.ImplicitGemm) ImplicitConvBackwardInput(s, dy, weight, dx, accumulate);
+        else Auto(ref _convBackwardInput, IlgpuConvKernels.ConvBackwardInput)((int)s.InputSize, V(dy), V(weight), V(dx), ConvParams.From(s, accumulate));
+    }
 
-    protected override void Conv2dBackwardWeightCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate) =>
+    protected override void Conv2dBackwardWeightCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
+    {
+        if (ChooseConvKernel(s, s.KPerGroup) == GpuConvKernel.ImplicitGemm) { ImplicitConvBackwardWeight(s, x, dy, dw, accumulate); return; }
         (_convBackwardWeight ??= Accelerator.LoadStreamKernel<FView, FView, FView, ConvParams>(IlgpuConvKernels.ConvBackwardWeight))
             (new KernelConfig(new Index1D((int)s.WeightSize), new Index1D(_rowGroup)), V(x), V(dy), V(dw), ConvParams.From(s, accumulate));
+    }
 
     protected override void BatchNormCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training) =>

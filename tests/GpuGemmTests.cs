@@ -1,0 +1,177 @@
+using System.Reflection;
+using System.Text.RegularExpressions;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime.Cuda;
+using LsKd.Kernels;
+using LsKd.Kernels.Checks;
+using LsKd.Kernels.Gpu;
+using LsKd.Kernels.Reference;
+
+namespace LsKd.Tests;
+
+/// <summary>The register-tiled and TF32 GEMM kernels and the implicit-GEMM convolutions, without a GPU: run on
+/// ILGPU's CPU accelerator with 32-lane warps and 256-thread groups (the TF32 mma emulated from the same register
+/// fragments by warp shuffles), and read in the PTX compiled for an H100.</summary>
+[TestFixture]
+public class GpuGemmTests
+{
+    static IlgpuBackend? s_wide;
+
+    /// <summary>An emulated accelerator shaped like a GPU: 32-lane warps, 8 warps per group.</summary>
+    static IlgpuBackend Wide() => s_wide ??= IlgpuBackend.CreateCpuEmulator(warpSize: 32, warpsPerGroup: 8);
+
+    [OneTimeTearDown]
+    public void TearDown() { s_wide?.Dispose(); s_wide = null; }
+
+    static float[] Random(int n, int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+    }
+
+    static float[] Tf32(float[] x) => x.Select(v => IlgpuTiledGemm.Round(v, true)).ToArray();
+
+    static void AssertClose(float[] got, double[] expected, double atol, string what)
+    {
+        int bad = 0; double worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double err = Math.Abs(got[i] - expected[i]);
+            worst = Math.Max(worst, err);
+            if (!(err <= atol + 1e-5 * Math.Abs(expected[i]))) bad++;
+        }
+        Assert.That(bad, Is.Zero, $"{what}: {bad} of {expected.Length} outside, worst {worst:G3}");
+    }
+
+    /// <summary>The 256-thread kernels (the emulator runs each launch in seconds, so a few shapes that cover edges,
+    /// transposes, batches, beta and split K; the 64-thread kernels run the whole kernel check in KernelTests).</summary>
+    [TestCase(GpuGemmKernel.Simt128, false, false, 130, 70, 40, 1, 0.5f, 0)]
+    [TestCase(GpuGemmKernel.Simt128, true, true, 33, 129, 17, 2, 0f, 2)]
+    [TestCase(GpuGemmKernel.Tf32, false, false, 130, 70, 40, 1, 0.5f, 0)]
+    [TestCase(GpuGemmKernel.Tf32, true, false, 45, 37, 21, 2, 0f, 0)]
+    [TestCase(GpuGemmKernel.Tf32, false, true, 20, 140, 50, 1, 1f, 3)]
+    public void WideKernelsMatchTheReference(GpuGemmKernel kernel, bool ta, bool tb, int m, int n, int k, int batch, float beta, int splits)
+    {
+        var b = Wide();
+        var spec = new GemmSpec(ta, tb, m, n, k, Alpha: 1.5f, Beta: beta, BatchCount: batch, StrideA: m * k, StrideB: k * n, StrideC: m * n);
+        var a = Random(m * k * batch, 1); var bm = Random(k * n * batch, 2); var c = Random(m * n * batch, 3);
+        b.ForcedGemmKernel = kernel; b.AllowTf32 = kernel == GpuGemmKernel.Tf32; b.ForcedSplits = splits;
+        try
+        {
+            using var da = b.Allocate(a.Length); using var db = b.Allocate(bm.Length); using var dc = b.Allocate(c.Length);
+            da.Upload(a); db.Upload(bm); dc.Upload(c);
+            b.Gemm(spec, da, db, dc);
+            bool tf32 = kernel == GpuGemmKernel.Tf32;
+            AssertClose(dc.ToArray(), ReferenceOps.Gemm(spec, tf32 ? Tf32(a) : a, tf32 ? Tf32(bm) : bm, c), 2e-6 * k + 1e-5, $"{kernel} {spec}");
+        }
+        finally { b.ForcedGemmKernel = GpuGemmKernel.Auto; b.AllowTf32 = false; b.ForcedSplits = 0; }
+    }
+
+    [TestCase(GpuGemmKernel.Simt128, 0)]
+    [TestCase(GpuGemmKernel.Tf32, 2)]
+    public void WideImplicitGemmConvolutionsMatchTheReference(GpuGemmKernel kernel, int splits)
+    {
+        var b = Wide();
+        var spec = new ConvSpec(3, 6, 9, 7, 8, 3, 3, 2, 1, Groups: 2);
+        var x = Random((int)spec.InputSize, 4); var w = Random((int)spec.WeightSize, 5); var g = Random((int)spec.OutputSize, 6);
+        bool tf32 = kernel == GpuGemmKernel.Tf32;
+        var ey = ReferenceOps.Conv2d(spec, tf32 ? Tf32(x) : x, tf32 ? Tf32(w) : w);
+        var (ex, ew) = ReferenceOps.Conv2dBackward(spec, tf32 ? Tf32(x) : x, tf32 ? Tf32(w) : w, tf32 ? Tf32(g) : g);
+        b.ForcedGemmKernel = kernel; b.ForcedConvKernel = GpuConvKernel.ImplicitGemm; b.AllowTf32 = tf32; b.ForcedSplits = splits;
+        try
+        {
+            using var dx = b.Allocate(x.Length); using var dw = b.Allocate(w.Length); using var dg = b.Allocate(g.Length);
+            using var y = b.Allocate(g.Length); using var gx = b.Allocate(x.Length); using var gw = b.Allocate(w.Length);
+            dx.Upload(x); dw.Upload(w); dg.Upload(g);
+            b.Conv2d(spec, dx, dw, y);
+            b.Conv2dBackwardInput(spec, dg, dw, gx, accumulate: false);
+            b.Conv2dBackwardWeight(spec, dx, dg, gw, accumulate: false);
+            AssertClose(y.ToArray(), ey, 1e-4, "forward");
+            AssertClose(gx.ToArray(), ex, 1e-4, "input grad");
+            AssertClose(gw.ToArray(), ew, 1e-3, "weight grad");
+        }
+        finally { b.ForcedGemmKernel = GpuGemmKernel.Auto; b.ForcedConvKernel = GpuConvKernel.Auto; b.AllowTf32 = false; b.ForcedSplits = 0; }
+    }
+
+    [Test]
+    public void TheCheckRunsEveryKernelTheAcceleratorCanLaunch()
+    {
+        var results = new KernelCheck(Backends.Get("ilgpu-cpu-g64"), small: true).Run("conv2d").Concat(new KernelCheck(Backends.Get("ilgpu-cpu-g64"), small: true).Run("gemm")).ToList();
+        Assert.That(results.Where(r => !r.Passed).Select(r => r.ToString()), Is.Empty);
+        foreach (var tag in new[] { "[simple]", "[simt-64]", "[simt-64, K in 3]", "[direct]", "[implicit-gemm simt-64]", "[implicit-gemm simt-64, K in 3]" })
+            Assert.That(results.Any(r => r.Case.EndsWith(tag, StringComparison.Ordinal)), $"no case ran as {tag}");
+    }
+
+    [Test]
+    public void Tf32RoundsItsInputsAndOnlyWhenAllowed()
+    {
+        var b = Wide();
+        // 1 + 2^-12 is not a TF32 number (10 mantissa bits): fp32 keeps it, TF32 rounds it to 1.
+        int m = 40, n = 40, k = 16;
+        var a = Enumerable.Repeat(1f + MathF.Pow(2, -12), m * k).ToArray();
+        var ones = Enumerable.Repeat(1f, k * n).ToArray();
+        var spec = new GemmSpec(false, false, m, n, k);
+        float Run(GpuGemmKernel kernel, bool allow)
+        {
+            b.ForcedGemmKernel = kernel; b.AllowTf32 = allow;
+            try
+            {
+                using var da = b.Allocate(a.Length); using var db = b.Allocate(ones.Length); using var dc = b.Allocate(m * n);
+                da.Upload(a); db.Upload(ones);
+                b.Gemm(spec, da, db, dc);
+                return dc.ToArray()[m * n - 1];
+            }
+            finally { b.ForcedGemmKernel = GpuGemmKernel.Auto; b.AllowTf32 = false; }
+        }
+        Assert.That(Run(GpuGemmKernel.Tf32, true), Is.EqualTo(16f));
+        Assert.That(Run(GpuGemmKernel.Simt64, false), Is.EqualTo(16f + 16f * MathF.Pow(2, -12)));
+        Assert.That(IlgpuTiledGemm.Round(1f + MathF.Pow(2, -11), true), Is.EqualTo(1f + MathF.Pow(2, -10)), "ties round away from zero");
+    }
+
+    [Test]
+    public void KernelChoiceFollowsTheShape()
+    {
+        var b = Wide();
+        Assert.That(b.ChooseGemmKernel(10, 4096, 4096), Is.EqualTo(GpuGemmKernel.Simple), "sliver");
+        Assert.That(b.ChooseGemmKernel(64, 100, 300), Is.EqualTo(GpuGemmKernel.Simt64));
+        Assert.That(b.ChooseGemmKernel(2048, 2048, 2048), Is.EqualTo(GpuGemmKernel.Simt128));
+        b.AllowTf32 = true;
+        try { Assert.That(b.ChooseGemmKernel(2048, 2048, 2048), Is.EqualTo(GpuGemmKernel.Tf32)); }
+        finally { b.AllowTf32 = false; }
+        var narrow = (IlgpuBackend)Backends.Get("ilgpu-cpu-g16");
+        Assert.That(narrow.Supports(GpuGemmKernel.Simt64), Is.False);
+        Assert.That(narrow.ChooseGemmKernel(2048, 2048, 2048), Is.EqualTo(GpuGemmKernel.Simple), "16-thread groups cannot hold a register tile");
+        var depthwise = new ConvSpec(8, 64, 14, 14, 64, 3, 3, 1, 1, Groups: 64);
+        Assert.That(b.ChooseConvKernel(depthwise, 1), Is.EqualTo(GpuConvKernel.Direct));
+        Assert.That(b.ChooseConvKernel(new ConvSpec(8, 64, 14, 14, 64, 3, 3, 1, 1), 64), Is.EqualTo(GpuConvKernel.ImplicitGemm));
+        Assert.That(b.ChooseConvKernel(new ConvSpec(8, 3, 28, 28, 16, 3, 3, 1, 1), 16), Is.EqualTo(GpuConvKernel.Direct));
+    }
+
+    // ---- PTX ------------------------------------------------------------------------------------------------
+
+    static string Ptx(string kernel) => PtxTests.Compile(typeof(IlgpuBackend).Assembly.GetType("LsKd.Kernels.Gpu.IlgpuGemmKernels")!
+        .GetMethod(kernel, BindingFlags.Public | BindingFlags.Static)!);
+
+    [TestCase("DenseSimt")]
+    [TestCase("ConvForwardSimt")]
+    [TestCase("ConvInputGradSimt")]
+    [TestCase("ConvWeightGradSimt")]
+    public void SimtAccumulatorsStayInRegisters(string kernel)
+    {
+        string ptx = Ptx(kernel);
+        Assert.That(ptx, Does.Not.Contain(".local"), "an accumulator or fragment spilled to local memory");
+        // The inner loop's 64 multiply-adds per k step: ILGPU writes mul + add (ptxas fuses them).
+        int products = Regex.Matches(ptx, @"\bmul(\.rn)?\.f32\b").Count + Regex.Matches(ptx, @"\bfma\.rn\.f32\b").Count;
+        Assert.That(products, Is.GreaterThanOrEqualTo(64));
+    }
+
+    [TestCase("DenseTf32")]
+    [TestCase("ConvForwardTf32")]
+    public void Tf32KernelsUseTensorCores(string kernel)
+    {
+        string ptx = Ptx(kernel);
+        Assert.That(Regex.Matches(ptx, @"mma\.sync\.aligned\.m16n8k8\.row\.col\.f32\.tf32\.tf32\.f32").Count, Is.EqualTo(16), "16 mma per k8 step");
+    }
+}
