@@ -124,7 +124,7 @@ public class ConvPlanTests
 
     [TestCase("layers", "nope", "--conv: unknown algorithm 'nope'")]
     [TestCase("train", "nope", "--conv: unknown algorithm 'nope'")]
-    [TestCase("layers", "ilgpu-cpu", "--conv: convolution algorithms are chosen on the CPU backend only")]
+    [TestCase("layers", "ilgpu-cpu", "--conv: unknown GPU convolution kernel 'grid'; valid on 'ilgpu-cpu': direct, implicit-gemm")]
     public void BadConvOptionIsAOneLineUsageError(string bench, string value, string fragment)
     {
         string[] args = value == "ilgpu-cpu"

@@ -12,9 +12,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--shapes", required=True, help="comma-separated MxNxK")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per shape")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 tensor cores in matmul (CUDA)")
     peer_device.add_argument(ap)
     args = ap.parse_args()
     dev = peer_device.setup(args)
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     for shape in args.shapes.split(","):
@@ -34,7 +36,7 @@ def main():
         med = statistics.median(times)
         times.sort()
         q = lambda p: times[round(p * (len(times) - 1))] * 1e3
-        print(json.dumps({"m": m, "n": n, "k": k, "threads": args.threads, "device": args.device, "median_ms": med * 1e3,
+        print(json.dumps({"m": m, "n": n, "k": k, "threads": args.threads, "device": args.device, "tf32": args.tf32, "median_ms": med * 1e3,
                           "p20_ms": q(0.2), "p80_ms": q(0.8),
                           "gflops": 2.0 * m * n * k / med / 1e9, "torch": torch.__version__}), flush=True)
 

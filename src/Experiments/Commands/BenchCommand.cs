@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using LsKd.Kernels;
+using LsKd.Kernels.Gpu;
 using Spectre.Console;
 
 namespace LsKd.Experiments.Commands;
@@ -34,17 +35,19 @@ internal static class BenchCommand
     {
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var peer = PeerOption(); var minTime = MinTimeOption();
         var shapes = new Option<string>("--shapes") { Description = "comma-separated MxNxK", DefaultValueFactory = _ => DefaultGemmShapes };
-        var cmd = new Command("gemm", "GEMM GFLOP/s at square and convolution-shaped sizes.") { device, threads, shapes, peer, minTime };
+        var kernel = CommonOptions.GemmKernel(); var tf32 = CommonOptions.Tf32();
+        var cmd = new Command("gemm", "GEMM GFLOP/s at square and convolution-shaped sizes.") { device, threads, shapes, peer, minTime, kernel, tf32 };
         cmd.SetAction(pr =>
         {
             var parsed = ParseShapes(pr.GetValue(shapes)!);
-            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            AnsiConsole.MarkupLine($"GEMM on [bold]{Markup.Escape(be.ToString()!)}[/]");
+            bool allowTf32 = pr.GetValue(tf32);
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), null, pr.GetValue(kernel), allowTf32);
+            AnsiConsole.MarkupLine($"GEMM on [bold]{Markup.Escape(be.ToString()!)}[/]{(allowTf32 ? " with TF32 allowed (peer too)" : "")}");
             Dictionary<string, double>? peerGflops = null;
             if (pr.GetValue(peer))
-                peerGflops = RunPeer(be, "gemm_torch.py", $"--threads {be.Threads} --shapes {pr.GetValue(shapes)} --min-time {pr.GetValue(minTime)}")
+                peerGflops = RunPeer(be, "gemm_torch.py", $"--threads {be.Threads} --shapes {pr.GetValue(shapes)} --min-time {pr.GetValue(minTime)}{(allowTf32 ? " --tf32" : "")}")
                     .ToDictionary(j => $"{j.GetProperty("m")}x{j.GetProperty("n")}x{j.GetProperty("k")}", j => j.GetProperty("gflops").GetDouble());
-            var table = new Table().AddColumn("M x N x K").AddColumn("median ms").AddColumn("p20-p80 ms").AddColumn("GFLOP/s");
+            var table = new Table().AddColumn("M x N x K").AddColumn("kernel").AddColumn("median ms").AddColumn("p20-p80 ms").AddColumn("GFLOP/s");
             if (peerGflops != null) table.AddColumn("PyTorch GFLOP/s").AddColumn("ratio");
             foreach (var (m, n, k) in parsed)
             {
@@ -53,7 +56,8 @@ internal static class BenchCommand
                 var spec = new GemmSpec(false, false, m, n, k);
                 var t = Time(be, () => be.Gemm(spec, a, b, c), pr.GetValue(minTime));
                 double gflops = spec.Flops / (t.Median * 1e-3) / 1e9;
-                var row = new List<string> { $"{m}x{n}x{k}", $"{t.Median:F3}", $"{t.P20:F3}-{t.P80:F3}", $"{gflops:F1}" };
+                string used = be is IlgpuBackend gpu ? IlgpuBackend.KernelName(gpu.ChooseGemmKernel(m, n, k)) : "cpu";
+                var row = new List<string> { $"{m}x{n}x{k}", used, $"{t.Median:F3}", $"{t.P20:F3}-{t.P80:F3}", $"{gflops:F1}" };
                 if (peerGflops != null && peerGflops.TryGetValue($"{m}x{n}x{k}", out var pg)) { row.Add($"{pg:F1}"); row.Add($"{gflops / pg:F2}x"); }
                 table.AddRow(row.ToArray());
             }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LsKd.Kernels;
 using LsKd.Kernels.Cpu;
+using LsKd.Kernels.Gpu;
 using Spectre.Console;
 
 namespace LsKd.Experiments.Commands;
@@ -15,33 +16,54 @@ internal static class LayerBench
         var batch = new Option<int>("--batch") { Description = "images per batch", DefaultValueFactory = _ => 128 };
         var minTime = new Option<double>("--min-time") { Description = "seconds of timed runs per case", DefaultValueFactory = _ => 0.5 };
         var conv = CommonOptions.ConvAlgorithm();
-        var every = new Option<bool>("--all-algorithms") { Description = "CPU: time every convolution algorithm that supports each shape and pass (the default one marked *)" };
+        var every = new Option<bool>("--all-algorithms") { Description = "time every convolution algorithm that supports each shape and pass (the default one marked *); on a GPU: direct and implicit GEMM on each GEMM kernel" };
+        var tf32 = CommonOptions.Tf32();
         var only = new Option<string?>("--layers") { Description = "only the layers whose name contains this text (e.g. depthwise)" };
-        var cmd = new Command("layers", "Per-layer forward and backward times at the models' shapes.") { device, threads, batch, minTime, conv, every, only };
+        var cmd = new Command("layers", "Per-layer forward and backward times at the models' shapes.") { device, threads, batch, minTime, conv, every, only, tf32 };
         cmd.SetAction(pr =>
         {
             int n = pr.GetValue(batch);
             if (n < 2) throw new UsageException($"--batch must be at least 2, got {n}");
             double secs = pr.GetValue(minTime);
-            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv));
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv), null, pr.GetValue(tf32));
             AnsiConsole.MarkupLine($"layers at batch {n} on [bold]{Markup.Escape(be.ToString()!)}[/]");
             var table = new Table().AddColumn("layer").AddColumn("shape").AddColumn("pass").AddColumn("algorithm").AddColumn("median ms").AddColumn("GFLOP/s");
             var cpu = be as CpuBackend;
+            var gpu = be as IlgpuBackend;
             bool all = pr.GetValue(every);
-            if (all && cpu == null) throw new UsageException("--all-algorithms: convolution algorithms are chosen on the CPU backend only");
             string? filter = pr.GetValue(only);
             bool Wanted(string layer) => filter == null || layer.Contains(filter, StringComparison.OrdinalIgnoreCase);
-            // (label, forced algorithm or null) per pass: the plan's choice, or every supported algorithm with the choice starred.
-            IEnumerable<(string Label, ConvAlgorithm? Forced)> Algorithms(ConvSpec s, ConvPass pass)
+            // (label, setting) per pass: the backend's choice, or every supported algorithm with the choice starred.
+            IEnumerable<(string Label, Action Apply)> Algorithms(ConvSpec s, ConvPass pass)
             {
-                if (cpu == null) { yield return ("direct", null); yield break; }
+                if (gpu != null)
+                {
+                    int rows = pass == ConvPass.InputGrad ? s.CPerGroup : s.KPerGroup;
+                    string Label() => gpu.ChooseConvKernel(s, rows) == GpuConvKernel.Direct ? "direct"
+                        : "implicit-gemm " + IlgpuBackend.KernelName(gpu.ChooseGemmKernel(rows, 1 << 20, 1 << 10));
+                    if (!all) { yield return (Label(), () => { }); yield break; }
+                    var (conv0, gemm0) = (gpu.ForcedConvKernel, gpu.ForcedGemmKernel);
+                    gpu.ForcedConvKernel = GpuConvKernel.Auto; gpu.ForcedGemmKernel = GpuGemmKernel.Auto;
+                    string chosen = Label();
+                    (gpu.ForcedConvKernel, gpu.ForcedGemmKernel) = (conv0, gemm0);
+                    yield return ("direct" + (chosen == "direct" ? " *" : ""), () => gpu.ForcedConvKernel = GpuConvKernel.Direct);
+                    if (s.IsDepthwise) yield break;
+                    foreach (var k in new[] { GpuGemmKernel.Simt64, GpuGemmKernel.Simt128, GpuGemmKernel.Tf32 })
+                    {
+                        if (!gpu.Supports(k) || (k == GpuGemmKernel.Tf32 && !gpu.AllowTf32)) continue;
+                        string label = "implicit-gemm " + IlgpuBackend.KernelName(k);
+                        yield return (label + (label == chosen ? " *" : ""), () => { gpu.ForcedConvKernel = GpuConvKernel.ImplicitGemm; gpu.ForcedGemmKernel = k; });
+                    }
+                    yield break;
+                }
+                if (cpu == null) { yield return ("direct", () => { }); yield break; }
                 var previous = cpu.ForcedConvAlgorithm;
                 cpu.ForcedConvAlgorithm = null;
-                var chosen = cpu.ConvPlan(s, pass);
+                var plan = cpu.ConvPlan(s, pass);
                 cpu.ForcedConvAlgorithm = previous;
-                if (!all) { yield return (ConvPlanner.Name(previous is { } f && ConvPlanner.Supports(f, s, pass) ? f : chosen), previous); yield break; }
+                if (!all) { yield return (ConvPlanner.Name(previous is { } f && ConvPlanner.Supports(f, s, pass) ? f : plan), () => { }); yield break; }
                 foreach (var a in ConvPlanner.All)
-                    if (ConvPlanner.Supports(a, s, pass)) yield return (ConvPlanner.Name(a) + (a == chosen ? " *" : ""), a);
+                    if (ConvPlanner.Supports(a, s, pass)) yield return (ConvPlanner.Name(a) + (a == plan ? " *" : ""), () => cpu.ForcedConvAlgorithm = a);
             }
             var convs = new (string Name, ConvSpec Spec)[]
             {
@@ -70,10 +92,11 @@ internal static class LayerBench
                 be.InitNormal(x, (int)s.InputSize, 1, 0, 1); be.InitNormal(w, (int)s.WeightSize, 2, 0, 0.1f); be.InitNormal(y, (int)s.OutputSize, 3, 0, 1);
                 string shape = $"[{s.N},{s.C},{s.H},{s.W}] -> [{s.N},{s.K},{s.OutH},{s.OutW}]";
                 var forced = cpu?.ForcedConvAlgorithm;
+                var (forcedConv, forcedGemm) = gpu != null ? (gpu.ForcedConvKernel, gpu.ForcedGemmKernel) : default;
                 foreach (var pass in Enum.GetValues<ConvPass>())
-                    foreach (var (label, algorithm) in Algorithms(s, pass))
+                    foreach (var (label, apply) in Algorithms(s, pass))
                     {
-                        if (cpu != null) cpu.ForcedConvAlgorithm = algorithm;
+                        apply();
                         Action run = pass switch
                         {
                             ConvPass.Forward => () => be.Conv2d(s, x, w, y),
@@ -84,6 +107,7 @@ internal static class LayerBench
                         Add(table, name, shape, passName, label, BenchCommand.Time(be, run, secs), s.Flops);
                     }
                 if (cpu != null) cpu.ForcedConvAlgorithm = forced;
+                if (gpu != null) (gpu.ForcedConvKernel, gpu.ForcedGemmKernel) = (forcedConv, forcedGemm);
             }
             if (Wanted("batch norm") || Wanted("pool") || Wanted("relu") || Wanted("dropout") || Wanted("fill"))
             {
