@@ -681,7 +681,9 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
     /// <summary>Odd sizes and a class with no rows; a 60,000 x 512 case (the analysis size) when not small.</summary>
     void Centroids()
     {
-        var cases = small ? new[] { (37, 5, 4), (100, 17, 10) } : new[] { (37, 5, 4), (100, 17, 10), (60000, 512, 10) };
+        // More classes than a group has threads, and (1,000 classes) the per-element fallback of the segmented reduction.
+        var cases = small ? new[] { (37, 5, 4), (100, 17, 10), (300, 20, 70), (500, 33, 1000) }
+                          : new[] { (37, 5, 4), (100, 17, 10), (300, 20, 70), (500, 33, 1000), (60000, 512, 10) };
         foreach (var (n, d, k) in cases)
         {
             var f = Random(n * d, 120, 3f, 1f);

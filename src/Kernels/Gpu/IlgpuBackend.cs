@@ -43,6 +43,8 @@ public sealed partial class IlgpuBackend : BackendBase
     Action<Index1D, FView, IView, FView, PoolParams>? _poolBackward;
     Action<Index1D, FView, FView, float, ulong>? _dropout;
     Action<Index1D, FView, IView, FView, int, int>? _centroids;
+    Action<KernelConfig, FView, IView, FView, FView, int, int, int, int>? _centroidSums;
+    Action<Index1D, FView, FView, int>? _centroidDivide;
     Action<Index1D, FView, FView, FView, int, int>? _distances;
 
     IlgpuBackend(Context context, Accelerator accelerator, string name)
@@ -258,9 +260,33 @@ public sealed partial class IlgpuBackend : BackendBase
     protected override void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed) =>
         Auto(ref _dropout, IlgpuConvKernels.Dropout)(count, V(x), V(y), p, seed);
 
-    protected override void ClassCentroidsCore(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes) =>
-        (_centroids ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, IView, FView, int, int>(IlgpuAnalysisKernels.Centroids))
-            (classes * dim, V(features), V(labels), V(centroids), count, dim);
+    /// <summary>Centroids by the segmented reduction where a group's per-class column sums fit in shared memory
+    /// (classes x group floats, group shrunk to 32 threads if needed); the per-element scan otherwise.</summary>
+    protected override void ClassCentroidsCore(DeviceBuffer<float> features, DeviceBuffer<int> labels, DeviceBuffer<float> centroids, int count, int dim, int classes)
+    {
+        const int sharedFloats = 48 * 1024 / 4;
+        int group = Math.Min(_rowGroup, LargestPowerOfTwoAtMost(Math.Max(1, dim)));
+        while (group > 32 && classes * (group + 1) > sharedFloats) group /= 2;
+        if (classes * (group + 1) > sharedFloats)
+        {
+            (_centroids ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, IView, FView, int, int>(IlgpuAnalysisKernels.Centroids))
+                (classes * dim, V(features), V(labels), V(centroids), count, dim);
+            return;
+        }
+        using var counts = Allocate(classes);
+        Fill(counts, 0, classes, 0f);
+        Fill(centroids, 0, classes * dim, 0f);
+        // Enough groups for about four per multiprocessor, and at least 64 rows each.
+        int tiles = (dim + group - 1) / group;
+        int chunks = Math.Max(1, Math.Min((count + 63) / 64, (4 * Accelerator.NumMultiprocessors + tiles - 1) / tiles));
+        int rowsPerChunk = Math.Max(1, (count + chunks - 1) / chunks);
+        chunks = Math.Max(1, (count + rowsPerChunk - 1) / rowsPerChunk);
+        (_centroidSums ??= Accelerator.LoadStreamKernel<FView, IView, FView, FView, int, int, int, int>(IlgpuAnalysisKernels.CentroidSums))
+            (new KernelConfig(new Index2D(tiles, chunks), new Index2D(group, 1), SharedMemoryConfig.RequestDynamic<float>(classes * (group + 1))),
+             V(features), V(labels), V(centroids), V(counts), count, dim, classes, rowsPerChunk);
+        (_centroidDivide ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, int>(IlgpuAnalysisKernels.CentroidDivide))
+            (classes * dim, V(centroids), V(counts), dim);
+    }
 
     protected override void PairwiseDistancesCore(DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> distances, int m, int n, int dim) =>
         (_distances ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, FView, int, int>(IlgpuAnalysisKernels.Distances))

@@ -248,6 +248,7 @@ internal static class IlgpuConvKernels
 /// order, no atomics) and one thread per distance.</summary>
 internal static class IlgpuAnalysisKernels
 {
+    /// <summary>One thread per centroid element scanning every row: the fallback for more classes than shared memory holds.</summary>
     public static void Centroids(Index1D index, FView features, IView labels, FView centroids, int count, int dim)
     {
         int c = index / dim, j = index % dim;
@@ -256,6 +257,45 @@ internal static class IlgpuAnalysisKernels
         for (int i = 0; i < count; i++)
             if (labels[i] == c) { sum += features[(long)i * dim + j]; members++; }
         centroids[index] = members == 0 ? 0f : sum / members;
+    }
+
+    /// <summary>Class sums as a segmented reduction: group (tile, chunk) takes a tile of Group.DimX feature columns over
+    /// a chunk of rows; each thread owns one column and adds every row of the chunk into its own slot of the row's
+    /// class in shared memory (so no thread waits for another), then adds the chunk's per-class sums into the
+    /// output with one atomic per (class, column). Thread 0 of the first tile counts the members the same way.
+    /// sums and counts must be zero on entry.</summary>
+    public static void CentroidSums(FView features, IView labels, FView sums, FView counts, int count, int dim, int classes, int rowsPerChunk)
+    {
+        var partial = SharedMemory.GetDynamic<float>();   // [classes][group] class sums, then [classes] member counts
+        int t = Group.IdxX, g = Group.DimX, d = Grid.IdxX * g + t, countsAt = classes * g;
+        int r0 = Grid.IdxY * rowsPerChunk, r1 = XMath.Min(count, r0 + rowsPerChunk);
+        bool counter = Grid.IdxX == 0 && t == 0;
+        for (int c = 0; c < classes; c++) partial[c * g + t] = 0f;   // every slot has one owner: no barrier needed
+        if (counter) for (int c = 0; c < classes; c++) partial[countsAt + c] = 0f;
+        if (d < dim)
+        {
+            long o = (long)r0 * dim + d;
+            for (int r = r0; r < r1; r++, o += dim)
+            {
+                int c = labels[r];
+                partial[c * g + t] += features[o];
+                if (counter) partial[countsAt + c] += 1f;
+            }
+            for (int c = 0; c < classes; c++)
+            {
+                float v = partial[c * g + t];
+                if (v != 0f) Atomic.Add(ref sums[c * dim + d], v);
+            }
+        }
+        if (counter)
+            for (int c = 0; c < classes; c++) Atomic.Add(ref counts[c], partial[countsAt + c]);
+    }
+
+    /// <summary>centroid = sum / members (0 for a class without members), in place.</summary>
+    public static void CentroidDivide(Index1D index, FView centroids, FView counts, int dim)
+    {
+        float members = counts[index / dim];
+        centroids[index] = members == 0f ? 0f : centroids[index] / members;
     }
 
     public static void Distances(Index1D index, FView a, FView b, FView distances, int n, int dim)
