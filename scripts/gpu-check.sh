@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Checks every kernel against its float64 reference on an NVIDIA GPU and runs the GPU benchmarks, beside PyTorch on
-# the same GPU where one is installed. Made for a machine without .NET: publish lskd as one self-contained file first
-#   dotnet publish src/Experiments -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true \
-#     -p:EnableCompressionInSingleFile=true -o .gpu/bin
-# then run, from the repository root:  scripts/gpu-check.sh [path/to/lskd] [results folder] [steps...]
-# Steps: check train losses gemm layers analysis profile (default: all). Each step has its own time limit and a failed
-# step does not stop the others; logs go to the results folder.
+# the same GPU where one is installed. Made for a machine without .NET: scripts/gpu-bundle.sh first (lskd as one
+# trimmed self-contained file in .gpu/bin, Fashion-MNIST packed in .gpu/data), then, from the repository root:
+#   scripts/gpu-check.sh [path/to/lskd] [results folder] [steps...]
+# Steps: check train losses gemm tf32 layers analysis profile report (default: all of these, about 9 minutes;
+# report is `lskd bench report` as one report.tgz: JSON per case and machine.json with GPU, driver, PyTorch), and study
+# (only when named: the paper preset's ResNet-20 teacher, 30 epochs with alpha 0.1 on all 60,000 images, and ResNet-8
+# students of it at T = 1 and T = 4, within 10 minutes). Each step has its own time limit and a failed step does not
+# stop the others; logs go to the results folder, machine-readable results (JSON lines) into results.jsonl.
 set -u
 LSKD=${1:-.gpu/bin/lskd}
 RESULTS=${2:-${OUT:-gpu-results}}
 shift $(( $# < 2 ? $# : 2 ))
-STEPS=${*:-check train losses gemm layers analysis profile}
+STEPS=${*:-check train losses gemm tf32 layers analysis profile report}
 DEVICE=${LSKD_DEVICE:-cuda}
 mkdir -p "$RESULTS"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 NO_COLOR=1 COLUMNS=160
@@ -39,9 +41,26 @@ step() { # step NAME SECONDS command...
 step check 150 "$LSKD" check --device "$DEVICE" --verbose
 step train 150 "$LSKD" bench train --device "$DEVICE" --steps 10 $PEER
 step losses 60 "$LSKD" bench losses --device "$DEVICE" --min-time 0.3 $PEER
-step gemm 60 "$LSKD" bench gemm --device "$DEVICE" --min-time 0.3 $PEER
-step layers 60 "$LSKD" bench layers --device "$DEVICE" --min-time 0.1
+GEMM_SHAPES=64x64x64,256x256x256,1024x1024x1024,2048x2048x2048,4096x4096x4096,100352x64x288
+step gemm 90 "$LSKD" bench gemm --device "$DEVICE" --min-time 0.3 --shapes $GEMM_SHAPES $PEER
+step tf32 90 "$LSKD" bench gemm --device "$DEVICE" --min-time 0.3 --shapes $GEMM_SHAPES --tf32 $PEER
+step layers 120 "$LSKD" bench layers --device "$DEVICE" --min-time 0.1 --all-algorithms
 step analysis 90 "$LSKD" bench analysis --device "$DEVICE" --runs 2 $PEER
 step profile 60 "$LSKD" bench train --device "$DEVICE" --models resnet8 --steps 3 --profile
+report() { "$LSKD" bench report --device "$DEVICE" --quick --out "$RESULTS/report" && tar -czf "$RESULTS/report.tgz" -C "$RESULTS" report && rm -rf "$RESULTS/report"; }
+DATA=${LSKD_DATA:-.gpu/data}
+study() {
+    "$LSKD" train-teacher --model resnet20 --epochs 30 --alpha 0.1 --data-dir "$DATA" --device "$DEVICE" --out "$RESULTS/study" &&
+    for t in 1 4; do
+        "$LSKD" distill --teacher "$RESULTS/study/teacher-resnet20-a0.1-s1.safetensors" --model resnet8 --width 1 --temperature $t \
+            --epochs 30 --data-dir "$DATA" --device "$DEVICE" --out "$RESULTS/study" || return 1
+    done
+    tar -czf "$RESULTS/study.tgz" -C "$RESULTS" study && rm -rf "$RESULTS/study"
+}
+export -f report study; export LSKD DEVICE RESULTS DATA
+step report 120 bash -c report
+step study 580 bash -c study
+# At most 8 files come back: the step logs travel as one logs.tgz beside steps.txt and the .tgz results.
+( cd "$RESULTS" && logs=$(ls *.txt 2>/dev/null | grep -v '^steps.txt$') && [ -n "$logs" ] && tar -czf logs.tgz $logs && rm -f $logs )
 cat "$RESULTS/steps.txt"
 exit $status

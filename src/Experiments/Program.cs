@@ -22,6 +22,7 @@ public static class Program
         root.Subcommands.Add(StudyCommands.Analyze());
         root.Subcommands.Add(StudyCommands.Advise());
         root.Subcommands.Add(CorpusCommand.Create());
+        root.Subcommands.Add(PackDataCommand.Create());
         root.Subcommands.Add(TranslationCommand.Create());
         try
         {

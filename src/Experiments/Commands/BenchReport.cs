@@ -223,6 +223,14 @@ internal static class BenchReport
         {
             ["device"] = be.ToString(), ["processor"] = CpuInfo.ModelName, ["logical_cores"] = Environment.ProcessorCount, ["threads"] = be.Threads,
             ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+            // The GPU, its CUDA driver and architecture, where the backend runs on one.
+            ["gpu"] = be is LsKd.Kernels.Gpu.IlgpuBackend { Accelerator: ILGPU.Runtime.Cuda.CudaAccelerator cuda }
+                ? new JsonObject
+                {
+                    ["name"] = cuda.Name, ["driver"] = cuda.DriverVersion.ToString(), ["architecture"] = cuda.Architecture.ToString(),
+                    ["multiprocessors"] = cuda.NumMultiprocessors, ["memory_mib"] = cuda.MemorySize / (1024 * 1024),
+                }
+                : null,
         },
         ["versions"] = new JsonObject
         {

@@ -66,6 +66,39 @@ public sealed class ImageSet
 
 public static class FashionMnist
 {
+    /// <summary>The IDX layout's descriptor: Debian's Fashion-MNIST, or the dataset.json in dir.</summary>
+    public static DatasetInfo Info(string? dir) =>
+        dir != null && File.Exists(Path.Combine(dir, Datasets.DescriptorFile)) ? Datasets.ReadDescriptor(Path.Combine(dir, Datasets.DescriptorFile))
+            : DatasetInfo.Load("fashion-mnist");
+
+    /// <summary>Writes every IDX file of the data set in dir Brotli-compressed (name.br, about 13 % smaller than the
+    /// gzip files: what lets the whole training set travel beside the binary to a lent GPU), plus its dataset.json
+    /// and classes.json. Each file is checked by parsing it first and written atomically.</summary>
+    public static IReadOnlyList<(string File, long Bytes)> Pack(string? dir, string outDir, int quality = 11)
+    {
+        var info = Info(dir);
+        dir ??= info.DefaultDir;
+        Directory.CreateDirectory(outDir);
+        var written = new List<(string, long)>();
+        foreach (var (key, stem) in info.Files)
+        {
+            var (dims, data) = Idx.Read(Find(dir, stem, info), key.EndsWith("Images", StringComparison.Ordinal) ? 3 : 1);
+            var raw = new byte[4 + 4 * dims.Length + data.Length];
+            raw[2] = 0x08; raw[3] = (byte)dims.Length;
+            for (int i = 0; i < dims.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(raw.AsSpan(4 + 4 * i), dims[i]);
+            data.CopyTo(raw, 4 + 4 * dims.Length);
+            var packed = new byte[System.IO.Compression.BrotliEncoder.GetMaxCompressedLength(raw.Length)];
+            if (!System.IO.Compression.BrotliEncoder.TryCompress(raw, packed, out int length, quality, 24))
+                throw new DataException($"{stem}: Brotli compression failed");
+            string path = Path.Combine(outDir, stem + ".br");
+            LsKd.Nets.AtomicFile.Write(path, s => s.Write(packed, 0, length));
+            written.Add((path, length));
+        }
+        foreach (var extra in new[] { Datasets.DescriptorFile, Datasets.HierarchyFile })
+            if (File.Exists(Path.Combine(dir, extra))) File.Copy(Path.Combine(dir, extra), Path.Combine(outDir, extra), overwrite: true);
+        return written;
+    }
+
     /// <summary>Loads the training and test sets from dir (the Debian package's folder by default), checking
     /// every file.</summary>
     public static (ImageSet Train, ImageSet Test, DatasetInfo Info) Load(string? dir = null, DatasetInfo? descriptor = null)
@@ -79,14 +112,14 @@ public static class FashionMnist
         return (train, test, info);
     }
 
-    static string Find(string dir, string stem, DatasetInfo info)
+    internal static string Find(string dir, string stem, DatasetInfo info)
     {
-        foreach (var candidate in new[] { stem + ".gz", stem })
+        foreach (var candidate in new[] { stem + ".gz", stem + ".br", stem })
         {
             var p = Path.Combine(dir, candidate);
             if (File.Exists(p)) return p;
         }
-        throw new DataException($"{Path.Combine(dir, stem)}(.gz): file not found; " +
+        throw new DataException($"{Path.Combine(dir, stem)}(.gz, .br): file not found; " +
             (info.DebianPackage.Length > 0 ? $"install the Debian package {info.DebianPackage} or pass --data-dir" : $"name it in the files of {Path.Combine(dir, Datasets.DescriptorFile)}"));
     }
 

@@ -43,6 +43,8 @@ public static class Datasets
     sealed record DescriptorJson(string? Name, string[]? Classes, float? Mean, float? Std, Dictionary<string, string>? Files);
 
     /// <summary>An IDX set's own description; files default to the MNIST names.</summary>
+    internal static DatasetInfo ReadDescriptor(string path) => Descriptor(path);
+
     static DatasetInfo Descriptor(string path)
     {
         DescriptorJson? d;

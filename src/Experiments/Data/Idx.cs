@@ -16,8 +16,9 @@ public static class Idx
     /// a crafted header or gzip member can make it allocate.</summary>
     public const long MaxDataBytes = 1L << 30;
 
-    /// <summary>Reads an IDX file of unsigned bytes with the expected number of dimensions. A gzip file is read as a
-    /// stream and never inflated beyond what its header promises.</summary>
+    /// <summary>Reads an IDX file of unsigned bytes with the expected number of dimensions. A gzip file (by its magic)
+    /// or a Brotli file (name ending .br, as `lskd pack-data` writes) is read as a stream and never inflated beyond what
+    /// its header promises.</summary>
     public static (int[] Dims, byte[] Data) Read(string path, int expectedDims)
     {
         try
@@ -25,12 +26,13 @@ public static class Idx
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
             bool gzip = file.Length >= 2 && file.ReadByte() == 0x1f && file.ReadByte() == 0x8b;
             file.Position = 0;
-            using Stream stream = gzip ? new GZipStream(file, CompressionMode.Decompress) : file;
+            bool brotli = path.EndsWith(".br", StringComparison.Ordinal);
+            using Stream stream = gzip ? new GZipStream(file, CompressionMode.Decompress) : brotli ? new BrotliStream(file, CompressionMode.Decompress) : file;
             return Parse(path, stream, expectedDims);
         }
         catch (FileNotFoundException) { throw new DataException($"{path}: file not found"); }
         catch (DirectoryNotFoundException) { throw new DataException($"{path}: file not found"); }
-        catch (InvalidDataException e) { throw new DataException($"{path}: corrupt gzip stream ({e.Message})"); }
+        catch (InvalidDataException e) { throw new DataException($"{path}: corrupt compressed stream ({e.Message})"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new DataException($"{path}: cannot read: {e.Message}"); }
     }
 
