@@ -2,27 +2,113 @@ using LsKd.Kernels;
 
 namespace LsKd.Autograd;
 
-/// <summary>An optimiser over persistent parameter tensors; each step is one fused kernel per tensor.</summary>
+/// <summary>An optimiser over persistent parameter tensors. Where the backend can slice buffers (the GPU), the
+/// parameters and their gradients move into two contiguous arenas when the optimiser is made, so a step is one fused
+/// kernel over all of them and zeroing the gradients one fill (a ResNet-20 has 65 parameter tensors: 130 launches
+/// fewer per step); they move back into buffers of their own when it is disposed. Elsewhere each tensor is stepped
+/// on its own, as CPU dispatch costs nothing worth fusing.</summary>
 public abstract class Optimizer : IDisposable
 {
-    protected Optimizer(IReadOnlyList<Tensor> parameters)
+    protected Optimizer(IReadOnlyList<Tensor> parameters, bool fuse = true)
     {
         foreach (var p in parameters)
             if (!p.RequiresGrad || p.IsTransient) throw new ArgumentException($"{p} is not a trainable parameter");
         Parameters = parameters;
+        if (fuse) Arena = ParameterArena.TryCreate(parameters);
     }
 
     public IReadOnlyList<Tensor> Parameters { get; }
     public float LearningRate { get; set; }
 
+    /// <summary>The contiguous parameters and gradients, when the backend allows them (null otherwise).</summary>
+    protected ParameterArena? Arena { get; }
+
+    /// <summary>Whether steps run as one fused kernel over all parameters.</summary>
+    public bool Fused => Arena != null;
+
     public void ZeroGrad()
     {
+        if (Arena != null) { Arena.ZeroGrad(); return; }
         foreach (var p in Parameters) p.ZeroGrad();
     }
 
     public abstract void Step();
 
-    public virtual void Dispose() => GC.SuppressFinalize(this);
+    /// <summary>A zeroed state buffer per parameter, or one for the whole arena.</summary>
+    protected DeviceBuffer<float>[] ZeroState()
+    {
+        DeviceBuffer<float> Zero(IBackend b, int n) { var v = b.Allocate(n); b.Fill(v, 0, n, 0f); return v; }
+        return Arena != null ? [Zero(Arena.Backend, Arena.Length)] : Parameters.Select(p => Zero(p.Backend, p.Size)).ToArray();
+    }
+
+    public virtual void Dispose()
+    {
+        Arena?.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>Parameters and gradients of one backend, laid end to end in two buffers; each tensor is rebound to its
+/// slice of them. Disposing moves every tensor back into buffers of its own, so models outlive their optimiser.</summary>
+public sealed class ParameterArena : IDisposable
+{
+    readonly IReadOnlyList<Tensor> _parameters;
+    readonly DeviceBuffer<float> _values, _grads;
+
+    ParameterArena(BackendBase backend, IReadOnlyList<Tensor> parameters, int length)
+    {
+        Backend = backend;
+        _parameters = parameters;
+        Length = length;
+        _values = backend.Allocate(length);
+        _grads = backend.Allocate(length);
+        backend.Fill(_grads, 0, length, 0f);
+        int offset = 0;
+        foreach (var p in parameters)
+        {
+            var value = backend.Slice(_values, offset, p.Size);
+            var grad = backend.Slice(_grads, offset, p.Size);
+            backend.Copy(p.Buffer, 0, value, 0, p.Size);
+            if (p.Grad != null) backend.Copy(p.Grad, 0, grad, 0, p.Size);
+            var (oldValue, oldGrad) = (p.Buffer, p.Grad);
+            p.Rebind(value, grad);
+            oldValue.Dispose();
+            oldGrad?.Dispose();
+            offset += p.Size;
+        }
+    }
+
+    /// <summary>An arena, or null where the parameters' backend cannot slice or they live on several backends.</summary>
+    public static ParameterArena? TryCreate(IReadOnlyList<Tensor> parameters)
+    {
+        parameters = parameters.Distinct().ToList();   // a tied weight is one tensor, stepped once
+        if (parameters.Count < 2 || parameters[0].Backend is not BackendBase { SupportsSlices: true } backend) return null;
+        if (parameters.Any(p => p.Backend != backend)) return null;
+        long length = parameters.Sum(p => (long)p.Size);
+        return length > int.MaxValue ? null : new ParameterArena(backend, parameters, (int)length);
+    }
+
+    public BackendBase Backend { get; }
+    public int Length { get; }
+    public DeviceBuffer<float> Values => _values;
+    public DeviceBuffer<float> Grads => _grads;
+
+    public void ZeroGrad() => Backend.Fill(_grads, 0, Length, 0f);
+
+    public void Dispose()
+    {
+        if (_values.IsDisposed) return;
+        foreach (var p in _parameters)
+        {
+            var value = Backend.Allocate(p.Size);
+            var grad = Backend.Allocate(p.Size);
+            Backend.Copy(p.Buffer, 0, value, 0, p.Size);
+            Backend.Copy(p.Grad!, 0, grad, 0, p.Size);
+            p.Rebind(value, grad);
+        }
+        _values.Dispose();
+        _grads.Dispose();
+    }
 }
 
 public sealed class Sgd : Optimizer
@@ -30,16 +116,17 @@ public sealed class Sgd : Optimizer
     readonly DeviceBuffer<float>[] _velocity;
     readonly SgdConfig _config;
 
-    public Sgd(IReadOnlyList<Tensor> parameters, SgdConfig config) : base(parameters)
+    public Sgd(IReadOnlyList<Tensor> parameters, SgdConfig config, bool fuse = true) : base(parameters, fuse)
     {
         _config = config;
         LearningRate = config.LearningRate;
-        _velocity = parameters.Select(p => { var v = p.Backend.Allocate(p.Size); p.Backend.Fill(v, 0, p.Size, 0f); return v; }).ToArray();
+        _velocity = ZeroState();
     }
 
     public override void Step()
     {
         var cfg = _config with { LearningRate = LearningRate };
+        if (Arena != null) { Arena.Backend.SgdStep(Arena.Values, Arena.Grads, _velocity[0], Arena.Length, cfg); return; }
         for (int i = 0; i < Parameters.Count; i++)
         {
             var p = Parameters[i];
@@ -57,19 +144,19 @@ public sealed class AdamW : Optimizer
     readonly AdamWConfig _config;
     int _step;
 
-    public AdamW(IReadOnlyList<Tensor> parameters, AdamWConfig config) : base(parameters)
+    public AdamW(IReadOnlyList<Tensor> parameters, AdamWConfig config, bool fuse = true) : base(parameters, fuse)
     {
         _config = config;
         LearningRate = config.LearningRate;
-        DeviceBuffer<float> Zero(Tensor p) { var b = p.Backend.Allocate(p.Size); p.Backend.Fill(b, 0, p.Size, 0f); return b; }
-        _m = parameters.Select(Zero).ToArray();
-        _v = parameters.Select(Zero).ToArray();
+        _m = ZeroState();
+        _v = ZeroState();
     }
 
     public override void Step()
     {
         _step++;
         var cfg = _config with { LearningRate = LearningRate };
+        if (Arena != null) { Arena.Backend.AdamWStep(Arena.Values, Arena.Grads, _m[0], _v[0], Arena.Length, cfg, _step); return; }
         for (int i = 0; i < Parameters.Count; i++)
         {
             var p = Parameters[i];

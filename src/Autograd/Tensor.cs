@@ -99,4 +99,12 @@ public sealed class Tensor
     }
 
     internal bool _viewOfOther;
+
+    /// <summary>Moves a persistent tensor onto other memory of the same size (the optimiser's parameter arena).</summary>
+    internal void Rebind(DeviceBuffer<float> buffer, DeviceBuffer<float>? grad)
+    {
+        if (buffer.Length != Size || (grad != null && grad.Length != Size)) throw new ArgumentException($"{this}: rebinding needs buffers of {Size}");
+        Buffer = buffer;
+        Grad = grad;
+    }
 }

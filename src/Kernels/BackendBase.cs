@@ -17,6 +17,18 @@ public abstract partial class BackendBase : IBackend
 
     public override string ToString() => $"{Name} ({DeviceDescription})";
 
+    /// <summary>Ops dispatched so far (each public op once, counted as it starts). On the ILGPU backend an op is one
+    /// kernel launch, except the few that launch several (a split-K GEMM's pre-scale, centroids, QR, eigen).</summary>
+    public long Dispatches { get; internal set; }
+
+    /// <summary>Whether <see cref="Slice"/> works: buffers that are views of part of another (the ILGPU backend).</summary>
+    public virtual bool SupportsSlices => false;
+
+    /// <summary>A buffer over elements [offset, offset + length) of arena, sharing its memory and owning none of it
+    /// (disposing the slice frees nothing; the arena must outlive it).</summary>
+    public virtual DeviceBuffer<float> Slice(DeviceBuffer<float> arena, int offset, int length) =>
+        throw new NotSupportedException($"{Name} buffers cannot be sliced");
+
     public void Fill(DeviceBuffer<float> x, int offset, int count, float value)
     {
         using var profile = OpProfiler.Scope(this, count < 65536 ? "Fill (under 64K values)" : "Fill (64K values or more)");

@@ -31,7 +31,11 @@ public static class OpProfiler
     }
 
     /// <summary>`using var profile = OpProfiler.Scope(this, "Op");` times the rest of the block (nothing when off).</summary>
-    public static ProfileScope Scope(IBackend backend, string op) => Enabled ? new ProfileScope(op, backend, Start()) : default;
+    public static ProfileScope Scope(IBackend backend, string op)
+    {
+        if (backend is BackendBase counted) counted.Dispatches++;
+        return Enabled ? new ProfileScope(op, backend, Start()) : default;
+    }
 
     public readonly struct ProfileScope(string op, IBackend backend, long start) : IDisposable
     {

@@ -19,8 +19,9 @@ internal static class TrainBench
         var steps = new Option<int>("--steps") { Description = "timed steps per model (after 5 warm-up steps)", DefaultValueFactory = _ => 6 };
         var rounds = new Option<int>("--rounds") { Description = "alternate PyTorch and LsKd this many times and report medians (the machine's noise is large)", DefaultValueFactory = _ => 1 };
         var profile = new Option<bool>("--profile") { Description = "after timing, run the steps again with per-op timing and print where each model's step goes" };
-        var conv = CommonOptions.ConvAlgorithm();
-        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts.") { device, threads, models, batch, steps, rounds, peer, profile, conv };
+        var conv = CommonOptions.ConvAlgorithm(); var tf32 = CommonOptions.Tf32();
+        var perTensor = new Option<bool>("--per-tensor-optimizer") { Description = "step and zero each parameter tensor on its own (the launch count before the fused optimiser)" };
+        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts and ops (GPU: kernel launches) per step.") { device, threads, models, batch, steps, rounds, peer, profile, conv, tf32, perTensor };
         cmd.SetAction(pr =>
         {
             var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -30,7 +31,8 @@ internal static class TrainBench
             if (b < 2) throw new UsageException($"--batch must be at least 2 (batch norm needs it), got {b}");
             if (s < 1) throw new UsageException($"--steps must be at least 1, got {s}");
             if (r < 1) throw new UsageException($"--rounds must be at least 1, got {r}");
-            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv));
+            using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv), null, pr.GetValue(tf32));
+            bool fuse = !pr.GetValue(perTensor);
             AnsiConsole.MarkupLine($"training steps at batch {b} on [bold]{Markup.Escape(be.ToString()!)}[/], {r} round(s)");
             bool withPeer = pr.GetValue(peer);
             var ours = names.ToDictionary(n => n, _ => new List<TrainRate>());
@@ -41,10 +43,10 @@ internal static class TrainBench
                 if (withPeer)
                     foreach (var j in BenchCommand.RunPeer(be, "train_torch.py", $"--threads {be.Threads} --batch {b} --steps {s} --models {string.Join(',', names)}"))
                         theirs[j.GetProperty("model").GetString()!].Add(j.GetProperty("img_per_s").GetDouble());
-                foreach (var name in names) ours[name].Add(Measure(be, name, b, s));
+                foreach (var name in names) ours[name].Add(Measure(be, name, b, s, fuseOptimizer: fuse));
             }
             var table = new Table().AddColumn("model").AddColumn("parameters").AddColumn("fwd MFLOP/img").AddColumn("step ms (median)")
-                .AddColumn("img/s").AddColumn("GFLOP/s (3x fwd)");
+                .AddColumn("img/s").AddColumn("GFLOP/s (3x fwd)").AddColumn("ops/step");
             if (withPeer) table.AddColumn("PyTorch img/s").AddColumn("ratio").AddColumn("per-round ratios");
             foreach (var name in names)
             {
@@ -52,7 +54,7 @@ internal static class TrainBench
                 double rate = Median(mine.Select(x => x.ImagesPerSecond)), stepMs = Median(mine.Select(x => x.StepMs));
                 var first = mine[0];
                 var row = new List<string> { name, $"{first.Parameters:N0}", $"{first.ForwardFlops / 1e6:F1}", $"{stepMs:F1}", $"{rate:F1}",
-                    $"{3 * first.ForwardFlops * rate / 1e9:F1}" };
+                    $"{3 * first.ForwardFlops * rate / 1e9:F1}", $"{first.OpsPerStep:F0}{(first.Fused ? "" : " (per-tensor optimiser)")}" };
                 if (withPeer && theirs[name].Count > 0)
                 {
                     double peerRate = Median(theirs[name]);
@@ -90,10 +92,12 @@ internal static class TrainBench
         return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
     }
 
-    public readonly record struct TrainRate(long Parameters, long ForwardFlops, double StepMs, double ImagesPerSecond);
+    /// <summary>OpsPerStep: backend ops dispatched per step (on the GPU, kernel launches); Fused: one optimiser kernel
+    /// over all parameters.</summary>
+    public readonly record struct TrainRate(long Parameters, long ForwardFlops, double StepMs, double ImagesPerSecond, double OpsPerStep, bool Fused);
 
     /// <summary>With profiledSteps, only the timed steps run with the op profiler on (the caller enables it).</summary>
-    public static TrainRate Measure(IBackend be, string name, int batch, int steps, bool profiledSteps = false)
+    public static TrainRate Measure(IBackend be, string name, int batch, int steps, bool profiledSteps = false, bool fuseOptimizer = true)
     {
         bool profilerWasOn = OpProfiler.Enabled;
         OpProfiler.Enabled = false;   // model creation and warm-up are not part of a step
@@ -104,7 +108,7 @@ internal static class TrainBench
         using var labels = be.AllocateInt(batch);
         var rng = new Random(6);
         labels.Upload(Enumerable.Range(0, batch).Select(_ => rng.Next(10)).ToArray());
-        using var opt = new Sgd(model.Parameters(), new SgdConfig(0.05f, 0.9f, 5e-4f));
+        using var opt = new Sgd(model.Parameters(), new SgdConfig(0.05f, 0.9f, 5e-4f), fuseOptimizer);
         model.Train();
         void Step()
         {
@@ -118,6 +122,7 @@ internal static class TrainBench
         for (int i = 0; i < 5; i++) Step();
         OpProfiler.Enabled = profilerWasOn && profiledSteps;
         var times = new List<double>();
+        long dispatches0 = (be as BackendBase)?.Dispatches ?? 0;
         for (int i = 0; i < steps; i++)
         {
             long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -125,10 +130,11 @@ internal static class TrainBench
             be.Synchronize();
             times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         }
+        double opsPerStep = ((be as BackendBase)?.Dispatches - dispatches0 ?? 0) / (double)steps;
         double sum = times.Sum();
         times.Sort();
         double median = profiledSteps ? sum / times.Count : times[times.Count / 2];   // the profile's shares need the mean
         x.Buffer.Dispose();
-        return new TrainRate(model.ParameterCount, flops, median, batch / (median / 1e3));
+        return new TrainRate(model.ParameterCount, flops, median, batch / (median / 1e3), opsPerStep, opt.Fused);
     }
 }

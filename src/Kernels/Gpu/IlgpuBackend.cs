@@ -105,6 +105,15 @@ public sealed partial class IlgpuBackend : BackendBase
 
     public override DeviceBuffer<float> Allocate(int length) => new IlgpuBuffer<float>(this, length);
     public override DeviceBuffer<int> AllocateInt(int length) => new IlgpuBuffer<int>(this, length);
+    public override bool SupportsSlices => true;
+
+    public override DeviceBuffer<float> Slice(DeviceBuffer<float> arena, int offset, int length)
+    {
+        if (arena is not IlgpuBuffer<float> owner || owner.Backend != this) throw new ArgumentException("the arena must be a buffer of this backend", nameof(arena));
+        if (offset < 0 || length < 0 || (long)offset + length > arena.Length)
+            throw new ArgumentOutOfRangeException(nameof(length), $"slice [{offset}, {offset + (long)length}) outside a buffer of {arena.Length}");
+        return new IlgpuBuffer<float>(this, length == 0 ? default : owner.View.SubView(offset, length));
+    }
     public override void Synchronize() => Accelerator.Synchronize();
 
     public override void Dispose()

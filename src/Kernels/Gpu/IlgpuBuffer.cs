@@ -7,16 +7,25 @@ namespace LsKd.Kernels.Gpu;
 public sealed class IlgpuBuffer<T> : DeviceBuffer<T> where T : unmanaged
 {
     readonly MemoryBuffer1D<T, Stride1D.Dense>? _buffer;
+    readonly ArrayView1D<T, Stride1D.Dense> _view;
     readonly IlgpuBackend _backend;
 
     internal IlgpuBuffer(IlgpuBackend backend, int length) : base(backend, length)
     {
         _backend = backend;
         _buffer = length == 0 ? null : backend.Accelerator.Allocate1D<T>(length);
+        _view = _buffer == null ? default : _buffer.View;
+    }
+
+    /// <summary>A slice: part of another buffer's memory, owned by that buffer.</summary>
+    internal IlgpuBuffer(IlgpuBackend backend, ArrayView1D<T, Stride1D.Dense> view) : base(backend, (int)view.Length)
+    {
+        _backend = backend;
+        _view = view;
     }
 
     /// <summary>The whole buffer as a dense view (an empty view for a zero-length buffer).</summary>
-    public ArrayView1D<T, Stride1D.Dense> View => _buffer == null ? default : _buffer.View;
+    public ArrayView1D<T, Stride1D.Dense> View => _view;
 
     public override void Upload(ReadOnlySpan<T> source)
     {
