@@ -130,6 +130,29 @@ public class GpuGemmTests
         Assert.That(IlgpuTiledGemm.Round(1f + MathF.Pow(2, -11), true), Is.EqualTo(1f + MathF.Pow(2, -10)), "ties round away from zero");
     }
 
+    /// <summary>A NaN reaching a split-K sum must come out as NaN, not freeze the emulator (its float compare-exchange
+    /// retry never matches a stored NaN; FloatAtomics compares bits).</summary>
+    [Test]
+    public void NanThroughSplitKFinishesOnTheEmulator()
+    {
+        var b = (IlgpuBackend)Backends.Get("ilgpu-cpu-g64");
+        int m = 40, n = 40, k = 64;
+        var a = Random(m * k, 7); a[5] = float.NaN;
+        var spec = new GemmSpec(false, false, m, n, k);
+        b.ForcedGemmKernel = GpuGemmKernel.Simt64; b.ForcedSplits = 2;
+        try
+        {
+            using var da = b.Allocate(a.Length); using var db = b.Allocate(k * n); using var dc = b.Allocate(m * n);
+            da.Upload(a); db.Upload(Random(k * n, 8));
+            var run = Task.Run(() => { b.Gemm(spec, da, db, dc); b.Synchronize(); });
+            Assert.That(run.Wait(TimeSpan.FromSeconds(60)), Is.True, "the split-K GEMM did not finish");
+            var c = dc.ToArray();
+            Assert.That(float.IsNaN(c[0]), Is.True, "row 0 holds the NaN");
+            Assert.That(float.IsFinite(c[n]), Is.True, "row 1 does not");
+        }
+        finally { b.ForcedGemmKernel = GpuGemmKernel.Auto; b.ForcedSplits = 0; }
+    }
+
     [Test]
     public void KernelChoiceFollowsTheShape()
     {

@@ -284,7 +284,7 @@ internal static class IlgpuAnalysisKernels
             for (int c = 0; c < classes; c++)
             {
                 float v = partial[c * g + t];
-                if (v != 0f) Atomic.Add(ref sums[c * dim + d], v);
+                if (v != 0f) FloatAtomics.Add(ref sums[c * dim + d], v);
             }
         }
         if (counter)

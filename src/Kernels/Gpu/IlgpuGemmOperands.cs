@@ -5,6 +5,25 @@ namespace LsKd.Kernels.Gpu;
 
 using FView = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
 
+/// <summary>Float atomic add that also terminates on NaN off CUDA: ILGPU's CPU accelerator retries its
+/// compare-exchange while the value read differs from the value seen, and NaN never equals itself, so one NaN froze
+/// the emulator; here the values are compared as bits. On CUDA it is the hardware red.add.</summary>
+public static class FloatAtomics
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Add(ref float target, float value)
+    {
+        if (ILGPU.Runtime.Cuda.CudaAsm.IsSupported) { Atomic.Add(ref target, value); return; }
+        float seen = target;
+        while (true)
+        {
+            float before = Atomic.CompareExchange(ref target, seen, seen + value);
+            if (Interop.FloatAsInt(before) == Interop.FloatAsInt(seen)) return;
+            seen = before;
+        }
+    }
+}
+
 /// <summary>C = alpha op(A) op(B) + beta C over batched, per-head strided views (the GemmSpec's layout).</summary>
 public readonly struct DenseOperands(FView a, FView b, FView c, in GemmSpec s) : IGemmOperands
 {
@@ -32,7 +51,7 @@ public readonly struct DenseOperands(FView a, FView b, FView c, in GemmSpec s) :
     public void Store(int z, int m, int n, float sum, bool atomic)
     {
         long i = CIndex(z, m, n);
-        if (atomic) Atomic.Add(ref _c[i], _alpha * sum);
+        if (atomic) FloatAtomics.Add(ref _c[i], _alpha * sum);
         else _c[i] = _beta == 0f ? _alpha * sum : _alpha * sum + _beta * _c[i];
     }
 
@@ -77,7 +96,7 @@ public readonly struct ConvForwardOperands(FView x, FView w, FView y, ConvParams
     {
         int img = n / _outPlane, q = n - img * _outPlane;
         int i = (img * _p.K + g * _kg + m) * _outPlane + q;
-        if (atomic) Atomic.Add(ref _y[i], sum); else _y[i] = sum;
+        if (atomic) FloatAtomics.Add(ref _y[i], sum); else _y[i] = sum;
     }
 }
 
@@ -114,7 +133,7 @@ public readonly struct ConvInputGradOperands(FView dy, FView w, FView dx, ConvPa
     {
         int img = n / _plane, q = n - img * _plane;
         int i = (img * _p.C + g * _cg + m) * _plane + q;
-        if (atomic) Atomic.Add(ref _dx[i], sum);
+        if (atomic) FloatAtomics.Add(ref _dx[i], sum);
         else _dx[i] = _p.Accumulate != 0 ? _dx[i] + sum : sum;
     }
 }
@@ -148,7 +167,7 @@ public readonly struct ConvWeightGradOperands(FView x, FView dy, FView dw, ConvP
     public void Store(int g, int m, int n, float sum, bool atomic)
     {
         int i = (g * _kg + m) * (_cg * _taps) + n;
-        if (atomic) Atomic.Add(ref _dw[i], sum);
+        if (atomic) FloatAtomics.Add(ref _dw[i], sum);
         else _dw[i] = _p.Accumulate != 0 ? _dw[i] + sum : sum;
     }
 }
