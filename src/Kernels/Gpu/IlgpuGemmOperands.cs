@@ -71,6 +71,20 @@ public readonly struct DenseOperands(FView a, FView b, FView c, in GemmSpec s) :
     }
 }
 
+/// <summary>The im2col matrix of group g, gathered: element (tap = (c, r, s), position = (img, oh, ow)) is
+/// x[img, g Cg + c, oh stride - pad + r, ow stride - pad + s], 0 in the padding.</summary>
+internal static class Im2col
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float X(FView x, in ConvParams p, int cg, int taps, int outPlane, int g, int tap, int position)
+    {
+        int c = tap / taps, rs = tap - c * taps, r = rs / p.S, s = rs - r * p.S;
+        int img = position / outPlane, q = position - img * outPlane, oh = q / p.OutW, ow = q - oh * p.OutW;
+        int ih = oh * p.Stride - p.Pad + r, iw = ow * p.Stride - p.Pad + s;
+        return ih >= 0 && ih < p.H && iw >= 0 && iw < p.W ? x[((img * p.C + g * cg + c) * p.H + ih) * p.W + iw] : 0f;
+    }
+}
+
 /// <summary>Convolution forward as a GEMM per group g: y[img, g Kg + m, p] = sum over k = (c, r, s) of
 /// w[g Kg + m, c, r, s] x[img, g Cg + c, oh stride - pad + r, ow stride - pad + s], columns n = (img, p = (oh, ow)).</summary>
 public readonly struct ConvForwardOperands(FView x, FView w, FView y, ConvParams p) : IGemmOperands
@@ -83,13 +97,7 @@ public readonly struct ConvForwardOperands(FView x, FView w, FView y, ConvParams
     public float A(int g, int m, int k) => _w[(g * _kg + m) * (_cg * _taps) + k];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float B(int g, int k, int n)
-    {
-        int c = k / _taps, rs = k - c * _taps, r = rs / _p.S, s = rs - r * _p.S;
-        int img = n / _outPlane, q = n - img * _outPlane, oh = q / _p.OutW, ow = q - oh * _p.OutW;
-        int ih = oh * _p.Stride - _p.Pad + r, iw = ow * _p.Stride - _p.Pad + s;
-        return ih >= 0 && ih < _p.H && iw >= 0 && iw < _p.W ? _x[((img * _p.C + g * _cg + c) * _p.H + ih) * _p.W + iw] : 0f;
-    }
+    public float B(int g, int k, int n) => Im2col.X(_x, _p, _cg, _taps, _outPlane, g, k, n);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int g, int m, int n, float sum, bool atomic)
@@ -155,13 +163,7 @@ public readonly struct ConvWeightGradOperands(FView x, FView dy, FView dw, ConvP
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float B(int g, int k, int n)
-    {
-        int c = n / _taps, rs = n - c * _taps, r = rs / _p.S, s = rs - r * _p.S;
-        int img = k / _outPlane, q = k - img * _outPlane, oh = q / _p.OutW, ow = q - oh * _p.OutW;
-        int ih = oh * _p.Stride - _p.Pad + r, iw = ow * _p.Stride - _p.Pad + s;
-        return ih >= 0 && ih < _p.H && iw >= 0 && iw < _p.W ? _x[((img * _p.C + g * _cg + c) * _p.H + ih) * _p.W + iw] : 0f;
-    }
+    public float B(int g, int k, int n) => Im2col.X(_x, _p, _cg, _taps, _outPlane, g, n, k);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int g, int m, int n, float sum, bool atomic)

@@ -52,6 +52,40 @@ public struct Acc8x8
     }
 }
 
+/// <summary>One thread's share of staging the A and B tiles of a k step into shared memory: where it fetches
+/// (its load map, from <see cref="IlgpuTiledGemm"/>'s LoadMap) and where it stores (A slab at the buffer's
+/// start, B slab a slab further, rows of stride floats), shared by the SIMT and TF32 kernels.</summary>
+public readonly struct TileStager
+{
+    readonly int _z, _m0, _n0, _mEnd, _nEnd, _kEnd, _stride, _slab;
+    readonly int _aRow, _aDRow, _aK, _aDK, _bCol, _bDCol, _bK, _bDK;
+    readonly bool _tf32;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TileStager(int tid, int threads, int tile, int depth, int depthLog, in TileParams p, int z, int m0, int n0, int kEnd, int stride, bool tf32)
+    {
+        (_z, _m0, _n0, _mEnd, _nEnd, _kEnd, _stride, _slab, _tf32) = (z, m0, n0, p.M, p.N, kEnd, stride, depth * stride, tf32);
+        IlgpuTiledGemm.LoadMap(tid, threads, tile, depth, depthLog, p.AKMajor != 0, out _aRow, out _aDRow, out _aK, out _aDK);
+        IlgpuTiledGemm.LoadMap(tid, threads, tile, depth, depthLog, p.BNMajor == 0, out _bCol, out _bDCol, out _bK, out _bDK);
+    }
+
+    /// <summary>Issues this thread's loads of the tiles at depth k0 (into registers; nothing waits for them yet).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Fetch<TOps>(in TOps ops, int k0, out R8 a, out R8 b) where TOps : struct, IGemmOperands
+    {
+        a = IlgpuTiledGemm.FetchA(ops, _z, _m0 + _aRow, _aDRow, k0 + _aK, _aDK, _mEnd, _kEnd);
+        b = IlgpuTiledGemm.FetchB(ops, _z, _n0 + _bCol, _bDCol, k0 + _bK, _bDK, _nEnd, _kEnd);
+    }
+
+    /// <summary>Stores fetched tiles into the shared buffer at offset (rounded to TF32 for the tensor-core kernel).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Put(FView shared, int offset, in R8 a, in R8 b)
+    {
+        IlgpuTiledGemm.Put(shared, offset, _stride, _aRow, _aDRow, _aK, _aDK, a, _tf32);
+        IlgpuTiledGemm.Put(shared, offset + _slab, _stride, _bCol, _bDCol, _bK, _bDK, b, _tf32);
+    }
+}
+
 /// <summary>The register-tiled GEMM kernels. Both stage tiles of A and B in double-buffered shared memory: while
 /// the group multiplies one buffer, each thread's loads for the next tile are already in flight into registers,
 /// and they are stored to the other buffer afterwards; one barrier per tile.
@@ -73,7 +107,7 @@ public static class IlgpuTiledGemm
     /// <summary>Element e of this thread's share of an operand tile: position (row, k) = (rowBase + e dRow, kBase + e dK).
     /// kMajor: neighbouring threads take neighbouring k (the operand is contiguous along k).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LoadMap(int tid, int threads, int tile, int depth, int depthLog, bool kMajor, out int rowBase, out int dRow, out int kBase, out int dK)
+    internal static void LoadMap(int tid, int threads, int tile, int depth, int depthLog, bool kMajor, out int rowBase, out int dRow, out int kBase, out int dK)
     {
         if (kMajor) { rowBase = tid >> depthLog; dRow = threads >> depthLog; kBase = tid & (depth - 1); dK = 0; }
         else { rowBase = tid % tile; dRow = 0; kBase = tid / tile; dK = threads / tile; }
@@ -88,14 +122,14 @@ public static class IlgpuTiledGemm
         n < nEnd && k < kEnd ? ops.B(z, k, n) : 0f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static R8 FetchA<TOps>(in TOps ops, int z, int m, int dm, int k, int dk, int mEnd, int kEnd) where TOps : struct, IGemmOperands =>
+    internal static R8 FetchA<TOps>(in TOps ops, int z, int m, int dm, int k, int dk, int mEnd, int kEnd) where TOps : struct, IGemmOperands =>
         new(LoadA(ops, z, m, k, mEnd, kEnd), LoadA(ops, z, m + dm, k + dk, mEnd, kEnd),
             LoadA(ops, z, m + 2 * dm, k + 2 * dk, mEnd, kEnd), LoadA(ops, z, m + 3 * dm, k + 3 * dk, mEnd, kEnd),
             LoadA(ops, z, m + 4 * dm, k + 4 * dk, mEnd, kEnd), LoadA(ops, z, m + 5 * dm, k + 5 * dk, mEnd, kEnd),
             LoadA(ops, z, m + 6 * dm, k + 6 * dk, mEnd, kEnd), LoadA(ops, z, m + 7 * dm, k + 7 * dk, mEnd, kEnd));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static R8 FetchB<TOps>(in TOps ops, int z, int n, int dn, int k, int dk, int nEnd, int kEnd) where TOps : struct, IGemmOperands =>
+    internal static R8 FetchB<TOps>(in TOps ops, int z, int n, int dn, int k, int dk, int nEnd, int kEnd) where TOps : struct, IGemmOperands =>
         new(LoadB(ops, z, k, n, nEnd, kEnd), LoadB(ops, z, k + dk, n + dn, nEnd, kEnd),
             LoadB(ops, z, k + 2 * dk, n + 2 * dn, nEnd, kEnd), LoadB(ops, z, k + 3 * dk, n + 3 * dn, nEnd, kEnd),
             LoadB(ops, z, k + 4 * dk, n + 4 * dn, nEnd, kEnd), LoadB(ops, z, k + 5 * dk, n + 5 * dn, nEnd, kEnd),
@@ -103,7 +137,7 @@ public static class IlgpuTiledGemm
 
     /// <summary>Stores eight fetched values at shared[offset + (k + e dk) stride + row + e dRow], rounded to TF32 if asked.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Put(FView s, int offset, int stride, int row, int dRow, int k, int dk, in R8 v, bool tf32)
+    internal static void Put(FView s, int offset, int stride, int row, int dRow, int k, int dk, in R8 v, bool tf32)
     {
         int step = dk * stride + dRow, o = offset + k * stride + row;
         s[o] = Round(v.X0, tf32); s[o + step] = Round(v.X1, tf32); s[o + 2 * step] = Round(v.X2, tf32); s[o + 3 * step] = Round(v.X3, tf32);
@@ -142,24 +176,17 @@ public static class IlgpuTiledGemm
         int m0 = Grid.IdxY * tile, n0 = Grid.IdxX * tile;
         int zz = Grid.IdxZ, z = zz / p.Splits, split = zz - z * p.Splits;
         int kBegin = split * p.KChunk, kEnd = Math.Min(p.K, kBegin + p.KChunk);
-        LoadMap(tid, threads, tile, side, log, p.AKMajor != 0, out int aRow, out int aDRow, out int aK, out int aDK);
-        LoadMap(tid, threads, tile, side, log, p.BNMajor == 0, out int bCol, out int bDCol, out int bK, out int bDK);
+        var stage = new TileStager(tid, threads, tile, side, log, p, z, m0, n0, kEnd, stride, false);
 
         var acc = default(Acc8x8);
-        var pa = FetchA(ops, z, m0 + aRow, aDRow, kBegin + aK, aDK, p.M, kEnd);
-        var pb = FetchB(ops, z, n0 + bCol, bDCol, kBegin + bK, bDK, p.N, kEnd);
-        Put(shared, 0, stride, aRow, aDRow, aK, aDK, pa, false);
-        Put(shared, slab, stride, bCol, bDCol, bK, bDK, pb, false);
+        stage.Fetch(ops, kBegin, out var pa, out var pb);
+        stage.Put(shared, 0, pa, pb);
         Group.Barrier();
         int current = 0;
         for (int k0 = kBegin; k0 < kEnd; k0 += side)
         {
             bool more = k0 + side < kEnd;
-            if (more)
-            {
-                pa = FetchA(ops, z, m0 + aRow, aDRow, k0 + side + aK, aDK, p.M, kEnd);
-                pb = FetchB(ops, z, n0 + bCol, bDCol, k0 + side + bK, bDK, p.N, kEnd);
-            }
+            if (more) stage.Fetch(ops, k0 + side, out pa, out pb);
             int ao = current + ty, bo = current + slab + tx;
             for (int kk = 0; kk < side; kk++)
             {
@@ -168,10 +195,8 @@ public static class IlgpuTiledGemm
             }
             if (more)
             {
-                int next = buffer - current;
-                Put(shared, next, stride, aRow, aDRow, aK, aDK, pa, false);
-                Put(shared, next + slab, stride, bCol, bDCol, bK, bDK, pb, false);
-                current = next;
+                current = buffer - current;
+                stage.Put(shared, current, pa, pb);
             }
             Group.Barrier();
         }
@@ -244,25 +269,18 @@ public static class IlgpuTiledGemm
         int m0 = Grid.IdxY * tile, n0 = Grid.IdxX * tile;
         int zz = Grid.IdxZ, z = zz / p.Splits, split = zz - z * p.Splits;
         int kBegin = split * p.KChunk, kEnd = Math.Min(p.K, kBegin + p.KChunk);
-        LoadMap(tid, threads, tile, depth, 4, p.AKMajor != 0, out int aRow, out int aDRow, out int aK, out int aDK);
-        LoadMap(tid, threads, tile, depth, 4, p.BNMajor == 0, out int bCol, out int bDCol, out int bK, out int bDK);
+        var stage = new TileStager(tid, threads, tile, depth, 4, p, z, m0, n0, kEnd, stride, true);
 
         // Accumulators of the 4 x 4 mma tiles (mi, ni): row mi * 2 + ni / 2 of acc, half ni % 2 of that row.
         var acc = default(Acc8x8);
-        var pa = FetchA(ops, z, m0 + aRow, aDRow, kBegin + aK, aDK, p.M, kEnd);
-        var pb = FetchB(ops, z, n0 + bCol, bDCol, kBegin + bK, bDK, p.N, kEnd);
-        Put(shared, 0, stride, aRow, aDRow, aK, aDK, pa, true);
-        Put(shared, slab, stride, bCol, bDCol, bK, bDK, pb, true);
+        stage.Fetch(ops, kBegin, out var pa, out var pb);
+        stage.Put(shared, 0, pa, pb);
         Group.Barrier();
         int current = 0;
         for (int k0 = kBegin; k0 < kEnd; k0 += depth)
         {
             bool more = k0 + depth < kEnd;
-            if (more)
-            {
-                pa = FetchA(ops, z, m0 + aRow, aDRow, k0 + depth + aK, aDK, p.M, kEnd);
-                pb = FetchB(ops, z, n0 + bCol, bDCol, k0 + depth + bK, bDK, p.N, kEnd);
-            }
+            if (more) stage.Fetch(ops, k0 + depth, out pa, out pb);
             for (int k8 = 0; k8 < depth; k8 += 8)
             {
                 int aBase = current + k8 * stride + warpRow, bBase = current + slab + k8 * stride + warpCol;
@@ -275,10 +293,8 @@ public static class IlgpuTiledGemm
             }
             if (more)
             {
-                int next = buffer - current;
-                Put(shared, next, stride, aRow, aDRow, aK, aDK, pa, true);
-                Put(shared, next + slab, stride, bCol, bDCol, bK, bDK, pb, true);
-                current = next;
+                current = buffer - current;
+                stage.Put(shared, current, pa, pb);
             }
             Group.Barrier();
         }
