@@ -167,9 +167,13 @@ public class GpuGemmTests
         Assert.That(narrow.Supports(GpuGemmKernel.Simt64), Is.False);
         Assert.That(narrow.ChooseGemmKernel(2048, 2048, 2048), Is.EqualTo(GpuGemmKernel.Simple), "16-thread groups cannot hold a register tile");
         var depthwise = new ConvSpec(8, 64, 14, 14, 64, 3, 3, 1, 1, Groups: 64);
-        Assert.That(b.ChooseConvKernel(depthwise, 1), Is.EqualTo(GpuConvKernel.Direct));
-        Assert.That(b.ChooseConvKernel(new ConvSpec(8, 64, 14, 14, 64, 3, 3, 1, 1), 64), Is.EqualTo(GpuConvKernel.ImplicitGemm));
-        Assert.That(b.ChooseConvKernel(new ConvSpec(8, 3, 28, 28, 16, 3, 3, 1, 1), 16), Is.EqualTo(GpuConvKernel.Direct));
+        Assert.That(b.ChooseConvKernel(depthwise, ConvPass.Forward), Is.EqualTo(GpuConvKernel.Direct));
+        Assert.That(b.ChooseConvKernel(new ConvSpec(8, 64, 14, 14, 64, 3, 3, 1, 1), ConvPass.Forward), Is.EqualTo(GpuConvKernel.ImplicitGemm));
+        Assert.That(b.ConvKernelName(new ConvSpec(8, 64, 14, 14, 64, 3, 3, 1, 1), ConvPass.Forward), Is.EqualTo("implicit-gemm simt-64"));
+        Assert.That(b.ConvKernelName(new ConvSpec(8, 128, 14, 14, 256, 3, 3, 1, 1), ConvPass.Forward), Is.EqualTo("implicit-gemm simt-128"));
+        Assert.That(b.ChooseConvKernel(new ConvSpec(8, 3, 28, 28, 16, 3, 3, 1, 1), ConvPass.Forward), Is.EqualTo(GpuConvKernel.Direct));
+        // Input gradient: rows are the input channels (3), so the stem's input gradient stays direct even at 64 outputs.
+        Assert.That(b.ChooseConvKernel(new ConvSpec(8, 3, 28, 28, 64, 3, 3, 1, 1), ConvPass.InputGrad), Is.EqualTo(GpuConvKernel.Direct));
     }
 
     // ---- PTX ------------------------------------------------------------------------------------------------

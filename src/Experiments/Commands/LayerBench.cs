@@ -38,13 +38,10 @@ internal static class LayerBench
             {
                 if (gpu != null)
                 {
-                    int rows = pass == ConvPass.InputGrad ? s.CPerGroup : s.KPerGroup;
-                    string Label() => gpu.ChooseConvKernel(s, rows) == GpuConvKernel.Direct ? "direct"
-                        : "implicit-gemm " + IlgpuBackend.KernelName(gpu.ChooseGemmKernel(rows, 1 << 20, 1 << 10));
-                    if (!all) { yield return (Label(), () => { }); yield break; }
+                    if (!all) { yield return (gpu.ConvKernelName(s, pass), () => { }); yield break; }
                     var (conv0, gemm0) = (gpu.ForcedConvKernel, gpu.ForcedGemmKernel);
                     gpu.ForcedConvKernel = GpuConvKernel.Auto; gpu.ForcedGemmKernel = GpuGemmKernel.Auto;
-                    string chosen = Label();
+                    string chosen = gpu.ConvKernelName(s, pass);
                     (gpu.ForcedConvKernel, gpu.ForcedGemmKernel) = (conv0, gemm0);
                     yield return ("direct" + (chosen == "direct" ? " *" : ""), () => gpu.ForcedConvKernel = GpuConvKernel.Direct);
                     if (s.IsDepthwise) yield break;

@@ -56,7 +56,7 @@ public sealed partial class IlgpuBackend
     }
 
     /// <summary>Whether this accelerator can launch a kernel: the register-tiled ones need 64 or 256 threads per group,
-    /// TF32 needs 32-lane warps (mma.sync is a warp instruction; the CPU accelerator emulates it with shuffles).</summary>
+    /// TF32 needs 32-lane warps (mma.sync is a warp instruction; off CUDA it is emulated per lane).</summary>
     public bool Supports(GpuGemmKernel kernel)
     {
         int group = Accelerator.MaxNumThreadsPerGroup;
@@ -80,14 +80,34 @@ public sealed partial class IlgpuBackend
         return m >= 128 && n >= 128 && Supports(GpuGemmKernel.Simt128) ? GpuGemmKernel.Simt128 : GpuGemmKernel.Simt64;
     }
 
-    /// <summary>Direct or implicit GEMM for a convolution pass whose GEMM has M rows: depthwise stays direct (a GEMM
-    /// per channel of one row); otherwise implicit GEMM once M fills half a 64-row tile.</summary>
-    public GpuConvKernel ChooseConvKernel(in ConvSpec s, int gemmRows)
+    /// <summary>The GEMM a convolution pass is as an implicit GEMM, per group: forward M = output channels,
+    /// N = output positions, K = input channels x taps; input gradient M = input channels, N = input positions,
+    /// K = output channels x taps; weight gradient M = output channels, N = input channels x taps, K = output positions.</summary>
+    public static (int M, int N, int K) ConvGemmShape(in ConvSpec s, ConvPass pass) => pass switch
+    {
+        ConvPass.Forward => (s.KPerGroup, s.N * s.OutH * s.OutW, s.CPerGroup * s.R * s.S),
+        ConvPass.InputGrad => (s.CPerGroup, s.N * s.H * s.W, s.KPerGroup * s.R * s.S),
+        _ => (s.KPerGroup, s.CPerGroup * s.R * s.S, s.N * s.OutH * s.OutW),
+    };
+
+    /// <summary>Direct or implicit GEMM for a convolution pass: depthwise stays direct (a GEMM per channel of one
+    /// row); otherwise implicit GEMM once the pass's GEMM has 32 rows (half a 64-row tile).</summary>
+    public GpuConvKernel ChooseConvKernel(in ConvSpec s, ConvPass pass)
     {
         if (s.IsDepthwise || !Supports(GpuGemmKernel.Simt64)) return GpuConvKernel.Direct;
         if (ForcedConvKernel != GpuConvKernel.Auto) return ForcedConvKernel;
-        return gemmRows >= 32 ? GpuConvKernel.ImplicitGemm : GpuConvKernel.Direct;
+        return ConvGemmShape(s, pass).M >= 32 ? GpuConvKernel.ImplicitGemm : GpuConvKernel.Direct;
     }
+
+    /// <summary>What runs a convolution pass: "direct" or "implicit-gemm" and its GEMM kernel (profiler labels, benchmarks).</summary>
+    public string ConvKernelName(in ConvSpec s, ConvPass pass)
+    {
+        if (ChooseConvKernel(s, pass) == GpuConvKernel.Direct) return "direct";
+        var (m, n, k) = ConvGemmShape(s, pass);
+        return "implicit-gemm " + KernelName(ConvGemmKernel(m, n, k));
+    }
+
+    protected override string ConvAlgorithmLabel(in ConvSpec s, ConvPass pass) => ConvKernelName(s, pass);
 
     /// <summary>Launch shape for a tiled kernel: K is split when the output tiles alone would leave most
     /// multiprocessors idle (two groups per multiprocessor wanted), keeping each chunk at least four tiles deep.</summary>
@@ -134,7 +154,7 @@ public sealed partial class IlgpuBackend
 
     void ImplicitConvForward(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> w, DeviceBuffer<float> y)
     {
-        int m = s.KPerGroup, n = s.N * s.OutH * s.OutW, k = s.CPerGroup * s.R * s.S;
+        var (m, n, k) = ConvGemmShape(s, ConvPass.Forward);
         var kernel = ConvGemmKernel(m, n, k);
         var p = Tiles(kernel, m, n, k, s.Groups, true, true, out var config);
         if (p.Splits > 1) Fill(y, 0, (int)s.OutputSize, 0f);
@@ -147,7 +167,7 @@ public sealed partial class IlgpuBackend
 
     void ImplicitConvBackwardInput(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> w, DeviceBuffer<float> dx, bool accumulate)
     {
-        int m = s.CPerGroup, n = s.N * s.H * s.W, k = s.KPerGroup * s.R * s.S;
+        var (m, n, k) = ConvGemmShape(s, ConvPass.InputGrad);
         var kernel = ConvGemmKernel(m, n, k);
         var p = Tiles(kernel, m, n, k, s.Groups, s.R * s.S > 1, true, out var config);
         if (p.Splits > 1 && !accumulate) Fill(dx, 0, (int)s.InputSize, 0f);
@@ -160,7 +180,7 @@ public sealed partial class IlgpuBackend
 
     void ImplicitConvBackwardWeight(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
     {
-        int m = s.KPerGroup, n = s.CPerGroup * s.R * s.S, k = s.N * s.OutH * s.OutW;
+        var (m, n, k) = ConvGemmShape(s, ConvPass.WeightGrad);
         var kernel = ConvGemmKernel(m, n, k);
         var p = Tiles(kernel, m, n, k, s.Groups, true, false, out var config);
         if (p.Splits > 1 && !accumulate) Fill(dw, 0, (int)s.WeightSize, 0f);

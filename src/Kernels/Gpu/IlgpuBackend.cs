@@ -230,19 +230,19 @@ public sealed partial class IlgpuBackend : BackendBase
 
     protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
     {
-        if (ChooseConvKernel(s, s.KPerGroup) == GpuConvKernel.ImplicitGemm) ImplicitConvForward(s, x, weight, y);
+        if (ChooseConvKernel(s, ConvPass.Forward) == GpuConvKernel.ImplicitGemm) ImplicitConvForward(s, x, weight, y);
         else Auto(ref _convForward, IlgpuConvKernels.ConvForward)((int)s.OutputSize, V(x), V(weight), V(y), ConvParams.From(s));
     }
 
     protected override void Conv2dBackwardInputCore(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
     {
-        if (ChooseConvKernel(s, s.CPerGroup) == GpuConvKernel.ImplicitGemm) ImplicitConvBackwardInput(s, dy, weight, dx, accumulate);
+        if (ChooseConvKernel(s, ConvPass.InputGrad) == GpuConvKernel.ImplicitGemm) ImplicitConvBackwardInput(s, dy, weight, dx, accumulate);
         else Auto(ref _convBackwardInput, IlgpuConvKernels.ConvBackwardInput)((int)s.InputSize, V(dy), V(weight), V(dx), ConvParams.From(s, accumulate));
     }
 
     protected override void Conv2dBackwardWeightCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
     {
-        if (ChooseConvKernel(s, s.KPerGroup) == GpuConvKernel.ImplicitGemm) { ImplicitConvBackwardWeight(s, x, dy, dw, accumulate); return; }
+        if (ChooseConvKernel(s, ConvPass.WeightGrad) == GpuConvKernel.ImplicitGemm) { ImplicitConvBackwardWeight(s, x, dy, dw, accumulate); return; }
         (_convBackwardWeight ??= Accelerator.LoadStreamKernel<FView, FView, FView, ConvParams>(IlgpuConvKernels.ConvBackwardWeight))
             (new KernelConfig(new Index1D((int)s.WeightSize), new Index1D(_rowGroup)), V(x), V(dy), V(dw), ConvParams.From(s, accumulate));
     }
