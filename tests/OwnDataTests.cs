@@ -106,6 +106,63 @@ public class OwnDataTests
         Assert.That(LastError, Does.Contain("3 outputs").And.Contain("10 classes"));
     }
 
+    /// <summary>The case: a folder of 1,200 PNGs (three classes, 300 training and 100 test images each) is
+    /// smaller than the presets' counts; smoke and quick fit their counts to it, say so once per count, record the
+    /// fitted counts in config.json (a resume is exact) and finish.</summary>
+    [Test]
+    public void PresetsFitTheirCountsToASmallFolderAndSaySo()
+    {
+        string data = WriteFolder(Path.Combine(_root, "data"), 300, 100);
+        string outDir = Path.Combine(_root, "results");
+        var (code, output, error) = CliRunner.RunWithOutput("study", "--preset", "smoke", "--out", outDir, "--data-dir", data, "--device", "cpu", "--threads", "2");
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(output, Does.Contain("data: trainImages 1024 -> 900: the data holds 900 training images").And.Contain("data: testImages 500 -> 300: the data holds 300 test images"));
+        Assert.That(output, Does.Not.Contain("trainEvalImages").And.Not.Contain("analysis.trainImages"), "counts that fit are not changed");
+        var smoke = LsKd.Experiments.Study.StudyConfig.FromFile(Path.Combine(outDir, "smoke", "config.json"));
+        Assert.That((smoke.TrainImages, smoke.TestImages, smoke.TrainEvalImages), Is.EqualTo((900, 300, 256)));
+        Assert.That(File.Exists(Path.Combine(outDir, "smoke", "report.md")));
+        var teacher = LsKd.Experiments.Study.Report.LoadRuns([Path.Combine(outDir, "smoke")]).First(r => r.Kind == LsKd.Experiments.Study.RunKind.Teacher);
+        var perClass = Enumerable.Range(0, 3).Select(k => teacher.TestConfusion.Skip(3 * k).Take(3).Sum());   // rows: the true class
+        Assert.That(perClass, Is.EqualTo(new[] { 100, 100, 100 }), "every class's test images");
+        // The same preset on the same folder resumes: the fitted config.json matches.
+        (code, output, error) = CliRunner.RunWithOutput("study", "--preset", "smoke", "--out", outDir, "--data-dir", data, "--device", "cpu", "--threads", "2", "--no-analysis");
+        Assert.That(code, Is.EqualTo(0), error);
+        Assert.That(output, Does.Contain("already finished were skipped"));
+
+        (code, output, error) = CliRunner.RunWithOutput("study", "--preset", "quick", "--out", outDir, "--data-dir", data, "--device", "cpu", "--threads", "2");
+        Assert.That(code, Is.EqualTo(0), error);
+        foreach (var notice in new[] { "studentTrainImages 10000 -> 900", "testImages 10000 -> 300", "trainEvalImages 2000 -> 900", "analysis.trainImages 2000 -> 900", "analysis.testImages 2000 -> 300" })
+            Assert.That(output, Does.Contain("data: " + notice), notice);
+        var quick = LsKd.Experiments.Study.StudyConfig.FromFile(Path.Combine(outDir, "quick", "config.json"));
+        Assert.That((quick.StudentTrainImages, quick.TestImages, quick.Analysis.TrainImages, quick.Analysis.TestImages), Is.EqualTo((900, 300, 900, 300)));
+        Assert.That(File.ReadAllText(Path.Combine(outDir, "quick", "report.md")), Does.Contain("## Verdict"));
+    }
+
+    [Test]
+    public void AClassWithOneTestImageIsRefusedInOneLine()
+    {
+        string data = WriteFolder(Path.Combine(_root, "data"), 30, 10);
+        foreach (var f in Directory.GetFiles(Path.Combine(data, "test", "waves")).Skip(1)) File.Delete(f);
+        string outDir = Path.Combine(_root, "results");
+        Assert.That(Cli("study", "--preset", "smoke", "--out", outDir, "--data-dir", data, "--device", "cpu", "--threads", "1"), Is.EqualTo(2), LastError);
+        Assert.That(LastError.Trim().Split('\n'), Has.Length.EqualTo(1), LastError);
+        Assert.That(LastError, Does.Contain("class 'waves' has 1 image(s) in the test split"));
+        Assert.That(Directory.Exists(Path.Combine(outDir, "smoke")), Is.False, "nothing written");
+    }
+
+    [Test]
+    public void AnExplicitCountAboveTheDataIsRefusedNamingTheField()
+    {
+        string data = WriteFolder(Path.Combine(_root, "data"), 40, 20);
+        string config = Config();
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"trainEvalImages\":60", "\"trainEvalImages\":60,\"testImages\":500"));
+        string outDir = Path.Combine(_root, "results");
+        Assert.That(Cli("study", "--config", config, "--out", outDir, "--data-dir", data, "--device", "cpu", "--threads", "1"), Is.EqualTo(2), LastError);
+        Assert.That(LastError.Trim().Split('\n'), Has.Length.EqualTo(1), LastError);
+        Assert.That(LastError, Does.Contain("testImages 500 exceeds the 60 test images"));
+        Assert.That(Directory.Exists(Path.Combine(outDir, "own")), Is.False, "nothing written");
+    }
+
     [Test]
     public void AClassesFileGivesTheHierarchy()
     {

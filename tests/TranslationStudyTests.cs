@@ -87,6 +87,32 @@ public class TranslationStudyTests
         finally { Directory.Delete(root, true); }
     }
 
+    /// <summary>A preset larger than the corpus is fitted to it, one notice per size; the same sizes in a
+    /// configuration file are refused naming the key.</summary>
+    [Test]
+    public void APresetIsFittedToASmallCorpusAConfigurationIsNot()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"lskd-translation-{Guid.NewGuid():N}");
+        try
+        {
+            string locale = MakeLocale(Path.Combine(root, "locale"), 1);
+            var big = TranslationConfig.Preset("smoke") with { TrainPairs = 100000, TestSentences = 5000, BatchPairs = 100000 };
+            var source = new CorpusSource(big.Corpus, locale, FreeDict.DefaultRoot);
+            var be = Backends.Get("cpu-v512-2t");
+            var fitted = new TranslationStudy(big, Path.Combine(root, "fitted"), be, source, fitToCorpus: true);
+            var (_, lines) = fitted.Estimate();
+            Assert.That(fitted.FitNotices, Has.Count.EqualTo(3));
+            Assert.That(lines[0], Does.StartWith("corpus: trainPairs 100000 -> "));
+            Assert.That(fitted.Config.TrainPairs, Is.InRange(100, 600));
+            Assert.That(fitted.Config.BatchPairs, Is.EqualTo(fitted.Config.TrainPairs));
+            Assert.That(fitted.Config.TestSentences, Is.InRange(10, 600));
+            var e = Assert.Throws<LsKd.Experiments.Data.DataException>(() => new TranslationStudy(big, Path.Combine(root, "strict"), be, source).Run());
+            Assert.That(e!.Message, Does.Contain("trainPairs 100000 exceeds the"));
+            Assert.That(Directory.Exists(Path.Combine(root, "strict")), Is.False, "nothing written");
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
     [Test]
     public void MissingCatalogueAndUnknownPairAreOneLineErrors()
     {

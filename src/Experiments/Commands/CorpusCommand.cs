@@ -87,6 +87,7 @@ internal static class TranslationCommand
         cmd.SetAction(pr =>
         {
             string presetName = pr.GetValue(preset)!;
+            bool fromPreset = pr.GetValue(config) == null;   // a preset's sizes are fitted to the corpus; a configuration file's are not
             var baseConfig = pr.GetValue(config) is { } file ? TranslationConfig.FromFile(file) : TranslationConfig.Preset(presetName);
             if (pr.GetValue(corpusOption) is { } c) baseConfig = baseConfig with { Corpus = c };
             string[] pairs = pr.GetValue(pair) is { } p ? p.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -99,7 +100,7 @@ internal static class TranslationCommand
                 double total = 0;
                 foreach (var c2 in configs)
                 {
-                    var (seconds, lines) = new TranslationStudy(c2, "", be, new CorpusSource(c2.Corpus, pr.GetValue(root)!, pr.GetValue(dictRoot)!)).Estimate();
+                    var (seconds, lines) = new TranslationStudy(c2, "", be, new CorpusSource(c2.Corpus, pr.GetValue(root)!, pr.GetValue(dictRoot)!), fromPreset).Estimate();
                     foreach (var line in lines) AnsiConsole.MarkupLine(Markup.Escape(line));
                     total += seconds;
                 }
@@ -110,7 +111,7 @@ internal static class TranslationCommand
             {
                 string dir = Path.Combine(pr.GetValue(outDir)!, $"{c2.Name}-{(c2.Corpus == FreeDict.Name ? FreeDict.Name : c2.Pair)}");
                 var source = new CorpusSource(c2.Corpus, pr.GetValue(root)!, pr.GetValue(dictRoot)!);
-                var records = new TranslationStudy(c2, dir, be, source).Run(line => AnsiConsole.MarkupLine(Markup.Escape(line)));
+                var records = new TranslationStudy(c2, dir, be, source, fromPreset).Run(line => AnsiConsole.MarkupLine(Markup.Escape(line)));
                 AnsiConsole.MarkupLine($"{c2.Pair}: {records.Count} run(s); report: {Markup.Escape(Path.Combine(dir, "report.md"))}");
             }
             return 0;

@@ -37,16 +37,19 @@ internal static class StudyCommands
             { preset, config, outDir, dataDir, device, threads, seed, shard, noAnalysis, dryRun };
         cmd.SetAction(pr =>
         {
+            bool fromPreset = pr.GetValue(config) == null;
             var cfg = pr.GetValue(config) is { } path ? StudyConfig.FromFile(path) : StudyConfig.Preset(pr.GetValue(preset)!);
             if (pr.GetValue(seed) is { } s) cfg = cfg with { Seeds = [s] };
             cfg.Validate();
             var sh = ParseShard(pr.GetValue(shard));
             string dir = Path.Combine(pr.GetValue(outDir)!, cfg.Name);
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
-            using var runner = new StudyRunner(cfg, dir, be, pr.GetValue(dataDir), sh);
+            // A preset's image counts are fitted to the data (with a notice per count); a configuration file's are not.
+            using var runner = new StudyRunner(cfg, dir, be, pr.GetValue(dataDir), sh, fitToData: fromPreset);
+            var data = WithDataErrors(runner.LoadData);   // the configuration checked against (or fitted to) the data, before anything is written
+            cfg = runner.Config;
             if (pr.GetValue(dryRun))
             {
-                var data = WithDataErrors(runner.LoadData);   // the configuration checked against the data, as a real run would
                 DryRun.Print(cfg, DryRun.Run(cfg, be, data.Train.Count + data.Validation.Count, data.Test.Count, sh), be);
                 return 0;
             }

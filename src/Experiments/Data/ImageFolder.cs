@@ -25,6 +25,9 @@ public static class ImageFolder
 
     public static bool IsImageFolder(string dir) => Directory.Exists(Path.Combine(dir, "train")) && Directory.Exists(Path.Combine(dir, "test"));
 
+    /// <summary>2: files in the class-interleaved order of <see cref="List"/>.</summary>
+    const int CacheVersion = 2;
+
     sealed record FileEntry(string Path, int Label, long Size, long ModifiedTicks);
 
     sealed record CacheHeader(int Version, string[] Classes, int Channels, int Size, string[] Splits, int[] Counts, FileManifest[] Files, string PayloadSha256);
@@ -87,21 +90,24 @@ public static class ImageFolder
         return classes;
     }
 
+    /// <summary>A split's files, classes interleaved in proportion to their sizes (the i-th of a class of n images sits
+    /// at (i + 0.5) / n of the way through): the study takes its subsets (trainImages, the analysis images, a validation
+    /// split from the end) as prefixes or suffixes, and a prefix of class-sorted files would hold the first classes only.</summary>
     static List<FileEntry> List(string dir, string split, string[] classes)
     {
-        var list = new List<FileEntry>();
+        var keyed = new List<(double Position, FileEntry File)>();
         for (int c = 0; c < classes.Length; c++)
         {
             string folder = System.IO.Path.Combine(dir, split, classes[c]);
             var images = Directory.GetFiles(folder).Where(f => s_extensions.Contains(System.IO.Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList();
             if (images.Count == 0) throw new DataException($"{folder}: class '{classes[c]}' has no .png, .jpg or .jpeg images");
-            foreach (var f in images)
+            for (int i = 0; i < images.Count; i++)
             {
-                var fi = new FileInfo(f);
-                list.Add(new FileEntry(f, c, fi.Length, fi.LastWriteTimeUtc.Ticks));
+                var fi = new FileInfo(images[i]);
+                keyed.Add(((i + 0.5) / images.Count, new FileEntry(images[i], c, fi.Length, fi.LastWriteTimeUtc.Ticks)));
             }
         }
-        return list;
+        return keyed.OrderBy(k => k.Position).ThenBy(k => k.File.Label).Select(k => k.File).ToList();
     }
 
     /// <summary>Reads every image's header first (size, colour type; nothing decoded), then decodes in parallel.</summary>
@@ -193,7 +199,7 @@ public static class ImageFolder
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var p in d.Pixels) sha.AppendData(p);
-        var header = new CacheHeader(1, classes, d.Channels, d.Size, [.. splits], files.Select(f => f.Count).ToArray(), manifest, Convert.ToHexStringLower(sha.GetHashAndReset()));
+        var header = new CacheHeader(CacheVersion, classes, d.Channels, d.Size, [.. splits], files.Select(f => f.Count).ToArray(), manifest, Convert.ToHexStringLower(sha.GetHashAndReset()));
         var json = JsonSerializer.SerializeToUtf8Bytes(header);
         try
         {
@@ -222,7 +228,7 @@ public static class ImageFolder
             var json = new byte[headerLength];
             s.ReadExactly(json);
             var h = JsonSerializer.Deserialize<CacheHeader>(json);
-            if (h == null || h.Version != 1 || !h.Classes.SequenceEqual(classes) || !h.Files.SequenceEqual(manifest)) return null;
+            if (h == null || h.Version != CacheVersion || !h.Classes.SequenceEqual(classes) || !h.Files.SequenceEqual(manifest)) return null;
             long plane = (long)h.Channels * h.Size * h.Size;
             if (s.Length - 8 - headerLength != h.Counts.Sum(c => c * plane)) return null;
             var pixels = h.Counts.Select(c => new byte[c * plane]).ToArray();

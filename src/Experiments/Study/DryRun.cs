@@ -54,6 +54,9 @@ public static class DryRun
             table.AddRow(Markup.Escape(e.Run.Id), e.Run.Kind.Text(), $"{e.Run.Settings.Model} w{StudyConfig.F(e.Run.Settings.Width)}", e.Run.Settings.Epochs.ToString(),
                 e.TrainImages.ToString("N0"), Time(e.Seconds));
         AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"counts (0 = all): trainImages {config.TrainImages}, studentTrainImages {config.StudentTrainImages}, testImages {config.TestImages}, " +
+                               $"trainEvalImages {config.TrainEvalImages}, analysis.trainImages {config.Analysis.TrainImages}, analysis.testImages {config.Analysis.TestImages}, " +
+                               $"teacher.batch {config.Teacher.Batch}, student.batch {config.Student.Batch}");
         double total = estimates.Sum(e => e.Seconds);
         AnsiConsole.MarkupLine($"study [bold]{Markup.Escape(config.Name)}[/]: {estimates.Count} runs, estimated {Time(total)} on {Markup.Escape(backend.ToString()!)} " +
                                "(from throughput measured now; matched-entropy runs and the analysis come on top)");

@@ -7,6 +7,9 @@ namespace LsKd.Experiments.Study;
 
 public sealed record StudentArch(string Model, float Width = 1f);
 
+/// <summary>How many images a data set offers a study: training (after a validation split), validation, test.</summary>
+public sealed record DataSizes(int Train, int Validation, int Test);
+
 /// <summary>Everything a study needs; presets (smoke, quick, paper) or a JSON file with the same keys. Unknown
 /// keys are errors, so a typo never silently falls back to a default.</summary>
 public sealed record StudyConfig
@@ -138,6 +141,41 @@ public sealed record StudyConfig
         Analysis.Validate(where + ".analysis", Temperatures);
         Distinct(where + ".analysis.triple", Analysis.Triple);   // the names are checked against the data's classes when it is read
         if (ImageSize < 0 || ImageSize > 1024) throw new UsageException($"{where}: imageSize must be from 0 (the most common size of an image folder) to 1024, got {ImageSize}");
+    }
+
+    /// <summary>
+    /// A preset fitted to data smaller than the one it was tuned on: every image count (training, the students' share,
+    /// train-evaluation, test, the analysis subsets, which include the matched-entropy images) and batch larger than
+    /// what the data holds is lowered to it, with one notice per count changed. A preset's counts are defaults, not a
+    /// contract; a user's own configuration is never fitted (its counts are checked and refused instead).
+    /// </summary>
+    public StudyConfig FitTo(DataSizes data, List<string> notices)
+    {
+        int Cap(string key, int value, int available, string what)
+        {
+            if (value <= available) return value;
+            notices.Add($"{key} {value} -> {available}: the data holds {available} {what}");
+            return available;
+        }
+        // 0 means "all" for every count but the batches.
+        int train = TrainImages > 0 ? Cap("trainImages", TrainImages, data.Train, "training images (after the validation split)") : 0;
+        int teacherImages = train > 0 ? train : data.Train;
+        int studentTrain = StudentTrainImages > 0 ? Cap("studentTrainImages", StudentTrainImages, teacherImages, "training images for the teachers") : 0;
+        int studentImages = studentTrain > 0 ? studentTrain : teacherImages;
+        int test = TestImages > 0 ? Cap("testImages", TestImages, data.Test, "test images") : 0;
+        int trainEval = TrainEvalImages > 0 ? Cap("trainEvalImages", TrainEvalImages, teacherImages, "training images") : 0;
+        int analysisTrain = Cap("analysis.trainImages", Analysis.TrainImages, teacherImages, "training images");
+        bool validated = data.Validation > 0;
+        int analysisTest = Analysis.TestImages > 0
+            ? Cap("analysis.testImages", Analysis.TestImages, validated ? data.Validation : test > 0 ? test : data.Test, validated ? "validation images" : "test images")
+            : 0;
+        return this with
+        {
+            TrainImages = train, StudentTrainImages = studentTrain, TestImages = test, TrainEvalImages = trainEval,
+            Teacher = Teacher with { Batch = Cap("teacher.batch", Teacher.Batch, teacherImages, "training images") },
+            Student = Student with { Batch = Cap("student.batch", Student.Batch, studentImages, "training images for the students") },
+            Analysis = Analysis with { TrainImages = analysisTrain, TestImages = analysisTest },
+        };
     }
 
     /// <summary>Every run of the sweep, teachers first, in a fixed order (shards split this list).</summary>

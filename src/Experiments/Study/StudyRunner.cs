@@ -48,9 +48,16 @@ public sealed record RunRecord
 /// loss becomes NaN or infinite is recorded as diverged and the sweep goes on. With a shard i/n, only runs whose
 /// index is i modulo n are trained (teachers a shard's students need are trained there too if missing).
 /// </summary>
-public sealed class StudyRunner(StudyConfig config, string outDir, IBackend backend, string? dataDir, (int Index, int Count)? shard = null) : IDisposable
+public sealed class StudyRunner(StudyConfig config, string outDir, IBackend backend, string? dataDir, (int Index, int Count)? shard = null, bool fitToData = false) : IDisposable
 {
     StudyLock? _lock;
+
+    /// <summary>The study's configuration; with fitToData (a preset), once the data is read, its counts lowered to what
+    /// the data holds (<see cref="StudyConfig.FitTo"/>). This is what config.json records, so a resume is exact.</summary>
+    public StudyConfig Config { get; private set; } = config;
+
+    /// <summary>One line per count that fitting to the data changed (printed when the data is read).</summary>
+    public List<string> FitNotices { get; } = [];
 
     /// <summary>Releases the folder's lock (taken by the first Run or RunMatched).</summary>
     public void Dispose() { _lock?.Dispose(); _lock = null; }
@@ -93,7 +100,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         if (_lock != null) return;
         var data = LoadData();
         string configPath = Path.Combine(outDir, "config.json");
-        string json = config.ToJson();
+        string json = Config.ToJson();
         var environment = new RunEnvironment(Path.GetFullPath(dataDir ?? data.Info.DefaultDir), DataChecksum(data), backend.Name, backend.Threads);
         try
         {
@@ -152,44 +159,68 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         if (_trainers is { } t) return t;
         var data = LoadData();
         float background = -data.Info.Mean / data.Info.Std;
-        var studentTrain = config.StudentTrainImages > 0 ? data.Train.Take(config.StudentTrainImages) : data.Train;
-        return (_trainers = (new Trainer(backend, data.Train, data.TrainEval, data.Test, config.Teacher.Augment ?? config.Augment, background),
-                             new Trainer(backend, studentTrain, data.TrainEval, data.Test, config.Student.Augment ?? config.Augment, background))).Value;
+        var studentTrain = Config.StudentTrainImages > 0 ? data.Train.Take(Config.StudentTrainImages) : data.Train;
+        return (_trainers = (new Trainer(backend, data.Train, data.TrainEval, data.Test, Config.Teacher.Augment ?? Config.Augment, background),
+                             new Trainer(backend, studentTrain, data.TrainEval, data.Test, Config.Student.Augment ?? Config.Augment, background))).Value;
     }
 
     (ImageSet Train, ImageSet TrainEval, ImageSet Validation, ImageSet Test, DatasetInfo Info) ReadData()
     {
-        var loaded = Datasets.Load(dataDir, new ImageOptions(config.ImageSize), CacheDir);
+        var loaded = Datasets.Load(dataDir, new ImageOptions(Config.ImageSize), CacheDir);
         var (train, test, info) = (loaded.Train, loaded.Test, loaded.Info);
         ImageSet validation = train.Slice(train.Count, 0);
         if (loaded.Validation != null)
         {
-            if (config.ValidationImages > 0) throw new UsageException($"config: validationImages {config.ValidationImages} but the data has a valid/ split of its own; set validationImages to 0");
+            if (Config.ValidationImages > 0) throw new UsageException($"config: validationImages {Config.ValidationImages} but the data has a valid/ split of its own; set validationImages to 0");
             validation = loaded.Validation;
         }
-        if (config.ValidationImages > 0)
+        if (Config.ValidationImages > 0)
         {
-            if (config.ValidationImages >= train.Count) throw new UsageException($"validationImages {config.ValidationImages} leaves no training images");
-            validation = train.Slice(train.Count - config.ValidationImages, config.ValidationImages);
-            train = train.Take(train.Count - config.ValidationImages);
+            if (Config.ValidationImages >= train.Count) throw new UsageException($"validationImages {Config.ValidationImages} leaves no training images");
+            validation = train.Slice(train.Count - Config.ValidationImages, Config.ValidationImages);
+            train = train.Take(train.Count - Config.ValidationImages);
         }
-        // Counts are checked against the data, never clamped: a study trains on what its configuration says.
+        if (fitToData)
+        {
+            Config = Config.FitTo(new DataSizes(train.Count, validation.Count, test.Count), FitNotices);
+            foreach (var notice in FitNotices) AnsiConsole.MarkupLine($"data: {Markup.Escape(notice)}");
+        }
+        // A user's own configuration is checked against the data, never clamped: it trains on what it says.
         void AtMost(string key, int value, int available, string what)
         {
             if (value > available) throw new UsageException($"config: {key} {value} exceeds the {available} {what}");
         }
-        AtMost("trainImages", config.TrainImages, train.Count, "training images (after the validation split)");
-        if (config.TrainImages > 0) train = train.Take(config.TrainImages);
-        AtMost("studentTrainImages", config.StudentTrainImages, train.Count, "training images of the teachers");
-        AtMost("trainEvalImages", config.TrainEvalImages, train.Count, "training images");
-        AtMost("testImages", config.TestImages, test.Count, "test images");
-        if (config.TestImages > 0) test = test.Take(config.TestImages);
-        AtMost("analysis.trainImages", config.Analysis.TrainImages, train.Count, "training images");
-        AtMost("analysis.testImages", config.Analysis.TestImages, validation.Count > 0 ? validation.Count : test.Count, validation.Count > 0 ? "validation images" : "test images");
-        AtMost("teacher.batch", config.Teacher.Batch, train.Count, "training images");
-        Triple = config.Analysis.ResolveTriple(info, "config.analysis.triple");
-        AtMost("student.batch", config.Student.Batch, config.StudentTrainImages > 0 ? config.StudentTrainImages : train.Count, "training images of the students"); 
-        var trainEval = train.Take(config.TrainEvalImages > 0 ? config.TrainEvalImages : train.Count);
+        AtMost("trainImages", Config.TrainImages, train.Count, "training images (after the validation split)");
+        if (Config.TrainImages > 0) train = train.Take(Config.TrainImages);
+        AtMost("studentTrainImages", Config.StudentTrainImages, train.Count, "training images of the teachers");
+        AtMost("trainEvalImages", Config.TrainEvalImages, train.Count, "training images");
+        AtMost("testImages", Config.TestImages, test.Count, "test images");
+        if (Config.TestImages > 0) test = test.Take(Config.TestImages);
+        AtMost("analysis.trainImages", Config.Analysis.TrainImages, train.Count, "training images");
+        var analysed = validation.Count > 0 ? validation : test;
+        AtMost("analysis.testImages", Config.Analysis.TestImages, analysed.Count, validation.Count > 0 ? "validation images" : "test images");
+        AtMost("teacher.batch", Config.Teacher.Batch, train.Count, "training images");
+        Triple = Config.Analysis.ResolveTriple(info, "config.analysis.triple");
+        var studentTrain = Config.StudentTrainImages > 0 ? train.Take(Config.StudentTrainImages) : train;
+        AtMost("student.batch", Config.Student.Batch, studentTrain.Count, "training images of the students");
+
+        // Too little data for a study to mean anything: every class needs two images in each split the study uses.
+        string source = Path.GetFullPath(dataDir ?? info.DefaultDir);
+        void EveryClass(ImageSet set, string split)
+        {
+            var counts = new int[info.Classes.Length];
+            foreach (int label in set.Labels) counts[label]++;
+            for (int k = 0; k < counts.Length; k++)
+                if (counts[k] < 2)
+                    throw new DataException($"{source}: class '{info.Classes[k]}' has {counts[k]} image(s) in {split}; a study needs at least 2 of every class there");
+        }
+        EveryClass(train, $"the training split ({train.Count} images used)");
+        if (studentTrain.Count != train.Count) EveryClass(studentTrain, $"the students' training images (studentTrainImages {Config.StudentTrainImages})");
+        EveryClass(test, $"the test split ({test.Count} images used)");
+        if (validation.Count > 0) EveryClass(validation, $"the validation split ({validation.Count} images)");
+        EveryClass(train.Take(Config.Analysis.TrainImages), $"the analysis training images (analysis.trainImages {Config.Analysis.TrainImages})");
+        if (Config.Analysis.TestImages > 0) EveryClass(analysed.Take(Config.Analysis.TestImages), $"the analysis {(validation.Count > 0 ? "validation" : "test")} images (analysis.testImages {Config.Analysis.TestImages})");
+        var trainEval = train.Take(Config.TrainEvalImages > 0 ? Config.TrainEvalImages : train.Count);
         return (train, trainEval, validation, test, info);
     }
 
@@ -197,13 +228,13 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
     public (int Trained, int Skipped, int Diverged) Run()
     {
         Prepare();
-        var runs = config.Runs();
+        var runs = Config.Runs();
         var mine = runs.Where((_, i) => shard == null || i % shard.Value.Count == shard.Value.Index).ToList();
         var data = LoadData();
         var (trainer, studentTrainer) = Trainers();
         int trained = 0, skipped = 0, diverged = 0;
         string shardText = shard == null ? "" : $" (shard {shard.Value.Index}/{shard.Value.Count})";
-        AnsiConsole.MarkupLine($"study [bold]{Markup.Escape(config.Name)}[/]{shardText}: {mine.Count} runs on {Markup.Escape(backend.ToString()!)}, " +
+        AnsiConsole.MarkupLine($"study [bold]{Markup.Escape(Config.Name)}[/]{shardText}: {mine.Count} runs on {Markup.Escape(backend.ToString()!)}, " +
                                $"{data.Train.Count} training and {data.Test.Count} test images, results in {Markup.Escape(outDir)}");
         foreach (var spec in mine)
         {
@@ -245,7 +276,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
     public string MatchedPath => Path.Combine(outDir, "matched.json");
 
     /// <summary>The analysis images of the training set: the first Analysis.TrainImages of the study's training images.</summary>
-    public ImageSet AnalysisTrain(ImageSet train) => train.Take(config.Analysis.TrainImages);
+    public ImageSet AnalysisTrain(ImageSet train) => train.Take(Config.Analysis.TrainImages);
 
     /// <summary>
     /// Matched-entropy distillation (paper appendix G): for each smoothed teacher at each T of
@@ -256,22 +287,22 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
     /// </summary>
     public (int Trained, int Skipped) RunMatched()
     {
-        var a = config.Analysis;
-        if (a.MatchTemperatures.Length == 0 || !config.Alphas.Contains(0f) || !config.Alphas.Any(x => x > 0f)) return (0, 0);
+        var a = Config.Analysis;
+        if (a.MatchTemperatures.Length == 0 || !Config.Alphas.Contains(0f) || !Config.Alphas.Any(x => x > 0f)) return (0, 0);
         if (shard is { Index: > 0 }) return (0, 0);
         Prepare();
-        var all = config.Runs();
+        var all = Config.Runs();
         var data = LoadData();
         var (trainer, studentTrainer) = Trainers();
         var analysisTrain = AnalysisTrain(data.Train);
         var pairs = new List<MatchedPair>();
-        foreach (int seed in config.Seeds)
+        foreach (int seed in Config.Seeds)
         {
             try
             {
-                var plain = Analysis.SetOutputs.Compute(backend, Teacher(config.TeacherOf(0f, seed), all, trainer, data.Validation), analysisTrain);
-                var smoothed = config.Alphas.Where(x => x > 0f).ToDictionary(x => x,
-                    x => Analysis.SetOutputs.Compute(backend, Teacher(config.TeacherOf(x, seed), all, trainer, data.Validation), analysisTrain).Logits);
+                var plain = Analysis.SetOutputs.Compute(backend, Teacher(Config.TeacherOf(0f, seed), all, trainer, data.Validation), analysisTrain);
+                var smoothed = Config.Alphas.Where(x => x > 0f).ToDictionary(x => x,
+                    x => Analysis.SetOutputs.Compute(backend, Teacher(Config.TeacherOf(x, seed), all, trainer, data.Validation), analysisTrain).Logits);
                 pairs.AddRange(Matching.Compute(seed, plain.Logits, smoothed, plain.Classes, a.MatchTemperatures));
             }
             catch (TeacherDivergedException e) { AnsiConsole.MarkupLine($"matched-entropy runs of seed {seed} skipped: {Markup.Escape(e.Message)}"); }
@@ -279,14 +310,14 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         AtomicFile.WriteText(MatchedPath, JsonSerializer.Serialize(pairs, RunRecord.Json));
         var specs = new List<RunSpec>();
         foreach (var p in pairs)
-            foreach (var arch in config.Students)
+            foreach (var arch in Config.Students)
             {
-                var settings = config.Student with { Model = arch.Model, Width = arch.Width };
+                var settings = Config.Student with { Model = arch.Model, Width = arch.Width };
                 specs.Add(new RunSpec(StudyConfig.MatchedId(arch, 0f, p.MatchedTemperature, p.Seed), RunKind.Matched, settings,
-                    new RunLoss.Distillation(new KdConfig(p.MatchedTemperature, config.Beta)), (ulong)p.Seed, config.TeacherOf(0f, p.Seed)) { TeacherAlpha = 0f });
-                if (!config.Temperatures.Contains(p.Temperature))
+                    new RunLoss.Distillation(new KdConfig(p.MatchedTemperature, Config.Beta)), (ulong)p.Seed, Config.TeacherOf(0f, p.Seed)) { TeacherAlpha = 0f });
+                if (!Config.Temperatures.Contains(p.Temperature))
                     specs.Add(new RunSpec(StudyConfig.MatchedId(arch, p.TeacherAlpha, p.Temperature, p.Seed), RunKind.Matched, settings,
-                        new RunLoss.Distillation(new KdConfig(p.Temperature, config.Beta)), (ulong)p.Seed, config.TeacherOf(p.TeacherAlpha, p.Seed)) { TeacherAlpha = p.TeacherAlpha });
+                        new RunLoss.Distillation(new KdConfig(p.Temperature, Config.Beta)), (ulong)p.Seed, Config.TeacherOf(p.TeacherAlpha, p.Seed)) { TeacherAlpha = p.TeacherAlpha });
             }
         specs = specs.DistinctBy(s => s.Id).ToList();
         int trained = 0, skipped = 0;
@@ -331,7 +362,7 @@ public sealed class StudyRunner(StudyConfig config, string outDir, IBackend back
         var record = NewRecord(spec, outcome.Status, epochs, outcome.TestConfusion, outcome.Seconds, outcome.ImagesPerSecond, model.ParameterCount);
         if (outcome.Status == RunStatus.Finished)
             Checkpoint.Save(model, CheckpointPath(outDir, spec.Id), new Dictionary<string, string>(Checkpoint.ShapeMetadata(info.Classes.Length, info.Channels, info.Height))
-                { ["run"] = spec.Id, ["study"] = config.Name, ["width"] = StudyConfig.F(s.Width), ["alpha"] = StudyConfig.F(spec.Alpha) });
+                { ["run"] = spec.Id, ["study"] = Config.Name, ["width"] = StudyConfig.F(s.Width), ["alpha"] = StudyConfig.F(spec.Alpha) });
         AtomicFile.WriteText(RunPath(outDir, spec.Id), JsonSerializer.Serialize(record, RunRecord.Json));
         if (spec.Kind == RunKind.Teacher && outcome.Status == RunStatus.Finished) { model.Eval(); _teachers[spec.Id] = model; }
         return record;

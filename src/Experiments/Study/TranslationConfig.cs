@@ -104,6 +104,25 @@ public sealed record TranslationConfig
         return c;
     }
 
+    /// <summary>A preset fitted to a corpus smaller than its sizes (pairs of at most MaxCharacters): trainPairs,
+    /// testSentences and batchPairs above what the corpus holds are lowered to it, one notice each.</summary>
+    public TranslationConfig FitTo(int trainAvailable, int testAvailable, List<string> notices)
+    {
+        int Cap(string key, int value, int available, string what)
+        {
+            if (value <= available || available < 1) return value;   // an empty split stays an error, not a fit
+            notices.Add($"{key} {value} -> {available}: the corpus holds {available} {what} of at most {MaxCharacters} characters");
+            return available;
+        }
+        int train = Cap("trainPairs", TrainPairs, trainAvailable, "training pairs");
+        return this with
+        {
+            TrainPairs = train,
+            TestSentences = Cap("testSentences", TestSentences, testAvailable, "test pairs"),
+            BatchPairs = Cap("batchPairs", BatchPairs, train > 0 ? train : trainAvailable, "training pairs"),
+        };
+    }
+
     public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, ConfigFile.Options);
 
     public void Validate()

@@ -33,8 +33,14 @@ public sealed record TranslationRecord(string Id, string Kind, float TeacherAlph
 /// against T, and `report.md` (Tables 7 and 8, ten sentences side by side, the verdict). Runs whose record exists are
 /// skipped (resume); a folder built from another corpus or configuration is refused.
 /// </summary>
-public sealed class TranslationStudy(TranslationConfig config, string dir, IBackend backend, CorpusSource corpus)
+public sealed class TranslationStudy(TranslationConfig config, string dir, IBackend backend, CorpusSource corpus, bool fitToCorpus = false)
 {
+    /// <summary>The study's configuration; with fitToCorpus (a preset), once the corpus is read, its sizes lowered to what
+    /// the corpus holds (one notice each, in <see cref="FitNotices"/>). This is what config.json records.</summary>
+    public TranslationConfig Config { get; private set; } = config;
+
+    public List<string> FitNotices { get; } = [];
+
     static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     public TranslationStudy(TranslationConfig config, string dir, IBackend backend, string localeRoot)
@@ -47,18 +53,29 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
 
     /// <summary>Loads and filters the corpus; a corpus too small for the configuration is an error before anything
     /// is written.</summary>
-    CorpusManifest Prepare()
+    CorpusManifest Prepare(Action<string>? log = null)
     {
-        config.Validate();
-        var (splits, manifest) = corpus.Load(config.Pair);
+        Config.Validate();
+        var (splits, manifest) = corpus.Load(Config.Pair);
         _manifest = manifest;
-        bool Fits(SentencePair p) => p.Source.Length <= config.MaxCharacters && p.Target.Length <= config.MaxCharacters;
+        bool Fits(SentencePair p) => p.Source.Length <= Config.MaxCharacters && p.Target.Length <= Config.MaxCharacters;
         _train = splits[0].Where(Fits).ToList();
-        if (config.TrainPairs > 0) _train = _train.Take(config.TrainPairs).ToList();
         _test = splits[2].Where(Fits).ToList();
-        if (config.TestSentences > 0) _test = _test.Take(config.TestSentences).ToList();
-        if (_train.Count < config.BatchPairs || _test.Count == 0)
-            throw new DataException($"{corpus.Describe(config.Pair)}: only {_train.Count} training and {_test.Count} test pairs of at most {config.MaxCharacters} characters; the study needs a batch of {config.BatchPairs}");
+        string where = corpus.Describe(Config.Pair);
+        if (fitToCorpus)
+        {
+            Config = Config.FitTo(_train.Count, _test.Count, FitNotices);
+            foreach (var notice in FitNotices) log?.Invoke($"corpus: {notice}");
+        }
+        // A configuration file's sizes are checked, never clamped: it trains on what it says.
+        if (Config.TrainPairs > _train.Count)
+            throw new DataException($"{where}: trainPairs {Config.TrainPairs} exceeds the {_train.Count} training pairs of at most {Config.MaxCharacters} characters");
+        if (Config.TestSentences > _test.Count)
+            throw new DataException($"{where}: testSentences {Config.TestSentences} exceeds the {_test.Count} test pairs of at most {Config.MaxCharacters} characters");
+        if (Config.TrainPairs > 0) _train = _train.Take(Config.TrainPairs).ToList();
+        if (Config.TestSentences > 0) _test = _test.Take(Config.TestSentences).ToList();
+        if (_train.Count < Config.BatchPairs || _test.Count == 0)
+            throw new DataException($"{where}: only {_train.Count} training and {_test.Count} test pairs of at most {Config.MaxCharacters} characters; the study needs a batch of {Config.BatchPairs}");
         return manifest;
     }
 
@@ -77,7 +94,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
     {
         Prepare();
         BuildVocabularies();
-        var lines = new List<string>();
+        var lines = FitNotices.Select(n => $"corpus: {n}").ToList();
         double StepSeconds(Seq2SeqSettings s, string role)
         {
             var model = NewModel(s, 7);
@@ -99,22 +116,22 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
             var sources = _test.Take(64).Select(p => _sourceVocab.Encode(p.Source)).ToList();
             var timer = Stopwatch.StartNew();
             Decode(model, sources, 1);
-            if (config.Beam > 1) Decode(model, sources, config.Beam);
+            if (Config.Beam > 1) Decode(model, sources, Config.Beam);
             double decode = timer.Elapsed.TotalSeconds * _test.Count / sources.Count;
             lines.Add($"{role}: {best * 1000:F0} ms per step x {s.Steps} steps, decoding {decode:F0} s at most");
             return best * s.Steps + decode;
         }
-        double teacher = StepSeconds(config.Teacher, "teacher"), student = StepSeconds(config.Student, "student");
-        int teachers = config.Alphas.Length, students = config.Seeds.Length * (config.Alphas.Length * config.Temperatures.Length + 1);
+        double teacher = StepSeconds(Config.Teacher, "teacher"), student = StepSeconds(Config.Student, "student");
+        int teachers = Config.Alphas.Length, students = Config.Seeds.Length * (Config.Alphas.Length * Config.Temperatures.Length + 1);
         double total = teachers * teacher + students * student;
-        lines.Add($"{config.Pair}: {teachers} teachers x {teacher:F0} s + {students} students x {student:F0} s = {total / 60:F1} min " +
+        lines.Add($"{Config.Pair}: {teachers} teachers x {teacher:F0} s + {students} students x {student:F0} s = {total / 60:F1} min " +
                   $"({_train.Count:N0} training pairs, {_test.Count:N0} test sentences)");
         return (total, lines);
     }
 
     public List<TranslationRecord> Run(Action<string>? log = null)
     {
-        var manifest = Prepare();
+        var manifest = Prepare(log);
         Directory.CreateDirectory(dir);
         using var studyLock = StudyLock.Acquire(dir);
         CheckCorpus(manifest);
@@ -123,42 +140,42 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         var records = new List<TranslationRecord>();
         var teachers = new Dictionary<float, Transformer>();
         var caches = new Dictionary<float, Lazy<float[][]>>();
-        int teacherSeed = config.Seeds[0];
-        foreach (float alpha in config.Alphas)
+        int teacherSeed = Config.Seeds[0];
+        foreach (float alpha in Config.Alphas)
         {
             string id = $"teacher-a{StudyConfig.F(alpha)}-s{teacherSeed}";
-            var model = NewModel(config.Teacher, (ulong)teacherSeed * 1000 + 1);
+            var model = NewModel(Config.Teacher, (ulong)teacherSeed * 1000 + 1);
             var cache = new Lazy<float[][]>(() => TeacherLogits(model));
-            records.Add(TrainOrLoad(id, "teacher", alpha, null, alpha, teacherSeed, model, config.Teacher, null, default, cache, log));
+            records.Add(TrainOrLoad(id, "teacher", alpha, null, alpha, teacherSeed, model, Config.Teacher, null, default, cache, log));
             teachers[alpha] = model;
             caches[alpha] = cache;
         }
-        foreach (int seed in config.Seeds)
+        foreach (int seed in Config.Seeds)
         {
-            foreach (float alpha in config.Alphas)
-                foreach (float t in config.Temperatures)
+            foreach (float alpha in Config.Alphas)
+                foreach (float t in Config.Temperatures)
                 {
                     string id = $"student-a{StudyConfig.F(alpha)}-T{StudyConfig.F(t)}-s{seed}";
-                    records.Add(TrainOrLoad(id, "student", alpha, t, 0f, seed, NewModel(config.Student, (ulong)seed * 1000 + 2), config.Student,
-                        teachers[alpha], new KdConfig(t, config.Beta), caches[alpha], log));
+                    records.Add(TrainOrLoad(id, "student", alpha, t, 0f, seed, NewModel(Config.Student, (ulong)seed * 1000 + 2), Config.Student,
+                        teachers[alpha], new KdConfig(t, Config.Beta), caches[alpha], log));
                 }
-            records.Add(TrainOrLoad($"baseline-s{seed}", "baseline", 0f, null, 0f, seed, NewModel(config.Student, (ulong)seed * 1000 + 2), config.Student, null, default, null, log));
+            records.Add(TrainOrLoad($"baseline-s{seed}", "baseline", 0f, null, 0f, seed, NewModel(Config.Student, (ulong)seed * 1000 + 2), Config.Student, null, default, null, log));
         }
         var references = _test.Select(p => p.Target).ToList();
         var memory = new TranslationMemory(_train);
         var copy = Score(_test.Select(p => p.Source).ToList(), references);
         var recall = Score(_test.Select(p => memory.Translate(p.Source)).ToList(), references);
-        AtomicFile.WriteText(Path.Combine(dir, "report.md"), new TranslationReport(config, dir, manifest, _train.Count, _test, records, copy, recall).Markdown());
+        AtomicFile.WriteText(Path.Combine(dir, "report.md"), new TranslationReport(Config, dir, manifest, _train.Count, _test, records, copy, recall).Markdown());
         return records;
     }
 
     /// <summary>Characters, or subwords learned on the training split when the configuration asks for merges.</summary>
-    ITokenizer Tokenizer(IEnumerable<string> texts) => config.SubwordMerges > 0 ? new SubwordVocabulary(texts, config.SubwordMerges) : new CharVocabulary(texts);
+    ITokenizer Tokenizer(IEnumerable<string> texts) => Config.SubwordMerges > 0 ? new SubwordVocabulary(texts, Config.SubwordMerges) : new CharVocabulary(texts);
 
     /// <summary>Batches are padded to a multiple of this length: few distinct shapes, so buffers are reused.</summary>
     const int PadTo = 8;
 
-    Transformer NewModel(Seq2SeqSettings s, ulong seed) => new(backend, s.Model(_sourceVocab.Size, _targetVocab.Size, PadTo * ((config.MaxCharacters + 2 + PadTo - 1) / PadTo)), seed);
+    Transformer NewModel(Seq2SeqSettings s, ulong seed) => new(backend, s.Model(_sourceVocab.Size, _targetVocab.Size, PadTo * ((Config.MaxCharacters + 2 + PadTo - 1) / PadTo)), seed);
 
     /// <summary>The corpus a folder was built from is recorded once; a different corpus is refused, so runs from two
     /// corpora never share a table.</summary>
@@ -174,7 +191,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
                 throw new UsageException($"{dir}: holds runs built from another corpus ({old?.Name} {old?.Sha256?[..Math.Min(12, old.Sha256.Length)]}...) than {manifest.Name} {manifest.Sha256[..12]}...; use another --out");
         }
         string cfg = Path.Combine(dir, "config.json");
-        string json = JsonSerializer.Serialize(config, Indented);
+        string json = JsonSerializer.Serialize(Config, Indented);
         if (File.Exists(cfg) && File.ReadAllText(cfg) != json) throw new UsageException($"{dir}: holds a translation study with another configuration; use another --out");
         if (!File.Exists(path)) AtomicFile.WriteText(path, JsonSerializer.Serialize(manifest, Indented));
         AtomicFile.WriteText(cfg, json);
@@ -200,7 +217,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         var sources = _test.Select(p => _sourceVocab.Encode(p.Source)).ToList();
         var references = _test.Select(p => p.Target).ToList();
         var greedy = Decode(model, sources, 1);
-        var beam = config.Beam > 1 ? Decode(model, sources, config.Beam) : null;
+        var beam = Config.Beam > 1 ? Decode(model, sources, Config.Beam) : null;
         EntropyPoint[]? entropy = kind == "teacher" ? TargetEntropy(teacherCache!.Value) : null;
         Directory.CreateDirectory(Path.GetDirectoryName(checkpoint)!);
         Directory.CreateDirectory(Path.GetDirectoryName(recordPath)!);
@@ -213,7 +230,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
             loss, sw.Elapsed.TotalSeconds, _manifest.Sha256, entropy);
         AtomicFile.WriteText(recordPath, JsonSerializer.Serialize(record, Indented));   // written last: a record means a finished run
         log?.Invoke($"{id}: greedy BLEU {record.Greedy.Bleu:F2} chrF {record.Greedy.ChrF:F2}" +
-                    (record.Beam is { } b ? $", beam {config.Beam} BLEU {b.Bleu:F2} chrF {b.ChrF:F2}" : "") + $", final loss {loss:F3}, {sw.Elapsed.TotalSeconds:F1} s");
+                    (record.Beam is { } b ? $", beam {Config.Beam} BLEU {b.Bleu:F2} chrF {b.ChrF:F2}" : "") + $", final loss {loss:F3}, {sw.Elapsed.TotalSeconds:F1} s");
         return record;
     }
 
@@ -257,7 +274,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
     List<int[]> EpochBatches(Random rng)
     {
         var keys = Enumerable.Range(0, _tgt.Count).Select(i => (Length: _tgt[i].Length, Tie: rng.Next(), Index: i)).OrderBy(k => k.Length).ThenBy(k => k.Tie).Select(k => k.Index).ToArray();
-        var batches = keys.Chunk(config.BatchPairs).Where(c => c.Length == config.BatchPairs || keys.Length < config.BatchPairs).ToList();
+        var batches = keys.Chunk(Config.BatchPairs).Where(c => c.Length == Config.BatchPairs || keys.Length < Config.BatchPairs).ToList();
         for (int i = batches.Count - 1; i > 0; i--) { int j = rng.Next(i + 1); (batches[i], batches[j]) = (batches[j], batches[i]); }
         return batches;
     }
@@ -268,7 +285,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
     EntropyPoint[] TargetEntropy(float[][] logits)
     {
         int vocab = _targetVocab.Size;
-        return config.EntropyTemperatures.Select(t =>
+        return Config.EntropyTemperatures.Select(t =>
         {
             double sum = 0; long rows = 0;
             object gate = new();
@@ -290,7 +307,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         var order = Enumerable.Range(0, sources.Count).OrderBy(i => sources[i].Length).ToArray();
         foreach (var chunk in order.Chunk(beam > 1 ? 64 : 128))
         {
-            var ids = Translator.Translate(model, chunk.Select(i => sources[i]).ToList(), beam, config.LengthPenalty, a: 1.2f, b: 10);
+            var ids = Translator.Translate(model, chunk.Select(i => sources[i]).ToList(), beam, Config.LengthPenalty, a: 1.2f, b: 10);
             for (int k = 0; k < chunk.Length; k++) hypotheses[chunk[k]] = _targetVocab.Decode(ids[k]);
         }
         return hypotheses.ToList();
