@@ -1,66 +1,131 @@
 #!/usr/bin/env bash
-# Checks every kernel against its float64 reference on an NVIDIA GPU and runs the GPU benchmarks, beside PyTorch on
-# the same GPU where one is installed. Made for a machine without .NET: scripts/gpu-bundle.sh first (lskd as one
-# trimmed self-contained file in .gpu/bin, Fashion-MNIST packed in .gpu/data), then, from the repository root:
-#   scripts/gpu-check.sh [path/to/lskd] [results folder] [steps...]
-# Steps: check train losses gemm tf32 layers analysis profile report (default: all of these, about 9 minutes;
-# report is `lskd bench report` as one report.tgz: JSON per case and machine.json with GPU, driver, PyTorch), and study
-# (only when named: the paper preset's ResNet-20 teacher, 30 epochs with alpha 0.1 on all 60,000 images, and ResNet-8
-# students of it at T = 1 and T = 4, within 10 minutes). Each step has its own time limit and a failed step does not
-# stop the others; logs go to the results folder, machine-readable results (JSON lines) into results.jsonl.
+# The one-call GPU check: every kernel against its float64 reference and the GPU benchmarks beside PyTorch on the
+# same GPU, ordered by value and each step under its own time limit (the limits sum to 450 s, within one 600 s call
+# with room to pack). After every step each figure is one JSON line in $OUT/results.jsonl (device, driver, PyTorch,
+# case, ours, peer's, ratio) and the step logs are re-packed into $OUT/logs.tgz, so a run killed at any point returns
+# everything finished before it, in 3 files (steps.txt, results.jsonl, logs.tgz; at most 8 come back).
+#
+#   scripts/gpu-check.sh [--device cuda|ilgpu-cpu] [--lskd PATH] [--out DIR] [--dry-run] [STEP...]
+#
+# Made for a machine without .NET: scripts/gpu-bundle.sh first (lskd as one self-contained file in .gpu/bin), then on
+# the lent machine, from the repository root: scripts/gpu-check.sh. `--device ilgpu-cpu` runs the same steps with
+# tiny shapes on ILGPU's CPU accelerator (a run-through of the script and its kernels on any machine, not a
+# measurement); `--lskd` may name lskd.dll (run with dotnet). `--dry-run` prints the steps, their limits and commands.
+# The study (teacher and students on all of Fashion-MNIST) is a separate call: scripts/gpu-study.sh.
 set -u
-LSKD=${1:-.gpu/bin/lskd}
-RESULTS=${2:-${OUT:-gpu-results}}
-shift $(( $# < 2 ? $# : 2 ))
-STEPS=${*:-check train losses gemm tf32 layers analysis profile report}
-DEVICE=${LSKD_DEVICE:-cuda}
-mkdir -p "$RESULTS"
+DEVICE=cuda LSKD= RESULTS=${OUT:-gpu-results} DRY=0 ONLY=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --device) DEVICE=$2; shift 2 ;;
+        --lskd) LSKD=$2; shift 2 ;;
+        --out) RESULTS=$2; shift 2 ;;
+        --dry-run) DRY=1; shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -*) echo "gpu-check.sh: unknown option $1" >&2; exit 2 ;;
+        *) ONLY="$ONLY $1"; shift ;;
+    esac
+done
+case $DEVICE in cuda|ilgpu-cpu) ;; *) echo "gpu-check.sh: --device must be cuda or ilgpu-cpu, got '$DEVICE'" >&2; exit 2 ;; esac
+[ -n "$LSKD" ] || LSKD=.gpu/bin/lskd
+case $LSKD in *.dll) RUN=(dotnet "$LSKD") ;; *) RUN=("$LSKD") ;; esac
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 NO_COLOR=1 COLUMNS=160
-# The GPU peer: the first python3 on PATH that has a CUDA build of PyTorch (override with LSKD_PEER_PYTHON).
+
+# The steps in order of value: name, limit in seconds, lskd arguments (cuda; then the tiny ones for ilgpu-cpu).
+# smoke: is the GPU there, do the fp32 and TF32 GEMMs (every kernel variant, small shapes) match the reference.
+J="--jsonl RESULTS_JSONL"
+if [ "$DEVICE" = cuda ]; then
+    STEPS=(
+        "smoke|30|check --op gemm --small $J --device DEVICE"
+        "ptx|20|ptx --out RESULTS_WORK/ptx $J"
+        "check-gemm-conv|50|check --op gemm conv2d --verbose $J --device DEVICE"
+        "gemm|55|bench gemm --shapes 2048x2048x2048,4096x4096x4096,100352x64x288 --min-time 0.3 --peer $J --device DEVICE"
+        "tf32|40|bench gemm --shapes 2048x2048x2048,4096x4096x4096 --min-time 0.3 --tf32 --peer $J --device DEVICE"
+        "train|70|bench train --steps 10 --peer $J --device DEVICE"
+        "losses|25|bench losses --rows 65536 --cols 1000 --min-time 0.3 --peer $J --device DEVICE"
+        "analysis|35|bench analysis --runs 2 --peer $J --device DEVICE"
+        "check-rest|55|check --skip gemm conv2d $J --device DEVICE"
+        "layers|30|bench layers --min-time 0.05 --all-algorithms $J --device DEVICE"
+        "report|40|bench report --quick --out RESULTS_WORK/report --device DEVICE"
+    )
+else
+    STEPS=(
+        "smoke|30|check --op gemm --small $J --device DEVICE"
+        "ptx|20|ptx --out RESULTS_WORK/ptx $J"
+        "check-gemm-conv|50|check --op gemm conv2d --small --verbose $J --device DEVICE"
+        "gemm|55|bench gemm --shapes 32x32x32,64x48x40 --min-time 0.01 --peer $J --device DEVICE"
+        "tf32|40|bench gemm --shapes 32x32x32 --min-time 0.01 --tf32 $J --device DEVICE"
+        "train|70|bench train --models resnet8 --batch 2 --steps 1 --warmup 1 $J --device DEVICE"
+        "losses|25|bench losses --rows 64 --cols 100 --min-time 0.01 --peer $J --device DEVICE"
+        "analysis|35|bench analysis --rows 64 --dim 8 --runs 1 --peer $J --device DEVICE"
+        "check-rest|55|check --skip gemm conv2d $J --device DEVICE"
+        "layers|30|bench layers --batch 2 --min-time 0.01 --layers shortcut $J --device DEVICE"
+        "report|40|bench report --tiny --no-peer --out RESULTS_WORK/report --device DEVICE"
+    )
+fi
+
+total=0
+for s in "${STEPS[@]}"; do total=$(( total + $(cut -d'|' -f2 <<<"$s") )); done
+if [ $DRY = 1 ]; then
+    echo "gpu-check on $DEVICE: ${#STEPS[@]} steps, limits summing to $total s (each killed 5 s after its limit)"
+    i=0
+    for s in "${STEPS[@]}"; do
+        i=$((i + 1)); IFS='|' read -r name limit args <<<"$s"
+        printf '%2d. %-16s %4s s  lskd %s\n' $i "$name" "$limit" "${args//DEVICE/$DEVICE}"
+    done
+    exit 0
+fi
+
+mkdir -p "$RESULTS" || exit 2
+RESULTS=$(cd "$RESULTS" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/lskd-gpu-check.XXXXXX")   # logs live outside $OUT; $OUT only ever holds 3 files
+JSONL="$RESULTS/results.jsonl"
+: > "$JSONL"
+# The logs, re-packed after every step: written beside, then renamed, so a kill never leaves half an archive.
+pack() { tar -czf "$RESULTS/.logs.tgz.part" -C "$WORK" . 2>/dev/null && mv -f "$RESULTS/.logs.tgz.part" "$RESULTS/logs.tgz"; }
+child=
+trap '[ -n "$child" ] && kill -TERM $child 2>/dev/null; echo "=== interrupted" >> "$RESULTS/steps.txt"; pack; exit 143' TERM INT
+
+# The GPU peer: the first python3 on PATH with a CUDA build of PyTorch (override with LSKD_PEER_PYTHON).
 if [ -z "${LSKD_PEER_PYTHON:-}" ] && command -v python3 >/dev/null; then export LSKD_PEER_PYTHON=$(command -v python3); fi
-PEER=--peer
-[ "$DEVICE" = cuda ] && ! "${LSKD_PEER_PYTHON:-/usr/bin/python3}" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && PEER=
+PEER_OK=1
+if [ "$DEVICE" = cuda ]; then
+    "${LSKD_PEER_PYTHON:-/usr/bin/python3}" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null || PEER_OK=0
+else
+    /usr/bin/python3 -c 'import torch' 2>/dev/null || PEER_OK=0
+fi
+{
+    echo "gpu-check on $DEVICE, $(date -u '+%Y-%m-%d %H:%M UTC'), limits summing to $total s"
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1
+    "${LSKD_PEER_PYTHON:-/usr/bin/python3}" -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")' 2>&1
+    [ $PEER_OK = 1 ] || echo "no PyTorch peer here: the --peer columns are left out"
+    uname -a; echo "$(nproc) CPU cores"
+    timeout -k 5 20 "${RUN[@]}" info 2>&1
+} > "$WORK/machine.txt"
+cp "$WORK/machine.txt" "$RESULTS/steps.txt"
+pack
 
 status=0
-step() { # step NAME SECONDS command...
-    local name=$1 limit=$2; shift 2
-    case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
-    local t0=$SECONDS
-    echo "=== $name: $*" | tee -a "$RESULTS/steps.txt"
-    timeout "$limit" "$@" > "$RESULTS/$name.txt" 2>&1
-    local rc=$?
-    tail -n 60 "$RESULTS/$name.txt"
-    echo "=== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$RESULTS/steps.txt"
+for s in "${STEPS[@]}"; do
+    IFS='|' read -r name limit args <<<"$s"
+    if [ -n "$ONLY" ]; then case " $ONLY " in *" $name "*) ;; *) continue ;; esac; fi
+    args=${args//RESULTS_JSONL/$JSONL}; args=${args//RESULTS_WORK/$WORK}; args=${args//DEVICE/$DEVICE}
+    [ $PEER_OK = 1 ] || args=${args//--peer/}
+    t0=$SECONDS
+    echo "=== $name (limit $limit s): lskd $args" | tee -a "$RESULTS/steps.txt"
+    read -r -a argv <<<"$args"
+    # -k: a process stuck in a CUDA call ignores TERM; KILL follows 5 s later. In the background, so that a TERM to
+    # this script runs its trap at once (bash defers traps until a foreground command ends).
+    timeout -k 5 "$limit" "${RUN[@]}" "${argv[@]}" > "$WORK/$name.txt" 2>&1 &
+    child=$!
+    wait $child
+    rc=$?
+    tail -n 40 "$WORK/$name.txt"
+    case $rc in 124|137) verdict="killed at its $limit s limit" ;; 0) verdict="ok" ;; *) verdict="exit $rc" ;; esac
+    echo "=== $name: $verdict after $((SECONDS - t0)) s" | tee -a "$RESULTS/steps.txt"
     [ $rc -ne 0 ] && status=1
-    return 0
-}
-
-# At most 8 result files come back from a lent machine: the machine and `lskd info` go into steps.txt.
-{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1; uname -a
-  echo "$(nproc) CPU cores"; timeout 60 "$LSKD" info 2>&1; } | tee "$RESULTS/steps.txt"
-step check 150 "$LSKD" check --device "$DEVICE" --verbose
-step train 150 "$LSKD" bench train --device "$DEVICE" --steps 10 $PEER
-step losses 60 "$LSKD" bench losses --device "$DEVICE" --min-time 0.3 $PEER
-GEMM_SHAPES=64x64x64,256x256x256,1024x1024x1024,2048x2048x2048,4096x4096x4096,100352x64x288
-step gemm 90 "$LSKD" bench gemm --device "$DEVICE" --min-time 0.3 --shapes $GEMM_SHAPES $PEER
-step tf32 90 "$LSKD" bench gemm --device "$DEVICE" --min-time 0.3 --shapes $GEMM_SHAPES --tf32 $PEER
-step layers 120 "$LSKD" bench layers --device "$DEVICE" --min-time 0.1 --all-algorithms
-step analysis 90 "$LSKD" bench analysis --device "$DEVICE" --runs 2 $PEER
-step profile 60 "$LSKD" bench train --device "$DEVICE" --models resnet8 --steps 3 --profile
-report() { "$LSKD" bench report --device "$DEVICE" --quick --out "$RESULTS/report" && tar -czf "$RESULTS/report.tgz" -C "$RESULTS" report && rm -rf "$RESULTS/report"; }
-DATA=${LSKD_DATA:-.gpu/data}
-study() {
-    "$LSKD" train-teacher --model resnet20 --epochs 30 --alpha 0.1 --data-dir "$DATA" --device "$DEVICE" --out "$RESULTS/study" &&
-    for t in 1 4; do
-        "$LSKD" distill --teacher "$RESULTS/study/teacher-resnet20-a0.1-s1.safetensors" --model resnet8 --width 1 --temperature $t \
-            --epochs 30 --data-dir "$DATA" --device "$DEVICE" --out "$RESULTS/study" || return 1
-    done
-    tar -czf "$RESULTS/study.tgz" -C "$RESULTS" study && rm -rf "$RESULTS/study"
-}
-export -f report study; export LSKD DEVICE RESULTS DATA
-step report 120 bash -c report
-step study 580 bash -c study
-# At most 8 files come back: the step logs travel as one logs.tgz beside steps.txt and the .tgz results.
-( cd "$RESULTS" && logs=$(ls *.txt 2>/dev/null | grep -v '^steps.txt$') && [ -n "$logs" ] && tar -czf logs.tgz $logs && rm -f $logs )
-cat "$RESULTS/steps.txt"
+    pack
+done
+echo "=== done: $(wc -l < "$JSONL") result lines in results.jsonl, logs in logs.tgz" | tee -a "$RESULTS/steps.txt"
+pack
+rm -rf "$WORK"
 exit $status

@@ -30,6 +30,24 @@ public class KernelTests
         Assert.That(results.Any(r => !r.Passed && r.Case == "Gelu"), Is.True);
     }
 
+    [Test]
+    public void AKernelThatThrowsIsAFailedRowAndTheOtherOpsStillRun()
+    {
+        // A softmax that throws (as a PTX the driver rejects would) fails its op with the message; the next op runs.
+        var check = new KernelCheck(new ThrowingBackend());
+        var softmax = check.Run("softmax");
+        Assert.That(softmax.Last().Passed, Is.False);
+        Assert.That(softmax.Last().Error, Does.Contain("CUDA_ERROR_INVALID_PTX"));
+        Assert.That(softmax.Last().ToString(), Does.Contain("threw InvalidOperationException"));
+        Assert.That(check.Run("unary").All(r => r.Passed), Is.True);
+    }
+
+    sealed class ThrowingBackend : LsKd.Kernels.Cpu.CpuBackend
+    {
+        protected override void SoftmaxCore(LsKd.Kernels.DeviceBuffer<float> x, LsKd.Kernels.DeviceBuffer<float> y, int rows, int cols, float temperature, bool log) =>
+            throw new InvalidOperationException("CUDA_ERROR_INVALID_PTX: a PTX\nthe driver rejects");
+    }
+
     sealed class BrokenBackend : LsKd.Kernels.Cpu.CpuBackend
     {
         protected override void UnaryCore(LsKd.Kernels.UnaryOp op, LsKd.Kernels.DeviceBuffer<float> x, LsKd.Kernels.DeviceBuffer<float> y, int count, float scalar) =>

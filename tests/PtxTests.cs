@@ -18,40 +18,22 @@ public class PtxTests
     static readonly Regex Division64 = new(@"\b(div|rem)\.[su]64\b");
     static readonly Regex ApproximateTanh = new(@"\btanh\.approx\b");
 
-    static Context? s_context;
-    static PTXBackend? s_backend;
-
-    static PTXBackend Backend()
-    {
-        s_context ??= Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
-        return s_backend ??= new PTXBackend(s_context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
-    }
+    static LsKd.Kernels.Gpu.KernelPtx.Compiler? s_compiler;
 
     [OneTimeTearDown]
     public void TearDown()
     {
-        s_backend?.Dispose(); s_context?.Dispose();
-        s_backend = null; s_context = null;
+        s_compiler?.Dispose();
+        s_compiler = null;
     }
 
-    /// <summary>Kernels are the static void methods of the Gpu namespace; an Index1D first parameter marks an
-    /// implicitly grouped kernel, anything else an explicitly grouped one.</summary>
     static IEnumerable<TestCaseData> Kernels() =>
-        from t in typeof(Kernels.IBackend).Assembly.GetTypes()
-        where t.Namespace == "LsKd.Kernels.Gpu" && t.IsAbstract && t.IsSealed
-        from m in t.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
-        where m.ReturnType == typeof(void) && m.GetParameters().Length > 0 && !m.IsSpecialName
-            && !m.ContainsGenericParameters && m.GetParameters().All(p => !p.ParameterType.IsByRef)   // helpers take refs; kernels never do
-        select new TestCaseData(m).SetName($"PTX of {t.Name}.{m.Name}");
+        LsKd.Kernels.Gpu.KernelPtx.Kernels().Select(m => new TestCaseData(m).SetName($"PTX of {LsKd.Kernels.Gpu.KernelPtx.Name(m)}"));
 
     public static string Compile(MethodInfo kernel) => Ptx(kernel);
 
-    static string Ptx(MethodInfo kernel)
-    {
-        bool implicitlyGrouped = kernel.GetParameters()[0].ParameterType == typeof(Index1D);
-        var entry = implicitlyGrouped ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel) : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
-        return ((PTXCompiledKernel)Backend().Compile(entry, new KernelSpecialization())).PTXAssembly;
-    }
+    static string Ptx(MethodInfo kernel) =>
+        (s_compiler ??= new LsKd.Kernels.Gpu.KernelPtx.Compiler(CudaArchitecture.SM_90, CudaInstructionSet.ISA_80)).Compile(kernel);
 
     [TestCaseSource(nameof(Kernels))]
     public void KernelHasNoSlowOrApproximateInstructions(MethodInfo kernel)

@@ -12,6 +12,7 @@ public static class Program
         var root = new RootCommand("lskd: to smooth or not to smooth a teacher? A GPU compute engine (C#, ILGPU) and the label-smoothing / knowledge-distillation study built on it.");
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(CheckCommand.Create());
+        root.Subcommands.Add(PtxCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(StudyCommands.Study());
         root.Subcommands.Add(StudyCommands.SingleRun(distill: false));

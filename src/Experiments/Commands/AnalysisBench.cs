@@ -15,7 +15,8 @@ internal static class AnalysisBench
         var rows = new Option<int>("--rows") { Description = "feature rows (samples)", DefaultValueFactory = _ => 60000 };
         var dim = new Option<int>("--dim") { Description = "feature dimension", DefaultValueFactory = _ => 512 };
         var runs = new Option<int>("--runs") { Description = "timed runs per kernel (after one warm-up)", DefaultValueFactory = _ => 3 };
-        var cmd = new Command("analysis", "Time centroids, distances, QR and PCA on a features matrix (default 60,000 x 512).") { device, threads, rows, dim, runs, peer };
+        var jsonl = ResultLog.Option();
+        var cmd = new Command("analysis", "Time centroids, distances, QR and PCA on a features matrix (default 60,000 x 512).") { device, threads, rows, dim, runs, peer, jsonl };
         cmd.SetAction(pr =>
         {
             int n = pr.GetValue(rows), d = pr.GetValue(dim), r = pr.GetValue(runs);
@@ -23,6 +24,7 @@ internal static class AnalysisBench
             if (r < 1) throw new UsageException($"--runs must be >= 1, got {r}");
             const int classes = 10, subset = 4000;
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var log = ResultLog.Open(pr.GetValue(jsonl), "analysis", be);
             AnsiConsole.MarkupLine($"analysis kernels on [bold]{Markup.Escape(be.ToString()!)}[/], features {n} x {d}, {r} timed run(s) each");
             using var x = be.Allocate(n * d);
             be.InitNormal(x, n * d, 5, 0f, 1f);
@@ -45,7 +47,9 @@ internal static class AnalysisBench
                 var t = Time(be, run, r);
                 string rate = flops > 0 ? $"{flops / (t.Median * 1e-3) / 1e9:F1} GFLOP/s" : bytes > 0 ? $"{bytes / (t.Median * 1e-3) / 1e9:F1} GB/s" : "";
                 var row = new List<string> { name, shape, $"{t.Median:F1}", $"{t.Min:F1}-{t.Max:F1}", rate };
-                if (peerMs != null && peerMs.TryGetValue(name, out double p)) { row.Add($"{p:F1}"); row.Add($"{p / t.Median:F2}x"); }
+                double? peerTime = peerMs != null && peerMs.TryGetValue(name, out double p) ? p : null;
+                if (peerTime is { } pt) { row.Add($"{pt:F1}"); row.Add($"{pt / t.Median:F2}x"); }
+                log?.Add($"{name.Trim()} {shape}", "ms", t.Median, peerTime, higherIsBetter: false, note: rate.Length > 0 ? rate : null);
                 table.AddRow(row.ToArray());
                 AnsiConsole.MarkupLine($"  {Markup.Escape(name)}: {t.Median:F1} ms");
             }

@@ -35,13 +35,14 @@ internal static class BenchCommand
     {
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var peer = PeerOption(); var minTime = MinTimeOption();
         var shapes = new Option<string>("--shapes") { Description = "comma-separated MxNxK", DefaultValueFactory = _ => DefaultGemmShapes };
-        var kernel = CommonOptions.GemmKernel(); var tf32 = CommonOptions.Tf32();
-        var cmd = new Command("gemm", "GEMM GFLOP/s at square and convolution-shaped sizes.") { device, threads, shapes, peer, minTime, kernel, tf32 };
+        var kernel = CommonOptions.GemmKernel(); var tf32 = CommonOptions.Tf32(); var jsonl = ResultLog.Option();
+        var cmd = new Command("gemm", "GEMM GFLOP/s at square and convolution-shaped sizes.") { device, threads, shapes, peer, minTime, kernel, tf32, jsonl };
         cmd.SetAction(pr =>
         {
             var parsed = ParseShapes(pr.GetValue(shapes)!);
             bool allowTf32 = pr.GetValue(tf32);
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), null, pr.GetValue(kernel), allowTf32);
+            var log = ResultLog.Open(pr.GetValue(jsonl), allowTf32 ? "gemm-tf32" : "gemm", be);
             AnsiConsole.MarkupLine($"GEMM on [bold]{Markup.Escape(be.ToString()!)}[/]{(allowTf32 ? " with TF32 allowed (peer too)" : "")}");
             Dictionary<string, double>? peerGflops = null;
             if (pr.GetValue(peer))
@@ -58,8 +59,10 @@ internal static class BenchCommand
                 double gflops = spec.Flops / (t.Median * 1e-3) / 1e9;
                 string used = be is IlgpuBackend gpu ? IlgpuBackend.KernelName(gpu.ChooseGemmKernel(m, n, k)) : "cpu";
                 var row = new List<string> { $"{m}x{n}x{k}", used, $"{t.Median:F3}", $"{t.P20:F3}-{t.P80:F3}", $"{gflops:F1}" };
-                if (peerGflops != null && peerGflops.TryGetValue($"{m}x{n}x{k}", out var pg)) { row.Add($"{pg:F1}"); row.Add($"{gflops / pg:F2}x"); }
+                double? peerRate = peerGflops != null && peerGflops.TryGetValue($"{m}x{n}x{k}", out var pg) ? pg : null;
+                if (peerRate is { } pr2) { row.Add($"{pr2:F1}"); row.Add($"{gflops / pr2:F2}x"); }
                 table.AddRow(row.ToArray());
+                log?.Add($"gemm{(allowTf32 ? " tf32" : "")} {m}x{n}x{k} ({used})", "GFLOP/s", gflops, peerRate);
             }
             AnsiConsole.Write(table);
             return 0;
@@ -72,12 +75,14 @@ internal static class BenchCommand
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var peer = PeerOption(); var minTime = MinTimeOption();
         var rows = new Option<int>("--rows") { DefaultValueFactory = _ => 4096, Description = "batch size B" };
         var cols = new Option<int>("--cols") { DefaultValueFactory = _ => 1000, Description = "classes K" };
-        var cmd = new Command("losses", "Fused KD and label-smoothing CE forward+backward, with effective bandwidth against memory copy.") { device, threads, rows, cols, peer, minTime };
+        var jsonl = ResultLog.Option();
+        var cmd = new Command("losses", "Fused KD and label-smoothing CE forward+backward, with effective bandwidth against memory copy.") { device, threads, rows, cols, peer, minTime, jsonl };
         cmd.SetAction(pr =>
         {
             int b = pr.GetValue(rows), k = pr.GetValue(cols);
             if (b <= 0 || k <= 0) throw new UsageException($"--rows and --cols must be positive, got {b} and {k}");
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var log = ResultLog.Open(pr.GetValue(jsonl), "losses", be);
             double secs = pr.GetValue(minTime);
             AnsiConsole.MarkupLine($"fused losses at (B, K) = ({b}, {k}) on [bold]{Markup.Escape(be.ToString()!)}[/]");
             int n = b * k;
@@ -101,8 +106,12 @@ internal static class BenchCommand
             void Row(string name, Timing t, double gbs)
             {
                 var r = new List<string> { name, $"{t.Median:F3}", $"{t.P20:F3}-{t.P80:F3}", $"{gbs:F1}", $"{gbs / copyGBs:P0}" };
-                if (peerMs != null) { var pm = peerMs.GetValueOrDefault(name); r.Add(pm > 0 ? $"{pm:F2}" : "-"); r.Add(pm > 0 ? $"{pm / t.Median:F1}x" : "-"); }
+                double pm = peerMs?.GetValueOrDefault(name) ?? 0;
+                if (peerMs != null) { r.Add(pm > 0 ? $"{pm:F2}" : "-"); r.Add(pm > 0 ? $"{pm / t.Median:F1}x" : "-"); }
                 table.AddRow(r.ToArray());
+                log?.Add($"{name} at ({b}, {k})", "ms", t.Median, pm > 0 ? pm : null, higherIsBetter: false,
+                    note: $"{gbs:F1} GB/s minimum traffic, {gbs / copyGBs:P0} of copy bandwidth ({copyGBs:F1} GB/s)");
+                if (name != "memcpy") log?.Add($"{name} at ({b}, {k}): share of copy bandwidth", "fraction", gbs / copyGBs);
             }
             Row("memcpy", copy, copyGBs);
             Row("kd fwd+bwd (T=4, beta=1)", kd, kdGBs);
@@ -165,6 +174,12 @@ internal static class BenchCommand
         string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         if (p.ExitCode != 0) throw new UsageException($"--peer: {script} failed: {stderr.Trim().Split('\n').LastOrDefault()}");
-        return stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        foreach (var j in lines)
+            if (j.TryGetProperty("torch", out var v) && v.GetString() is { } version) PeerName = $"PyTorch {version} ({(onGpu ? "cuda" : "cpu")})";
+        return lines;
     }
+
+    /// <summary>The peer the last RunPeer ran, e.g. "PyTorch 2.6.0+cu124 (cuda)" (the version names its CUDA build).</summary>
+    public static string? PeerName { get; private set; }
 }

@@ -38,10 +38,12 @@ internal static class BenchReport
         var quick = new Option<bool>("--quick") { Description = "fewer shapes and shorter timings (a few minutes on 2 cores)" };
         var outDir = new Option<string>("--out") { Description = "folder for the report (a subfolder per machine)", DefaultValueFactory = _ => "bench-report" };
         var noPeer = new Option<bool>("--no-peer") { Description = "skip the PyTorch peer even when it is installed" };
-        var cmd = new Command("report", "Run the benchmark set beside its peers and write JSON per case, summary.md and a roofline figure.") { device, threads, quick, outDir, noPeer };
+        var tiny = new Option<bool>("--tiny") { Description = "tiny shapes: a run-through of the report on ILGPU's CPU emulator, not a measurement" };
+        var cmd = new Command("report", "Run the benchmark set beside its peers and write JSON per case, summary.md and a roofline figure.") { device, threads, quick, tiny, outDir, noPeer };
         cmd.SetAction(pr =>
         {
-            bool q = pr.GetValue(quick);
+            bool q = pr.GetValue(quick) || pr.GetValue(tiny);
+            s_tiny = pr.GetValue(tiny);
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
             string machine = MachineSlug(be);
             string dir = Path.Combine(pr.GetValue(outDir)!, machine);
@@ -56,6 +58,8 @@ internal static class BenchReport
             var cases = new List<Case>();
             cases.AddRange(Gemms(be, q, secs));
             cases.AddRange(Convolutions(be, q, secs));
+            // Large enough on a GPU that the logits do not sit in its L2 cache (an H100 has 50 MB).
+            (s_lossRows, s_lossCols) = s_tiny ? (64, 100) : be.Name == "cuda" ? (65536, 1000) : (4096, 1000);
             cases.AddRange(Losses(be, secs));
 
             string? peerNote = null;
@@ -69,6 +73,7 @@ internal static class BenchReport
             var machineJson = MachineJson(be, command, peak, bandwidth);
             string torch = cases.Select(c => c.Peer).Any(p => p != null) ? s_torchVersion ?? "?" : "not run";
             machineJson["versions"]!["torch"] = torch;
+            machineJson["peer"] = cases.Any(c => c.Peer != null) ? BenchCommand.PeerName : peerNote;
             AtomicFile.WriteText(Path.Combine(dir, "machine.json"), machineJson.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             foreach (var c in cases)
             {
@@ -100,14 +105,20 @@ internal static class BenchReport
     }
 
     static string? s_torchVersion;
+    static bool s_tiny;
+    static int s_lossRows = 4096, s_lossCols = 1000;
 
     /// <summary>The FMA peak (CPU: a register-only FMA loop at the backend's width and threads) and the copy bandwidth
     /// (the backend's Copy over 64 MiB, read + write).</summary>
     static (double Peak, double Bandwidth) Ceilings(IBackend be, double secs)
     {
-        double peak = be is CpuBackend cpu ? CpuPeak.FmaGflops(be.Threads, cpu.SimdWidth == "Vector512", secs)
-            : throw new UsageException($"--device: bench report measures the FMA peak on the CPU backend only, not on '{be.Name}'");
-        int n = 16 << 20;
+        double peak = be switch
+        {
+            CpuBackend cpu => CpuPeak.FmaGflops(be.Threads, cpu.SimdWidth == "Vector512", secs),
+            LsKd.Kernels.Gpu.IlgpuBackend gpu => gpu.MeasureFmaPeak(secs),
+            _ => throw new UsageException($"--device: bench report cannot measure the FMA peak of '{be.Name}'"),
+        };
+        int n = s_tiny ? 1 << 16 : 16 << 20;
         using var a = be.Allocate(n); using var b = be.Allocate(n);
         be.Fill(a, 0, n, 1f);
         var t = BenchCommand.Time(be, () => be.Copy(a, 0, b, 0, n), secs);
@@ -116,7 +127,7 @@ internal static class BenchReport
 
     static IEnumerable<Case> Gemms(IBackend be, bool quick, double secs)
     {
-        (int M, int N, int K)[] shapes = quick
+        (int M, int N, int K)[] shapes = s_tiny ? [(32, 32, 32), (64, 48, 40)] : quick
             ? [(256, 256, 256), (1024, 1024, 1024), (100352, 16, 144)]
             : [(64, 64, 64), (256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (100352, 64, 288)];
         foreach (var (m, n, k) in shapes)
@@ -140,7 +151,8 @@ internal static class BenchReport
         ("conv1x1-24-144", "conv 1x1 24->144ch 14x14", new ConvSpec(128, 24, 14, 14, 144, 1, 1)),
     ];
 
-    static IEnumerable<(string Id, string Name, ConvSpec Spec)> ConvSet(bool quick) => quick ? s_convs.Take(3) : s_convs;
+    static IEnumerable<(string Id, string Name, ConvSpec Spec)> ConvSet(bool quick) =>
+        s_tiny ? [("conv3x3-4-8", "conv 3x3 4ch 8x8", new ConvSpec(2, 4, 8, 8, 4, 3, 3, 1, 1))] : quick ? s_convs.Take(3) : s_convs;
 
     static IEnumerable<Case> Convolutions(IBackend be, bool quick, double secs)
     {
@@ -165,11 +177,9 @@ internal static class BenchReport
         }
     }
 
-    const int LossRows = 4096, LossCols = 1000;
-
     static IEnumerable<Case> Losses(IBackend be, double secs)
     {
-        int b = LossRows, k = LossCols, n = b * k;
+        int b = s_lossRows, k = s_lossCols, n = b * k;
         using var zs = be.Allocate(n); using var zt = be.Allocate(n); using var grad = be.Allocate(n); using var loss = be.Allocate(b);
         using var labels = be.AllocateInt(b);
         be.InitNormal(zs, n, 1, 0, 3); be.InitNormal(zt, n, 2, 0, 3);
@@ -177,8 +187,8 @@ internal static class BenchReport
         var kd = BenchCommand.Time(be, () => be.KdLoss(zs, zt, labels, loss, grad, b, k, new KdConfig(4f, 1f, 0f), 1f / b), secs);
         var ls = BenchCommand.Time(be, () => be.LabelSmoothingCrossEntropy(zs, labels, loss, grad, b, k, 0.1f, 1f / b), secs);
         AnsiConsole.MarkupLine($"kd: {kd.Median:F3} ms, ls-ce: {ls.Median:F3} ms");
-        yield return new Case("kd-loss-4096x1000", "loss", "kd fwd+bwd (T=4, beta=1)", $"{b}x{k}", 10.0 * n, 3 * 4.0 * n, kd);
-        yield return new Case("ls-ce-4096x1000", "loss", "ls-ce fwd+bwd (alpha=0.1)", $"{b}x{k}", 6.0 * n, 2 * 4.0 * n, ls);
+        yield return new Case($"kd-loss-{b}x{k}", "loss", "kd fwd+bwd (T=4, beta=1)", $"{b}x{k}", 10.0 * n, 3 * 4.0 * n, kd);
+        yield return new Case($"ls-ce-{b}x{k}", "loss", "ls-ce fwd+bwd (alpha=0.1)", $"{b}x{k}", 6.0 * n, 2 * 4.0 * n, ls);
     }
 
     static void AddPeers(IBackend be, List<Case> cases, double secs, bool quick)
@@ -200,7 +210,7 @@ internal static class BenchReport
             string id = $"{conv.Id}-{j.GetProperty("pass").GetString()!.Replace(' ', '-')}";
             cases.First(c => c.Id == id).Peer = (j.GetProperty("median_ms").GetDouble(), j.GetProperty("p20_ms").GetDouble(), j.GetProperty("p80_ms").GetDouble());
         }
-        foreach (var j in BenchCommand.RunPeer(be, "losses_torch.py", $"{threads} --rows {LossRows} --cols {LossCols} --min-time {secs.ToString(Inv)}"))
+        foreach (var j in BenchCommand.RunPeer(be, "losses_torch.py", $"{threads} --rows {s_lossRows} --cols {s_lossCols} --min-time {secs.ToString(Inv)}"))
         {
             var c = cases.FirstOrDefault(c => c.Group == "loss" && c.Name == j.GetProperty("kernel").GetString());
             if (c != null) c.Peer = (j.GetProperty("median_ms").GetDouble(), j.GetProperty("p20_ms").GetDouble(), j.GetProperty("p80_ms").GetDouble());
@@ -227,7 +237,7 @@ internal static class BenchReport
             ["gpu"] = be is LsKd.Kernels.Gpu.IlgpuBackend { Accelerator: ILGPU.Runtime.Cuda.CudaAccelerator cuda }
                 ? new JsonObject
                 {
-                    ["name"] = cuda.Name, ["driver"] = cuda.DriverVersion.ToString(), ["architecture"] = cuda.Architecture.ToString(),
+                    ["name"] = cuda.Name, ["driver"] = cuda.DriverVersion.ToString(), ["compute_capability"] = cuda.Architecture.ToString(),
                     ["multiprocessors"] = cuda.NumMultiprocessors, ["memory_mib"] = cuda.MemorySize / (1024 * 1024),
                 }
                 : null,
@@ -255,7 +265,7 @@ internal static class BenchReport
         sb.AppendLine("![roofline](roofline.png)").AppendLine();
         foreach (var group in cases.GroupBy(c => c.Group))
         {
-            sb.AppendLine($"## {group.Key switch { "gemm" => "GEMM", "conv" => "Convolutions (batch 128)", _ => "Fused losses (B = 4096, K = 1000)" }}").AppendLine();
+            sb.AppendLine($"## {group.Key switch { "gemm" => "GEMM", "conv" => "Convolutions (batch 128)", _ => $"Fused losses (B = {s_lossRows}, K = {s_lossCols})" }}").AppendLine();
             sb.AppendLine("| case | LsKd ms (p20-p80) | GFLOP/s | of peak | GB/s | of copy | PyTorch ms (p20-p80) | PyTorch GFLOP/s | speed-up |");
             sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
             foreach (var c in group)

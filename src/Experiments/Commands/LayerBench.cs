@@ -19,13 +19,15 @@ internal static class LayerBench
         var every = new Option<bool>("--all-algorithms") { Description = "time every convolution algorithm that supports each shape and pass (the default one marked *); on a GPU: direct and implicit GEMM on each GEMM kernel" };
         var tf32 = CommonOptions.Tf32();
         var only = new Option<string?>("--layers") { Description = "only the layers whose name contains this text (e.g. depthwise)" };
-        var cmd = new Command("layers", "Per-layer forward and backward times at the models' shapes.") { device, threads, batch, minTime, conv, every, only, tf32 };
+        var jsonl = ResultLog.Option();
+        var cmd = new Command("layers", "Per-layer forward and backward times at the models' shapes.") { device, threads, batch, minTime, conv, every, only, tf32, jsonl };
         cmd.SetAction(pr =>
         {
             int n = pr.GetValue(batch);
             if (n < 2) throw new UsageException($"--batch must be at least 2, got {n}");
             double secs = pr.GetValue(minTime);
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv), null, pr.GetValue(tf32));
+            var log = ResultLog.Open(pr.GetValue(jsonl), "layers", be);
             AnsiConsole.MarkupLine($"layers at batch {n} on [bold]{Markup.Escape(be.ToString()!)}[/]");
             var table = new Table().AddColumn("layer").AddColumn("shape").AddColumn("pass").AddColumn("algorithm").AddColumn("median ms").AddColumn("GFLOP/s");
             var cpu = be as CpuBackend;
@@ -101,7 +103,7 @@ internal static class LayerBench
                             _ => () => be.Conv2dBackwardWeight(s, x, y, dw, false),
                         };
                         string passName = pass switch { ConvPass.Forward => "forward", ConvPass.InputGrad => "input grad", _ => "weight grad" };
-                        Add(table, name, shape, passName, label, BenchCommand.Time(be, run, secs), s.Flops);
+                        Add(log, table, name, shape, passName, label, BenchCommand.Time(be, run, secs), s.Flops);
                     }
                 if (cpu != null) cpu.ForcedConvAlgorithm = forced;
                 if (gpu != null) (gpu.ForcedConvKernel, gpu.ForcedGemmKernel) = (forcedConv, forcedGemm);
@@ -114,19 +116,19 @@ internal static class LayerBench
                 using var rm = be.Allocate(s.C); using var rv = be.Allocate(s.C); using var dg = be.Allocate(s.C); using var db = be.Allocate(s.C);
                 be.InitNormal(x, (int)s.Size, 1, 0, 1); be.Fill(g, 0, s.C, 1); be.Fill(b, 0, s.C, 0); be.Fill(rm, 0, s.C, 0); be.Fill(rv, 0, s.C, 1);
                 string shape = $"[{n},16,28,28]";
-                Add(table, "batch norm (train)", shape, "forward", "-", BenchCommand.Time(be, () => be.BatchNorm(s, x, g, b, y, m, v, rm, rv, true), secs), 0);
-                Add(table, "batch norm (train)", shape, "backward", "-", BenchCommand.Time(be, () => be.BatchNormBackward(s, x, y, g, m, v, dx, dg, db, true, false), secs), 0);
-                Add(table, "relu", shape, "forward", "-", BenchCommand.Time(be, () => be.Unary(UnaryOp.Relu, x, y, (int)s.Size), secs), 0);
-                Add(table, "relu", shape, "backward", "-", BenchCommand.Time(be, () => be.UnaryBackward(UnaryOp.Relu, x, y, dx, (int)s.Size), secs), 0);
+                Add(log, table, "batch norm (train)", shape, "forward", "-", BenchCommand.Time(be, () => be.BatchNorm(s, x, g, b, y, m, v, rm, rv, true), secs), 0);
+                Add(log, table, "batch norm (train)", shape, "backward", "-", BenchCommand.Time(be, () => be.BatchNormBackward(s, x, y, g, m, v, dx, dg, db, true, false), secs), 0);
+                Add(log, table, "relu", shape, "forward", "-", BenchCommand.Time(be, () => be.Unary(UnaryOp.Relu, x, y, (int)s.Size), secs), 0);
+                Add(log, table, "relu", shape, "backward", "-", BenchCommand.Time(be, () => be.UnaryBackward(UnaryOp.Relu, x, y, dx, (int)s.Size), secs), 0);
                 var p = new PoolSpec(PoolOp.Max, n, 16, 28, 28, 2, 2);
                 using var py = be.Allocate((int)p.OutputSize); using var arg = be.AllocateInt((int)p.OutputSize);
-                Add(table, "max pool 2x2", shape, "forward", "-", BenchCommand.Time(be, () => be.Pool2d(p, x, py, arg), secs), 0);
-                Add(table, "max pool 2x2", shape, "backward", "-", BenchCommand.Time(be, () => be.Pool2dBackward(p, py, arg, dx, false), secs), 0);
+                Add(log, table, "max pool 2x2", shape, "forward", "-", BenchCommand.Time(be, () => be.Pool2d(p, x, py, arg), secs), 0);
+                Add(log, table, "max pool 2x2", shape, "backward", "-", BenchCommand.Time(be, () => be.Pool2dBackward(p, py, arg, dx, false), secs), 0);
                 using var gap = be.Allocate(n * 16);
-                Add(table, "global avg pool", shape, "forward", "-", BenchCommand.Time(be, () => be.Reduce(ReduceOp.Mean, x, gap, n * 16, 28 * 28, 1), secs), 0);
-                Add(table, "dropout p=0.2", shape, "forward", "-", BenchCommand.Time(be, () => be.Dropout(x, y, (int)s.Size, 0.2f, 9), secs), 0);
-                Add(table, "fill (zero a gradient)", shape, "forward", "-", BenchCommand.Time(be, () => be.Fill(dx, 0, (int)s.Size, 0f), secs), 0);
-                Add(table, "fill (zero a gradient)", "[16,16,3,3]", "forward", "-", BenchCommand.Time(be, () => be.Fill(dx, 0, 16 * 16 * 9, 0f), secs), 0);
+                Add(log, table, "global avg pool", shape, "forward", "-", BenchCommand.Time(be, () => be.Reduce(ReduceOp.Mean, x, gap, n * 16, 28 * 28, 1), secs), 0);
+                Add(log, table, "dropout p=0.2", shape, "forward", "-", BenchCommand.Time(be, () => be.Dropout(x, y, (int)s.Size, 0.2f, 9), secs), 0);
+                Add(log, table, "fill (zero a gradient)", shape, "forward", "-", BenchCommand.Time(be, () => be.Fill(dx, 0, (int)s.Size, 0f), secs), 0);
+                Add(log, table, "fill (zero a gradient)", "[16,16,3,3]", "forward", "-", BenchCommand.Time(be, () => be.Fill(dx, 0, 16 * 16 * 9, 0f), secs), 0);
             }
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine("GFLOP/s counts 2 x multiply-adds of the forward convolution for every pass (each backward pass has the same count).");
@@ -135,6 +137,10 @@ internal static class LayerBench
         return cmd;
     }
 
-    static void Add(Table table, string name, string shape, string pass, string algorithm, BenchCommand.Timing t, long flops) =>
+    static void Add(ResultLog? log, Table table, string name, string shape, string pass, string algorithm, BenchCommand.Timing t, long flops)
+    {
+        log?.Add($"{name} {shape} {pass} [{algorithm}]", "ms", t.Median, higherIsBetter: false,
+            note: flops > 0 ? $"{flops / (t.Median * 1e-3) / 1e9:F1} GFLOP/s" : null);
         table.AddRow(Markup.Escape(name), Markup.Escape(shape), pass, algorithm, $"{t.Median:F3}", flops > 0 ? $"{flops / (t.Median * 1e-3) / 1e9:F1}" : "-");
+    }
 }

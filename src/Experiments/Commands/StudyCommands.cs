@@ -222,9 +222,10 @@ internal static class StudyCommands
         var batch = new Option<int>("--batch") { Description = "mini-batch size", DefaultValueFactory = _ => 128 };
         var lr = new Option<float>("--lr") { Description = "peak learning rate (SGD with momentum 0.9, cosine schedule)", DefaultValueFactory = _ => 0.1f };
         var noAugment = new Option<bool>("--no-augment") { Description = "train without random crops and flips" };
+        var jsonl = ResultLog.Option();
         var cmd = distill
-            ? new Command("distill", "Distil a student from a teacher checkpoint at one temperature.") { teacher, model, width, temperature, beta, alpha, epochs, batch, lr, noAugment, trainImages, seed, outDir, dataDir, device, threads }
-            : new Command("train-teacher", "Train one teacher with label smoothing alpha.") { model, width, alpha, epochs, batch, lr, noAugment, trainImages, seed, outDir, dataDir, device, threads };
+            ? new Command("distill", "Distil a student from a teacher checkpoint at one temperature.") { teacher, model, width, temperature, beta, alpha, epochs, batch, lr, noAugment, trainImages, seed, outDir, dataDir, device, threads, jsonl }
+            : new Command("train-teacher", "Train one teacher with label smoothing alpha.") { model, width, alpha, epochs, batch, lr, noAugment, trainImages, seed, outDir, dataDir, device, threads, jsonl };
         cmd.SetAction(pr =>
         {
             var settings = new TrainSettings { Model = pr.GetValue(model)!, Width = pr.GetValue(width), Epochs = pr.GetValue(epochs), Batch = pr.GetValue(batch), Lr = pr.GetValue(lr) };
@@ -238,6 +239,7 @@ internal static class StudyCommands
             if (n < 0) throw new UsageException($"--train-images must be >= 0 (0 = all), got {n}");
             string dir = pr.GetValue(outDir)!;
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads));
+            var log = ResultLog.Open(pr.GetValue(jsonl), distill ? "distill" : "train-teacher", be);
             Classifier? teacherModel = distill ? WithDataErrors(() => Checkpoint.LoadClassifier(pr.GetValue(teacher)!, be)) : null;
             var (train, test, info) = teacherModel != null ? DataFor(pr.GetValue(dataDir), teacherModel, "--teacher") : DataFor(pr.GetValue(dataDir), null, "--data-dir");
             if (n > train.Count) throw new UsageException($"--train-images {n} exceeds the {train.Count} training images");
@@ -248,15 +250,23 @@ internal static class StudyCommands
             string id = distill ? $"student-{settings.Model}-w{StudyConfig.F(settings.Width)}-T{StudyConfig.F(t)}-s{s}" : $"teacher-{settings.Model}-a{StudyConfig.F(a)}-s{s}";
             var spec = new RunSpec(id, distill ? RunKind.Student : RunKind.Teacher, settings, loss, (ulong)s, distill ? pr.GetValue(teacher) : null);
             var net = Nets.Models.Create(settings.Model, be, (ulong)s * 1000 + (distill ? 2UL : 1UL), settings.Width, info.Classes.Length, info.Channels, info.Height);
-            var trainer = new Trainer(be, train, train.Take(2000), test, augment: !pr.GetValue(noAugment), -info.Mean / info.Std);
+            // Every epoch is printed and logged as it ends: a run stopped at a time limit keeps what it finished.
+            var trainer = new Trainer(be, train, train.Take(2000), test, augment: !pr.GetValue(noAugment), -info.Mean / info.Std)
+            {
+                OnEpoch = e =>
+                {
+                    AnsiConsole.MarkupLine($"epoch {e.Epoch}: loss {e.TrainLoss:F4}, train top-1 {e.Train.Top1:F2}%, test top-1 {e.Test.Top1:F2}%, top-5 {e.Test.Top5:F2}% ({e.Seconds:F1} s)");
+                    log?.Add($"{id} epoch {e.Epoch}/{settings.Epochs}", "test top-1 %", e.Test.Top1,
+                        note: $"loss {e.TrainLoss:F4}, train top-1 {e.Train.Top1:F2}%, top-5 {e.Test.Top5:F2}%, {e.Seconds:F1} s, {train.Count / Math.Max(e.Seconds, 1e-9):F0} img/s with evaluation");
+                },
+            };
             var outcome = trainer.Run(spec, net, teacherModel, null);
             string ckpt = Path.Combine(dir, id + ".safetensors");
             if (outcome.Status == RunStatus.Finished)
                 Checkpoint.Save(net, ckpt, new Dictionary<string, string>(Checkpoint.ShapeMetadata(info.Classes.Length, info.Channels, info.Height))
                     { ["run"] = id, ["width"] = StudyConfig.F(settings.Width), ["alpha"] = StudyConfig.F(a) });
             AtomicFile.WriteText(Path.Combine(dir, id + ".json"), JsonSerializer.Serialize(outcome.Epochs, RunRecord.Json));
-            foreach (var e in outcome.Epochs)
-                AnsiConsole.MarkupLine($"epoch {e.Epoch}: loss {e.TrainLoss:F4}, train top-1 {e.Train.Top1:F2}%, test top-1 {e.Test.Top1:F2}%, top-5 {e.Test.Top5:F2}% ({e.Seconds:F1} s)");
+            log?.Add($"{id} training", "img/s", outcome.ImagesPerSecond, note: $"{outcome.Status}, {outcome.Seconds:F1} s in all");
             AnsiConsole.MarkupLine(outcome.Status == RunStatus.Finished ? $"wrote {Markup.Escape(ckpt)}" : $"[red]run diverged[/] (loss became NaN or infinite); no checkpoint written");
             return outcome.Status == RunStatus.Finished ? 0 : 1;
         });

@@ -16,12 +16,14 @@ internal static class TrainBench
         var device = CommonOptions.Device(); var threads = CommonOptions.Threads(); var peer = peerOption();
         var models = new Option<string>("--models") { Description = "comma-separated model names", DefaultValueFactory = _ => "resnet20,resnet8,mobilenetv2" };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 128 };
-        var steps = new Option<int>("--steps") { Description = "timed steps per model (after 5 warm-up steps)", DefaultValueFactory = _ => 6 };
+        var steps = new Option<int>("--steps") { Description = "timed steps per model (after the warm-up steps)", DefaultValueFactory = _ => 6 };
+        var warmup = new Option<int>("--warmup") { Description = "untimed steps first (buffer pool, kernel compilation, the JIT's tier-1 code)", DefaultValueFactory = _ => 5 };
         var rounds = new Option<int>("--rounds") { Description = "alternate PyTorch and LsKd this many times and report medians (the machine's noise is large)", DefaultValueFactory = _ => 1 };
         var profile = new Option<bool>("--profile") { Description = "after timing, run the steps again with per-op timing and print where each model's step goes" };
         var conv = CommonOptions.ConvAlgorithm(); var tf32 = CommonOptions.Tf32();
         var perTensor = new Option<bool>("--per-tensor-optimizer") { Description = "step and zero each parameter tensor on its own (the launch count before the fused optimiser)" };
-        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts and ops (GPU: kernel launches) per step.") { device, threads, models, batch, steps, rounds, peer, profile, conv, tf32, perTensor };
+        var jsonl = ResultLog.Option();
+        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts and ops (GPU: kernel launches) per step.") { device, threads, models, batch, steps, warmup, rounds, peer, profile, conv, tf32, perTensor, jsonl };
         cmd.SetAction(pr =>
         {
             var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -31,8 +33,11 @@ internal static class TrainBench
             if (b < 2) throw new UsageException($"--batch must be at least 2 (batch norm needs it), got {b}");
             if (s < 1) throw new UsageException($"--steps must be at least 1, got {s}");
             if (r < 1) throw new UsageException($"--rounds must be at least 1, got {r}");
+            int w = pr.GetValue(warmup);
+            if (w < 0) throw new UsageException($"--warmup must be at least 0, got {w}");
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv), null, pr.GetValue(tf32));
             bool fuse = !pr.GetValue(perTensor);
+            var log = ResultLog.Open(pr.GetValue(jsonl), "train", be);
             AnsiConsole.MarkupLine($"training steps at batch {b} on [bold]{Markup.Escape(be.ToString()!)}[/], {r} round(s)");
             bool withPeer = pr.GetValue(peer);
             var ours = names.ToDictionary(n => n, _ => new List<TrainRate>());
@@ -43,7 +48,7 @@ internal static class TrainBench
                 if (withPeer)
                     foreach (var j in BenchCommand.RunPeer(be, "train_torch.py", $"--threads {be.Threads} --batch {b} --steps {s} --models {string.Join(',', names)}"))
                         theirs[j.GetProperty("model").GetString()!].Add(j.GetProperty("img_per_s").GetDouble());
-                foreach (var name in names) ours[name].Add(Measure(be, name, b, s, fuseOptimizer: fuse));
+                foreach (var name in names) ours[name].Add(Measure(be, name, b, s, fuseOptimizer: fuse, warmup: w));
             }
             var table = new Table().AddColumn("model").AddColumn("parameters").AddColumn("fwd MFLOP/img").AddColumn("step ms (median)")
                 .AddColumn("img/s").AddColumn("GFLOP/s (3x fwd)").AddColumn("ops/step");
@@ -55,9 +60,10 @@ internal static class TrainBench
                 var first = mine[0];
                 var row = new List<string> { name, $"{first.Parameters:N0}", $"{first.ForwardFlops / 1e6:F1}", $"{stepMs:F1}", $"{rate:F1}",
                     $"{3 * first.ForwardFlops * rate / 1e9:F1}", $"{first.OpsPerStep:F0}{(first.Fused ? "" : " (per-tensor optimiser)")}" };
-                if (withPeer && theirs[name].Count > 0)
+                double? peerMedian = withPeer && theirs[name].Count > 0 ? Median(theirs[name]) : null;
+                log?.Add($"{name} training step, batch {b}", "img/s", rate, peerMedian, note: $"{stepMs:F2} ms per step, {first.OpsPerStep:F0} ops per step");
+                if (peerMedian is { } peerRate)
                 {
-                    double peerRate = Median(theirs[name]);
                     row.Add($"{peerRate:F1}"); row.Add($"{rate / peerRate:F2}x");
                     row.Add(string.Join(" ", mine.Zip(theirs[name], (m, t) => $"{m.ImagesPerSecond / t:F2}")));
                 }
@@ -71,7 +77,7 @@ internal static class TrainBench
                     OpProfiler.Reset();
                     OpProfiler.Enabled = true;
                     TrainRate rate;
-                    try { rate = Measure(be, name, b, s, profiledSteps: true); }
+                    try { rate = Measure(be, name, b, s, profiledSteps: true, warmup: w); }
                     finally { OpProfiler.Enabled = false; }
                     var ops = OpProfiler.Snapshot();
                     double total = rate.StepMs * s, inOps = ops.Sum(o => o.Milliseconds);
@@ -97,7 +103,7 @@ internal static class TrainBench
     public readonly record struct TrainRate(long Parameters, long ForwardFlops, double StepMs, double ImagesPerSecond, double OpsPerStep, bool Fused);
 
     /// <summary>With profiledSteps, only the timed steps run with the op profiler on (the caller enables it).</summary>
-    public static TrainRate Measure(IBackend be, string name, int batch, int steps, bool profiledSteps = false, bool fuseOptimizer = true)
+    public static TrainRate Measure(IBackend be, string name, int batch, int steps, bool profiledSteps = false, bool fuseOptimizer = true, int warmup = 5)
     {
         bool profilerWasOn = OpProfiler.Enabled;
         OpProfiler.Enabled = false;   // model creation and warm-up are not part of a step
@@ -119,7 +125,7 @@ internal static class TrainBench
             Tape.Current.Reset();
         }
         // Warm-up: buffer pool, packing buffers, and the JIT promoting hot kernels to optimised tier-1 code.
-        for (int i = 0; i < 5; i++) Step();
+        for (int i = 0; i < warmup; i++) Step();
         OpProfiler.Enabled = profilerWasOn && profiledSteps;
         var times = new List<double>();
         long dispatches0 = (be as BackendBase)?.Dispatches ?? 0;

@@ -74,6 +74,9 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
     /// it off to compare with the teacher run on every batch).</summary>
     public bool CacheTeacherLogits { get; init; } = true;
 
+    /// <summary>Called after every finished epoch with its metrics (a run's results as it goes).</summary>
+    public Action<EpochMetrics>? OnEpoch { get; init; }
+
     public sealed record Outcome(List<EpochMetrics> Epochs, RunStatus Status, double Seconds, double ImagesPerSecond, int[] TestConfusion);
 
     public Outcome Run(RunSpec spec, Classifier model, Classifier? teacher, Action<int, int>? onStep = null)
@@ -143,6 +146,7 @@ public sealed class Trainer(IBackend backend, ImageSet train, ImageSet trainEval
                 var trainMetrics = Evaluate(model, trainEval, out _);
                 var testMetrics = Evaluate(model, test, out lastConfusion);
                 epochs.Add(new EpochMetrics(epoch + 1, opt.LearningRate, lossSum / steps, trainMetrics, testMetrics, sw.Elapsed.TotalSeconds));
+                OnEpoch?.Invoke(epochs[^1]);
             }
         }
         finally { x.Buffer.Dispose(); cachedLogits?.Buffer.Dispose(); }

@@ -8,7 +8,10 @@ namespace LsKd.Kernels.Checks;
 public sealed record CheckResult(string Op, string Case, bool Passed, double WorstError, long WorstIndex, double Got, double Expected,
     double Atol, double Rtol, int Mismatches, long Count)
 {
-    public override string ToString() =>
+    /// <summary>The exception's message when the op threw instead of returning a result.</summary>
+    public string? Error { get; init; }
+
+    public override string ToString() => Error != null ? $"{Op}: FAIL, {Case}" :
         $"{Op} [{Case}]: {(Passed ? "ok" : "FAIL")} worst |err| {WorstError:G3} at {WorstIndex} (got {Got:G7}, ref {Expected:G7}), " +
         $"tol {Atol:G2} + {Rtol:G2}|ref|, {Mismatches}/{Count} outside";
 }
@@ -66,8 +69,19 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
         var check = s_checks.FirstOrDefault(c => c.Op == op).Check
             ?? throw new ArgumentException($"unknown op '{op}'; valid ops: {string.Join(", ", Ops)}", nameof(op));
         _results.Clear();
-        check(this);
+        try { check(this); }
+        catch (Exception e) { Threw(op, "", e); }
         return [.. _results];
+    }
+
+    /// <summary>A kernel that throws (a PTX the driver rejects, a launch failure) is a failed row with its message, and
+    /// the other ops and variants still run: one bad kernel must not hide every other result.</summary>
+    void Threw(string op, string where, Exception e)
+    {
+        var inner = e is AggregateException { InnerExceptions.Count: 1 } or System.Reflection.TargetInvocationException ? e.InnerException ?? e : e;
+        string message = inner.Message.ReplaceLineEndings(" ");
+        _results.Add(new CheckResult(op, $"{where}threw {inner.GetType().Name}: {message}", false, double.NaN, -1, double.NaN, double.NaN, 0, 0, 1, 0)
+            { Error = message });
     }
 
     public IReadOnlyList<CheckResult> RunAll() => Ops.SelectMany(Run).ToList();
@@ -128,7 +142,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
 
     // ---- cases ----------------------------------------------------------------------------------------------
 
-    void Gemm() => ForEachVariant(GemmVariants, GemmCases);
+    void Gemm() => ForEachVariant("gemm", GemmVariants, GemmCases);
 
     void GemmCases()
     {
@@ -528,7 +542,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
     /// otherwise.</summary>
     void Conv()
     {
-        if (backend is not CpuBackend cpu) { ForEachVariant(ConvVariants, () => ConvCases(backend, "", null)); return; }
+        if (backend is not CpuBackend cpu) { ForEachVariant("conv2d", ConvVariants, () => ConvCases(backend, "", null)); return; }
         foreach (int bits in new[] { 512, 256 })
         {
             var onWidth = cpu.SimdBits == bits ? cpu : SimdSibling(cpu.Threads, bits);

@@ -38,7 +38,7 @@ public sealed partial class KernelCheck
     }
 
     /// <summary>Runs the cases once per variant on an ILGPU backend (restoring its settings), once plainly otherwise.</summary>
-    void ForEachVariant(Func<IlgpuBackend, IEnumerable<GpuVariant>> variants, Action cases)
+    void ForEachVariant(string op, Func<IlgpuBackend, IEnumerable<GpuVariant>> variants, Action cases)
     {
         if (backend is not IlgpuBackend g) { cases(); return; }
         var (gemm, conv, splits, tf32) = (g.ForcedGemmKernel, g.ForcedConvKernel, g.ForcedSplits, g.AllowTf32);
@@ -49,7 +49,8 @@ public sealed partial class KernelCheck
                 g.ForcedGemmKernel = v.Gemm; g.ForcedConvKernel = v.Conv; g.ForcedSplits = v.Splits; g.AllowTf32 = v.Tf32;
                 _variant = $" [{v.Tag}]";
                 _tf32Inputs = v.Tf32;
-                cases();
+                try { cases(); }
+                catch (Exception e) { Threw(op, $"[{v.Tag}] ", e); }
             }
         }
         finally

@@ -116,6 +116,29 @@ public sealed partial class IlgpuBackend : BackendBase
     }
     public override void Synchronize() => Accelerator.Synchronize();
 
+    /// <summary>The measured FMA ceiling in GFLOP/s: every multiprocessor full of threads running register-only FMA
+    /// chains (<see cref="IlgpuKernels.FmaPeak"/>), best of a few timed launches after a warm-up.</summary>
+    public double MeasureFmaPeak(double seconds)
+    {
+        bool cuda = Accelerator.AcceleratorType == AcceleratorType.Cuda;
+        int threads = cuda ? Accelerator.NumMultiprocessors * Accelerator.MaxNumThreadsPerMultiprocessor : 1024;
+        int iterations = cuda ? 8192 : 64;   // the CPU accelerator emulates every thread
+        var kernel = Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, int, float, float>(IlgpuKernels.FmaPeak);
+        using var y = Accelerator.Allocate1D<float>(threads);
+        kernel(threads, y.View, iterations, 0.999f, 1e-3f);
+        Accelerator.Synchronize();
+        double best = double.MaxValue;
+        var total = System.Diagnostics.Stopwatch.StartNew();
+        for (int run = 0; run < 3 || (total.Elapsed.TotalSeconds < seconds && run < 100); run++)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            kernel(threads, y.View, iterations, 0.999f, 1e-3f);
+            Accelerator.Synchronize();
+            best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds);
+        }
+        return 16.0 * threads * iterations / best / 1e9;
+    }
+
     public override void Dispose()
     {
         Accelerator.Synchronize();
