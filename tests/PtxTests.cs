@@ -43,6 +43,38 @@ public class PtxTests
         Assert.That(ApproximateTanh.Matches(ptx), Is.Empty, "tanh.approx: use ScalarMath.Tanh (through exp)");
     }
 
+    static readonly Regex LocalDeclaration = new(@"\.local\s+\.align\s+\d+\s+\.b8\s+\w+\[(\d+)\]");
+
+    /// <summary>No local memory: arrays in registers' place (a per-thread tile as an array, a big struct on the stack)
+    /// show up as .local declarations. The only ones allowed are the 4-byte operands of the TF32 kernels' inline
+    /// mma.sync (ILGPU passes them by address), which ptxas folds into registers: `lskd ptx --ptxas` reads a 0-byte
+    /// stack frame for every kernel (docs/BENCHMARKS.md).</summary>
+    [TestCaseSource(nameof(Kernels))]
+    public void KernelDeclaresNoLocalArrays(MethodInfo kernel)
+    {
+        var sizes = LocalDeclaration.Matches(Ptx(kernel)).Select(m => int.Parse(m.Groups[1].Value)).ToList();
+        if (kernel.Name.Contains("Tf32")) Assert.That(sizes, Has.All.EqualTo(4), "only 4-byte mma operands may be declared local");
+        else Assert.That(sizes, Is.Empty, "local memory declared");
+    }
+
+    [Test]
+    public void PtxasVerboseOutputIsRead()
+    {
+        const string output = """
+            ptxas info    : 0 bytes gmem
+            ptxas info    : Compiling entry function 'Kernel' for 'sm_90'
+            ptxas info    : Function properties for Kernel
+                24 bytes stack frame, 8 bytes spill stores, 12 bytes spill loads
+            ptxas info    : Used 126 registers, 16 bytes smem, 552 bytes cmem[0]
+            """;
+        var usage = LsKd.Kernels.Gpu.KernelPtx.ParsePtxas("k", output)!;
+        Assert.That((usage.Registers, usage.StackFrameBytes, usage.SpillStoreBytes, usage.SpillLoadBytes, usage.SharedBytes), Is.EqualTo((126, 24, 8, 12, 16)));
+        Assert.That(usage.UsesLocalMemory, Is.True);
+        Assert.That(LsKd.Kernels.Gpu.KernelPtx.ParsePtxas("k", "ptxas fatal   : Unresolved extern function"), Is.Null);
+        var clean = LsKd.Kernels.Gpu.KernelPtx.ParsePtxas("k", "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\nptxas info    : Used 10 registers")!;
+        Assert.That(clean.UsesLocalMemory, Is.False);
+    }
+
     [Test]
     public void TheDetectorFindsBothPatterns()
     {
