@@ -201,4 +201,42 @@ public class GpuGemmTests
         string ptx = Ptx(kernel);
         Assert.That(Regex.Matches(ptx, @"mma\.sync\.aligned\.m16n8k8\.row\.col\.f32\.tf32\.tf32\.f32").Count, Is.EqualTo(16), "16 mma per k8 step");
     }
+
+    /// <summary>The implicit-GEMM gathers split every k and n into (channel, r, s) and (image, row, column): with `/`
+    /// each kernel carried 84 to 184 integer divisions, most inside the k loop. FastDivisor leaves only the
+    /// once-a-thread splits of the prologue (group index, split-k slice, tile loader lanes).</summary>
+    [TestCase("DenseSimt")]
+    [TestCase("DenseTf32")]
+    [TestCase("ConvForwardSimt")]
+    [TestCase("ConvForwardTf32")]
+    [TestCase("ConvInputGradSimt")]
+    [TestCase("ConvInputGradTf32")]
+    [TestCase("ConvWeightGradSimt")]
+    [TestCase("ConvWeightGradTf32")]
+    public void GemmKernelsDivideOnlyInTheirPrologue(string kernel)
+    {
+        int divisions = Regex.Matches(Ptx(kernel), @"\b(div|rem)\.[su]32\b").Count;
+        Assert.That(divisions, Is.LessThanOrEqualTo(8), "integer divisions: gathers should use FastDivisor");
+    }
+
+    [Test]
+    public void FastDivisorIsExactOverTheNonNegativeInts()
+    {
+        var rng = new Random(7);
+        var divisors = new List<int> { 1, 2, 3, 5, 7, 9, 10, 25, 49, 64, 96, 784, 1000, 1024, 3136, 65535, 65536, 1 << 20, 1_000_003, int.MaxValue - 1, int.MaxValue };
+        for (int i = 0; i < 40; i++) divisors.Add(rng.Next(1, int.MaxValue));
+        var xs = new List<int> { 0, 1, int.MaxValue, int.MaxValue - 1, 1 << 30 };
+        for (int i = 0; i < 2000; i++) xs.Add(rng.Next(0, int.MaxValue));
+        foreach (int d in divisors)
+        {
+            var fd = new FastDivisor(d);
+            var near = new[] { d - 1, d, d + 1, 2 * (long)d - 1, 2 * (long)d, 7 * (long)d + 3 }.Where(v => v >= 0 && v <= int.MaxValue).Select(v => (int)v);
+            foreach (int x in xs.Concat(near))
+            {
+                int q = fd.DivRem(x, out int r);
+                if (q != x / d || r != x % d) Assert.Fail($"{x} / {d}: got ({q}, {r}), expected ({x / d}, {x % d})");
+            }
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => new FastDivisor(0));
+    }
 }

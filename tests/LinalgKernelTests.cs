@@ -44,6 +44,26 @@ public class LinalgKernelTests
         }
     }
 
+    [Test]
+    public void GpuQrAllocatesItsWorkspaceOnceForShapesThatFit()
+    {
+        // The 60,000 x 512 features' QR needs 123 MB of reflectors: allocated once, not per call.
+        using var be = (LsKd.Kernels.Gpu.IlgpuBackend)LsKd.Kernels.Devices.Create("ilgpu-cpu", 1);
+        void Qr(int m, int n)
+        {
+            using var da = be.Allocate(m * n); da.Upload(Matrices.RowMajor(Matrices.Random(m, n, 3)));
+            using var dq = be.Allocate(m * n); using var dr = be.Allocate(n * n);
+            be.HouseholderQr(da, dq, dr, m, n);
+        }
+        Qr(40, 6);
+        int first = be.QrWorkspaceAllocations;
+        Assert.That(first, Is.EqualTo(3), "reflectors, one Householder vector, dot products");
+        Qr(40, 6); Qr(20, 3); Qr(33, 6);
+        Assert.That(be.QrWorkspaceAllocations, Is.EqualTo(first), "smaller or equal shapes reuse the workspace");
+        Qr(80, 6);
+        Assert.That(be.QrWorkspaceAllocations, Is.EqualTo(first + 2), "a taller matrix grows the reflectors and the vector");
+    }
+
     [TestCaseSource(nameof(BackendNames))]
     public void CovarianceMatchesMathNet(string backend)
     {

@@ -142,6 +142,7 @@ public sealed partial class IlgpuBackend : BackendBase
     public override void Dispose()
     {
         Accelerator.Synchronize();
+        DisposeLinalgWorkspace();
         Accelerator.Dispose();
         _context.Dispose();
         base.Dispose();

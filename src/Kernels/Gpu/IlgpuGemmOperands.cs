@@ -24,6 +24,41 @@ public static class FloatAtomics
     }
 }
 
+/// <summary>
+/// x / d without a division instruction, for 0 &lt;= x &lt; 2^31 and d &gt;= 1: floor(x M / 2^s) with s = 32 + floor(log2 d)
+/// and M = ceil(2^s / d) &lt;= 2^32 (Granlund and Montgomery). Exact because M d - 2^s &lt; d &lt;= 2^(s - 31), so the error
+/// x (M d - 2^s) / (d 2^s) stays below 1 / d. One 64-bit multiply and a shift on the GPU where an integer division is
+/// a loop of some twenty instructions: the implicit-GEMM gathers split every k and n into (channel, r, s) and
+/// (image, row, column), eight times per operand and k step.
+/// </summary>
+public readonly struct FastDivisor
+{
+    readonly ulong _magic;
+    readonly int _shift, _divisor;
+
+    public FastDivisor(int divisor)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(divisor, 1);
+        _divisor = divisor;
+        _shift = 32 + (31 - System.Numerics.BitOperations.LeadingZeroCount((uint)divisor));
+        _magic = ((1UL << _shift) + (ulong)divisor - 1) / (ulong)divisor;
+    }
+
+    public int Divisor => _divisor;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Div(int x) => (int)(((ulong)(uint)x * _magic) >> _shift);
+
+    /// <summary>(x / d, x % d).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int DivRem(int x, out int remainder)
+    {
+        int q = Div(x);
+        remainder = x - q * _divisor;
+        return q;
+    }
+}
+
 /// <summary>C = alpha op(A) op(B) + beta C over batched, per-head strided views (the GemmSpec's layout).</summary>
 public readonly struct DenseOperands(FView a, FView b, FView c, in GemmSpec s) : IGemmOperands
 {
@@ -32,18 +67,19 @@ public readonly struct DenseOperands(FView a, FView b, FView c, in GemmSpec s) :
     readonly long _offA = s.OffsetA, _offB = s.OffsetB, _offC = s.OffsetC, _strideA = s.StrideA, _strideB = s.StrideB, _strideC = s.StrideC,
         _headA = s.HeadStrideA, _headB = s.HeadStrideB, _headC = s.HeadStrideC;
     readonly float _alpha = s.Alpha, _beta = s.Beta;
+    readonly FastDivisor _byHeads = new(s.Heads);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float A(int z, int m, int k)
     {
-        int batch = z / _heads, head = z - batch * _heads;
+        int batch = _byHeads.DivRem(z, out int head);
         return _a[_offA + batch * _strideA + head * _headA + (_transA != 0 ? (long)k * _lda + m : (long)m * _lda + k)];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float B(int z, int k, int n)
     {
-        int batch = z / _heads, head = z - batch * _heads;
+        int batch = _byHeads.DivRem(z, out int head);
         return _b[_offB + batch * _strideB + head * _headB + (_transB != 0 ? (long)n * _ldb + k : (long)k * _ldb + n)];
     }
 
@@ -66,20 +102,22 @@ public readonly struct DenseOperands(FView a, FView b, FView c, in GemmSpec s) :
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     long CIndex(int z, int m, int n)
     {
-        int batch = z / _heads, head = z - batch * _heads;
+        int batch = _byHeads.DivRem(z, out int head);
         return _offC + batch * _strideC + head * _headC + (long)m * _ldc + n;
     }
 }
 
 /// <summary>The im2col matrix of group g, gathered: element (tap = (c, r, s), position = (img, oh, ow)) is
 /// x[img, g Cg + c, oh stride - pad + r, ow stride - pad + s], 0 in the padding.</summary>
-internal static class Im2col
+public readonly struct Im2col(in ConvParams p)
 {
+    readonly FastDivisor _byTaps = new(p.R * p.S), _byS = new(p.S), _byOutPlane = new(p.OutH * p.OutW), _byOutW = new(p.OutW);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float X(FView x, in ConvParams p, int cg, int taps, int outPlane, int g, int tap, int position)
+    public float X(FView x, in ConvParams p, int cg, int g, int tap, int position)
     {
-        int c = tap / taps, rs = tap - c * taps, r = rs / p.S, s = rs - r * p.S;
-        int img = position / outPlane, q = position - img * outPlane, oh = q / p.OutW, ow = q - oh * p.OutW;
+        int c = _byTaps.DivRem(tap, out int rs), r = _byS.DivRem(rs, out int s);
+        int img = _byOutPlane.DivRem(position, out int q), oh = _byOutW.DivRem(q, out int ow);
         int ih = oh * p.Stride - p.Pad + r, iw = ow * p.Stride - p.Pad + s;
         return ih >= 0 && ih < p.H && iw >= 0 && iw < p.W ? x[((img * p.C + g * cg + c) * p.H + ih) * p.W + iw] : 0f;
     }
@@ -92,17 +130,19 @@ public readonly struct ConvForwardOperands(FView x, FView w, FView y, ConvParams
     readonly FView _x = x, _w = w, _y = y;
     readonly ConvParams _p = p;
     readonly int _cg = p.C / p.Groups, _kg = p.K / p.Groups, _taps = p.R * p.S, _outPlane = p.OutH * p.OutW;
+    readonly Im2col _im2col = new(p);
+    readonly FastDivisor _byOutPlane = new(p.OutH * p.OutW);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float A(int g, int m, int k) => _w[(g * _kg + m) * (_cg * _taps) + k];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float B(int g, int k, int n) => Im2col.X(_x, _p, _cg, _taps, _outPlane, g, k, n);
+    public float B(int g, int k, int n) => _im2col.X(_x, _p, _cg, g, k, n);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int g, int m, int n, float sum, bool atomic)
     {
-        int img = n / _outPlane, q = n - img * _outPlane;
+        int img = _byOutPlane.DivRem(n, out int q);
         int i = (img * _p.K + g * _kg + m) * _outPlane + q;
         if (atomic) FloatAtomics.Add(ref _y[i], sum); else _y[i] = sum;
     }
@@ -116,30 +156,31 @@ public readonly struct ConvInputGradOperands(FView dy, FView w, FView dx, ConvPa
     readonly FView _dy = dy, _w = w, _dx = dx;
     readonly ConvParams _p = p;
     readonly int _cg = p.C / p.Groups, _kg = p.K / p.Groups, _taps = p.R * p.S, _plane = p.H * p.W;
+    readonly FastDivisor _byTaps = new(p.R * p.S), _byS = new(p.S), _byPlane = new(p.H * p.W), _byW = new(p.W), _byStride = new(p.Stride);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float A(int g, int m, int k)
     {
-        int kk = k / _taps, rs = k - kk * _taps;
+        int kk = _byTaps.DivRem(k, out int rs);
         return _w[((g * _kg + kk) * _cg + m) * _taps + rs];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float B(int g, int k, int n)
     {
-        int kk = k / _taps, rs = k - kk * _taps, r = rs / _p.S, s = rs - r * _p.S;
-        int img = n / _plane, q = n - img * _plane, ih = q / _p.W, iw = q - ih * _p.W;
+        int kk = _byTaps.DivRem(k, out int rs), r = _byS.DivRem(rs, out int s);
+        int img = _byPlane.DivRem(n, out int q), ih = _byW.DivRem(q, out int iw);
         int th = ih + _p.Pad - r, tw = iw + _p.Pad - s;
         if (th < 0 || tw < 0) return 0f;
-        int oh = th / _p.Stride, ow = tw / _p.Stride;
-        if (oh * _p.Stride != th || ow * _p.Stride != tw || oh >= _p.OutH || ow >= _p.OutW) return 0f;
+        int oh = _byStride.DivRem(th, out int offH), ow = _byStride.DivRem(tw, out int offW);
+        if (offH != 0 || offW != 0 || oh >= _p.OutH || ow >= _p.OutW) return 0f;
         return _dy[((img * _p.K + g * _kg + kk) * _p.OutH + oh) * _p.OutW + ow];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int g, int m, int n, float sum, bool atomic)
     {
-        int img = n / _plane, q = n - img * _plane;
+        int img = _byPlane.DivRem(n, out int q);
         int i = (img * _p.C + g * _cg + m) * _plane + q;
         if (atomic) FloatAtomics.Add(ref _dx[i], sum);
         else _dx[i] = _p.Accumulate != 0 ? _dx[i] + sum : sum;
@@ -154,16 +195,18 @@ public readonly struct ConvWeightGradOperands(FView x, FView dy, FView dw, ConvP
     readonly FView _x = x, _dy = dy, _dw = dw;
     readonly ConvParams _p = p;
     readonly int _cg = p.C / p.Groups, _kg = p.K / p.Groups, _taps = p.R * p.S, _outPlane = p.OutH * p.OutW;
+    readonly Im2col _im2col = new(p);
+    readonly FastDivisor _byOutPlane = new(p.OutH * p.OutW);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float A(int g, int m, int k)
     {
-        int img = k / _outPlane, q = k - img * _outPlane;
+        int img = _byOutPlane.DivRem(k, out int q);
         return _dy[(img * _p.K + g * _kg + m) * _outPlane + q];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float B(int g, int k, int n) => Im2col.X(_x, _p, _cg, _taps, _outPlane, g, n, k);
+    public float B(int g, int k, int n) => _im2col.X(_x, _p, _cg, g, n, k);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int g, int m, int n, float sum, bool atomic)

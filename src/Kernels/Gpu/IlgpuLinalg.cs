@@ -29,11 +29,32 @@ public sealed partial class IlgpuBackend
 
     static ArrayView1D<T, Stride1D.Dense> V<T>(DeviceBuffer<T> b) where T : unmanaged => ((IlgpuBuffer<T>)b).View;
 
+    // QR's workspace (the reflectors, m x n: 123 MB for 60,000 x 512 features), kept between calls and grown when a
+    // larger matrix comes: a fresh device allocation per call costs more than the factorisation of small matrices.
+    IlgpuBuffer<float>? _qrWork, _qrVector, _qrDotSums;
+
+    /// <summary>Device allocations QR has made so far (its workspace is reused while the shapes fit).</summary>
+    public int QrWorkspaceAllocations { get; private set; }
+
+    IlgpuBuffer<float> Workspace(ref IlgpuBuffer<float>? slot, int length)
+    {
+        if (slot != null && slot.Length >= length) return slot;
+        slot?.Dispose();
+        QrWorkspaceAllocations++;
+        return slot = new IlgpuBuffer<float>(this, length);
+    }
+
+    void DisposeLinalgWorkspace()
+    {
+        _qrWork?.Dispose(); _qrVector?.Dispose(); _qrDotSums?.Dispose();
+        _qrWork = _qrVector = _qrDotSums = null;
+    }
+
     protected override void HouseholderQrCore(DeviceBuffer<float> a, DeviceBuffer<float> q, DeviceBuffer<float> r, int m, int n)
     {
-        using var work = Allocate(checked(m * n));
-        using var v = Allocate(m);
-        using var dots = Allocate(n);
+        var work = Workspace(ref _qrWork, checked(m * n));
+        var v = Workspace(ref _qrVector, m);
+        var dots = Workspace(ref _qrDotSums, n);
         Copy(a, 0, work, 0, m * n);
         Fill(q, 0, m * n, 0f);
         _qrReflector ??= Accelerator.LoadStreamKernel<FView, FView, FView, int, int, int>(IlgpuLinalgKernels.QrReflector);
