@@ -95,6 +95,55 @@ public class GpuGemmTests
         finally { b.ForcedGemmKernel = GpuGemmKernel.Auto; b.ForcedConvKernel = GpuConvKernel.Auto; b.AllowTf32 = false; b.ForcedSplits = 0; }
     }
 
+    /// <summary>Shapes whose operands are contiguous and 16-byte aligned, so both tiles are fetched as vectors
+    /// (ld.global.v4 on CUDA): the result must match the reference and, bit for bit, the element-wise fetch.</summary>
+    [TestCase(GpuGemmKernel.Simt128, false, false, 132, 68, 40, 2)]
+    [TestCase(GpuGemmKernel.Simt128, true, true, 36, 132, 20, 1)]
+    [TestCase(GpuGemmKernel.Tf32, false, false, 132, 68, 40, 2)]
+    [TestCase(GpuGemmKernel.Tf32, true, true, 68, 36, 48, 1)]
+    [TestCase(GpuGemmKernel.Tf32, false, true, 20, 136, 52, 1)]
+    [TestCase(GpuGemmKernel.Tf32, true, false, 44, 40, 36, 1)]
+    public void WideVectorLoadsMatchElementLoads(GpuGemmKernel kernel, bool ta, bool tb, int m, int n, int k, int batch)
+    {
+        var b = Wide();
+        var spec = new GemmSpec(ta, tb, m, n, k, Alpha: 1f, Beta: 0.25f, BatchCount: batch, StrideA: m * k, StrideB: k * n, StrideC: m * n);
+        Assert.That(DenseOperands.Vectorizable(spec, 0, 0), Is.EqualTo((true, true)), "the case should take the vector path");
+        var a = Random(m * k * batch, 11); var bm = Random(k * n * batch, 12); var c = Random(m * n * batch, 13);
+        bool tf32 = kernel == GpuGemmKernel.Tf32;
+        float[] Run(bool noVectors)
+        {
+            b.ForcedGemmKernel = kernel; b.AllowTf32 = tf32; b.NoVectorLoads = noVectors;
+            try
+            {
+                using var da = b.Allocate(a.Length); using var db = b.Allocate(bm.Length); using var dc = b.Allocate(c.Length);
+                da.Upload(a); db.Upload(bm); dc.Upload(c);
+                b.Gemm(spec, da, db, dc);
+                return dc.ToArray();
+            }
+            finally { b.ForcedGemmKernel = GpuGemmKernel.Auto; b.AllowTf32 = false; b.NoVectorLoads = false; }
+        }
+        var vectors = Run(false);
+        AssertClose(vectors, ReferenceOps.Gemm(spec, tf32 ? Tf32(a) : a, tf32 ? Tf32(bm) : bm, c), 2e-6 * k + 1e-5, $"{kernel} {spec}");
+        Assert.That(vectors.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(Run(true).Select(BitConverter.SingleToInt32Bits)));
+    }
+
+    [Test]
+    public void VectorLoadsNeedEveryOffsetStrideAndLeadingDimensionAligned()
+    {
+        var spec = new GemmSpec(false, false, 8, 8, 8, BatchCount: 2, StrideA: 64, StrideB: 64, StrideC: 64);
+        Assert.That(DenseOperands.Vectorizable(spec, 0, 0), Is.EqualTo((true, true)));
+        Assert.That(DenseOperands.Vectorizable(spec, 2, 0), Is.EqualTo((false, true)), "a slice starting off a 16-byte boundary");
+        Assert.That(DenseOperands.Vectorizable(spec with { OffsetB = 1 }, 0, 0), Is.EqualTo((true, false)));
+        Assert.That(DenseOperands.Vectorizable(spec with { StrideA = 66 }, 0, 0), Is.EqualTo((false, true)));
+        Assert.That(DenseOperands.Vectorizable(spec with { Ldb = 10 }, 0, 0), Is.EqualTo((true, false)));
+        Assert.That(DenseOperands.Vectorizable(spec with { Heads = 2, HeadStrideA = 6 }, 0, 0), Is.EqualTo((false, true)));
+        var backend = Wide();
+        using var arena = backend.Allocate(64);
+        using var slice = backend.Slice(arena, 6, 16);
+        using var inner = backend.Slice(slice, 2, 8);
+        Assert.That((((IlgpuBuffer<float>)slice).Offset, ((IlgpuBuffer<float>)inner).Offset), Is.EqualTo((6L, 8L)));
+    }
+
     [Test]
     public void TheCheckRunsEveryKernelTheAcceleratorCanLaunch()
     {
@@ -238,5 +287,69 @@ public class GpuGemmTests
             }
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => new FastDivisor(0));
+    }
+
+    /// <summary>16-byte vectors where an expert would put them: the SIMT k loop reads its 16 operands as four
+    /// ld.shared.v4 and stores row-major runs with st.shared.v4; the TF32 loop reads all fragments of a 16-deep tile
+    /// as 4 (B) + 8 (A) ld.shared.v4, with no selects for the swizzled order (every index is a constant); the dense
+    /// operands and the convolution filters are fetched with ld.global.v4.</summary>
+    [TestCase("DenseSimt", 4, 1, 4)]
+    [TestCase("ConvForwardSimt", 4, 1, 1)]
+    [TestCase("DenseTf32", 12, 0, 4)]
+    [TestCase("ConvForwardTf32", 12, 0, 1)]
+    public void MainLoopsUseVectorLoads(string kernel, int sharedLoads, int sharedStores, int globalLoads)
+    {
+        string ptx = Ptx(kernel);
+        Assert.That(Regex.Matches(ptx, @"\bld\.shared\.v4\.f32\b").Count, Is.GreaterThanOrEqualTo(sharedLoads), "ld.shared.v4");
+        Assert.That(Regex.Matches(ptx, @"\bst\.shared\.v4\.f32\b").Count, Is.GreaterThanOrEqualTo(sharedStores), "st.shared.v4");
+        Assert.That(Regex.Matches(ptx, @"\bld\.global\.v4\.f32\b").Count, Is.GreaterThanOrEqualTo(globalLoads), "ld.global.v4");
+        string mainLoop = ptx[ptx.IndexOf("ld.shared.v4", StringComparison.Ordinal)..];
+        Assert.That(Regex.Matches(mainLoop, @"\bselp\.(f32|b32)\b"), Is.Empty, "selects in the main loop: fragment picks should fold to registers");
+    }
+
+    /// <summary>The TF32 tile layout is a permutation of each 16-float row (no two elements share a slot), and its
+    /// fragment loads and k-major stores are free of bank conflicts while row-major stores conflict at most two ways
+    /// (banks: 32 of 4 bytes; 16-byte loads served a quarter-warp at a time).</summary>
+    [Test]
+    public void Tf32LayoutIsAPermutationWithoutBankConflicts()
+    {
+        for (int row = 0; row < IlgpuTiledGemm.Tf32Tile; row++)
+        {
+            var slots = Enumerable.Range(0, IlgpuTiledGemm.Tf32Depth).Select(k => IlgpuTiledGemm.Tf32Index(row, k)).ToList();
+            Assert.That(slots.Distinct().Count(), Is.EqualTo(16));
+            Assert.That(slots.All(x => x >= 16 * row && x < 16 * row + 16), $"row {row} leaves its 16 floats");
+            for (int t = 0; t < 4; t++)   // k = t, t + 4, t + 8, t + 12 fill one aligned chunk of 4
+                Assert.That(Enumerable.Range(0, 4).Select(j => IlgpuTiledGemm.Tf32Index(row, t + 4 * j) >> 2).Distinct().Count(), Is.EqualTo(1));
+        }
+        static int Ways(IEnumerable<int> words) => words.GroupBy(w => w & 31).Max(bank => bank.Distinct().Count());
+        int worstRead = 0, worstKStore = 0, worstRowStore = 0;
+        for (int r0 = 0; r0 < 128; r0 += 8)   // fragment chunk loads: lane (g, t) reads row r0 + g, chunk of k = t
+            for (int quarter = 0; quarter < 4; quarter++)
+                worstRead = Math.Max(worstRead, Ways(Enumerable.Range(8 * quarter, 8).SelectMany(lane =>
+                {
+                    int start = IlgpuTiledGemm.Tf32Index(r0 + (lane >> 2), lane & 3) & ~3;
+                    return Enumerable.Range(start, 4);
+                })));
+        for (int warp = 0; warp < 8; warp++)
+            for (int e = 0; e < 4; e++)
+            {
+                foreach (int run in new[] { 0, 1 })   // k-major runs: lane stores row 8 warp + lane / 4 (+ 64), k = 4 (lane % 4) + e
+                    worstKStore = Math.Max(worstKStore, Ways(Enumerable.Range(0, 32).Select(lane => IlgpuTiledGemm.Tf32Index(64 * run + 8 * warp + (lane >> 2), 4 * (lane & 3) + e))));
+                foreach (int k in new[] { warp, warp + 8 })   // row-major runs: lane stores rows 4 lane + e at one k
+                    worstRowStore = Math.Max(worstRowStore, Ways(Enumerable.Range(0, 32).Select(lane => IlgpuTiledGemm.Tf32Index(4 * lane + e, k))));
+            }
+        Assert.That((worstRead, worstKStore, worstRowStore), Is.EqualTo((1, 1, 2)));
+    }
+
+    /// <summary>Launch bounds in the PTX (.maxntid 256, .minnctapersm 2), so ptxas keeps the tiled kernels within
+    /// 128 registers and two 256-thread groups fit a multiprocessor.</summary>
+    [TestCase("DenseSimt")]
+    [TestCase("DenseTf32")]
+    [TestCase("ConvWeightGradTf32")]
+    public void TiledKernelsDeclareTheirLaunchBounds(string kernel)
+    {
+        string ptx = Ptx(kernel);
+        Assert.That(ptx, Does.Match(@"\.maxntid\s+256,\s*1,\s*1"));
+        Assert.That(ptx, Does.Match(@"\.minnctapersm\s+2\b"));
     }
 }

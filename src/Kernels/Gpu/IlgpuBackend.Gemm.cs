@@ -26,6 +26,10 @@ public sealed partial class IlgpuBackend
     /// fp32 sums). Off by default, as PyTorch's matmul default is fp32.</summary>
     public bool AllowTf32 { get; set; }
 
+    /// <summary>Tiled kernels load their operands element by element even where 16-byte vectors are allowed (tests
+    /// compare the two paths).</summary>
+    public bool NoVectorLoads { get; set; }
+
     /// <summary>Forces one GEMM kernel wherever it can run (benchmarks, checks); Auto picks per shape.</summary>
     public GpuGemmKernel ForcedGemmKernel { get; set; }
 
@@ -111,7 +115,7 @@ public sealed partial class IlgpuBackend
 
     /// <summary>Launch shape for a tiled kernel: K is split when the output tiles alone would leave most
     /// multiprocessors idle (two groups per multiprocessor wanted), keeping each chunk at least four tiles deep.</summary>
-    TileParams Tiles(GpuGemmKernel kernel, int m, int n, int k, int matrices, bool aKMajor, bool bNMajor, out KernelConfig config)
+    TileParams Tiles(GpuGemmKernel kernel, int m, int n, int k, int matrices, bool aKMajor, bool bNMajor, bool vectorA, bool vectorB, out KernelConfig config)
     {
         bool tf32 = kernel == GpuGemmKernel.Tf32;
         int side = kernel == GpuGemmKernel.Simt64 ? 8 : 16, tile = tf32 ? IlgpuTiledGemm.Tf32Tile : 8 * side, depth = tf32 ? IlgpuTiledGemm.Tf32Depth : side;
@@ -125,13 +129,20 @@ public sealed partial class IlgpuBackend
         var group = tf32 ? new Index3D(IlgpuTiledGemm.Tf32Threads, 1, 1) : new Index3D(side, side, 1);
         int sharedFloats = tf32 ? IlgpuTiledGemm.Tf32SharedFloats : IlgpuTiledGemm.SimtSharedFloats(side);
         config = new KernelConfig(new Index3D(tilesN, tilesM, matrices * splits), group, SharedMemoryConfig.RequestDynamic<float>(sharedFloats));
-        return new TileParams(m, n, k, side, side == 8 ? 3 : 4, aKMajor ? 1 : 0, bNMajor ? 1 : 0, splits, chunk);
+        return new TileParams(m, n, k, side, side == 8 ? 3 : 4, aKMajor ? 1 : 0, bNMajor ? 1 : 0, splits, chunk, vectorA && !NoVectorLoads ? 1 : 0, vectorB && !NoVectorLoads ? 1 : 0);
     }
+
+    /// <summary>A tiled kernel, on CUDA with its launch bounds (<see cref="IlgpuGemmKernels.LaunchBounds"/>).</summary>
+    Action<KernelConfig, TOps, TileParams> LoadTiled<TOps>(Action<TOps, TileParams> kernel) where TOps : struct, IGemmOperands =>
+        Accelerator.AcceleratorType == AcceleratorType.Cuda
+            ? Accelerator.LoadStreamKernel(kernel, IlgpuGemmKernels.LaunchBounds)
+            : Accelerator.LoadStreamKernel(kernel);
 
     void TiledGemm(in GemmSpec s, GpuGemmKernel kernel, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c)
     {
         var ops = new DenseOperands(V(a), V(b), V(c), s);
-        var p = Tiles(kernel, s.M, s.N, s.K, s.Matrices, !s.TransA, !s.TransB, out var config);
+        var (vectorA, vectorB) = DenseOperands.Vectorizable(s, ((IlgpuBuffer<float>)a).Offset, ((IlgpuBuffer<float>)b).Offset);
+        var p = Tiles(kernel, s.M, s.N, s.K, s.Matrices, !s.TransA, !s.TransB, vectorA, vectorB, out var config);
         if (p.Splits > 1)
         {
             int total = s.Matrices * s.M * s.N, group = RowGroupSize;
@@ -139,9 +150,9 @@ public sealed partial class IlgpuBackend
                 (new KernelConfig((total + group - 1) / group, group), ops, s.M, s.N, total);
         }
         if (kernel == GpuGemmKernel.Tf32)
-            (_denseTf32 ??= Accelerator.LoadStreamKernel<DenseOperands, TileParams>(IlgpuGemmKernels.DenseTf32))(config, ops, p);
+            (_denseTf32 ??= LoadTiled<DenseOperands>(IlgpuGemmKernels.DenseTf32))(config, ops, p);
         else
-            (_denseSimt ??= Accelerator.LoadStreamKernel<DenseOperands, TileParams>(IlgpuGemmKernels.DenseSimt))(config, ops, p);
+            (_denseSimt ??= LoadTiled<DenseOperands>(IlgpuGemmKernels.DenseSimt))(config, ops, p);
     }
 
     /// <summary>The tiled kernel for a convolution pass's GEMM, or null where the small simple kernel would be chosen
@@ -156,38 +167,38 @@ public sealed partial class IlgpuBackend
     {
         var (m, n, k) = ConvGemmShape(s, ConvPass.Forward);
         var kernel = ConvGemmKernel(m, n, k);
-        var p = Tiles(kernel, m, n, k, s.Groups, true, true, out var config);
+        var p = Tiles(kernel, m, n, k, s.Groups, true, true, ConvForwardOperands.VectorWeights(ConvParams.From(s), ((IlgpuBuffer<float>)w).Offset), false, out var config);
         if (p.Splits > 1) Fill(y, 0, (int)s.OutputSize, 0f);
         var ops = new ConvForwardOperands(V(x), V(w), V(y), ConvParams.From(s));
         if (kernel == GpuGemmKernel.Tf32)
-            (_convForwardTf32 ??= Accelerator.LoadStreamKernel<ConvForwardOperands, TileParams>(IlgpuGemmKernels.ConvForwardTf32))(config, ops, p);
+            (_convForwardTf32 ??= LoadTiled<ConvForwardOperands>(IlgpuGemmKernels.ConvForwardTf32))(config, ops, p);
         else
-            (_convForwardSimt ??= Accelerator.LoadStreamKernel<ConvForwardOperands, TileParams>(IlgpuGemmKernels.ConvForwardSimt))(config, ops, p);
+            (_convForwardSimt ??= LoadTiled<ConvForwardOperands>(IlgpuGemmKernels.ConvForwardSimt))(config, ops, p);
     }
 
     void ImplicitConvBackwardInput(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> w, DeviceBuffer<float> dx, bool accumulate)
     {
         var (m, n, k) = ConvGemmShape(s, ConvPass.InputGrad);
         var kernel = ConvGemmKernel(m, n, k);
-        var p = Tiles(kernel, m, n, k, s.Groups, s.R * s.S > 1, true, out var config);
+        var p = Tiles(kernel, m, n, k, s.Groups, s.R * s.S > 1, true, false, false, out var config);
         if (p.Splits > 1 && !accumulate) Fill(dx, 0, (int)s.InputSize, 0f);
         var ops = new ConvInputGradOperands(V(dy), V(w), V(dx), ConvParams.From(s, accumulate));
         if (kernel == GpuGemmKernel.Tf32)
-            (_convInputTf32 ??= Accelerator.LoadStreamKernel<ConvInputGradOperands, TileParams>(IlgpuGemmKernels.ConvInputGradTf32))(config, ops, p);
+            (_convInputTf32 ??= LoadTiled<ConvInputGradOperands>(IlgpuGemmKernels.ConvInputGradTf32))(config, ops, p);
         else
-            (_convInputSimt ??= Accelerator.LoadStreamKernel<ConvInputGradOperands, TileParams>(IlgpuGemmKernels.ConvInputGradSimt))(config, ops, p);
+            (_convInputSimt ??= LoadTiled<ConvInputGradOperands>(IlgpuGemmKernels.ConvInputGradSimt))(config, ops, p);
     }
 
     void ImplicitConvBackwardWeight(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate)
     {
         var (m, n, k) = ConvGemmShape(s, ConvPass.WeightGrad);
         var kernel = ConvGemmKernel(m, n, k);
-        var p = Tiles(kernel, m, n, k, s.Groups, true, false, out var config);
+        var p = Tiles(kernel, m, n, k, s.Groups, true, false, false, false, out var config);
         if (p.Splits > 1 && !accumulate) Fill(dw, 0, (int)s.WeightSize, 0f);
         var ops = new ConvWeightGradOperands(V(x), V(dy), V(dw), ConvParams.From(s, accumulate));
         if (kernel == GpuGemmKernel.Tf32)
-            (_convWeightTf32 ??= Accelerator.LoadStreamKernel<ConvWeightGradOperands, TileParams>(IlgpuGemmKernels.ConvWeightGradTf32))(config, ops, p);
+            (_convWeightTf32 ??= LoadTiled<ConvWeightGradOperands>(IlgpuGemmKernels.ConvWeightGradTf32))(config, ops, p);
         else
-            (_convWeightSimt ??= Accelerator.LoadStreamKernel<ConvWeightGradOperands, TileParams>(IlgpuGemmKernels.ConvWeightGradSimt))(config, ops, p);
+            (_convWeightSimt ??= LoadTiled<ConvWeightGradOperands>(IlgpuGemmKernels.ConvWeightGradSimt))(config, ops, p);
     }
 }

@@ -112,7 +112,7 @@ public sealed partial class IlgpuBackend : BackendBase
         if (arena is not IlgpuBuffer<float> owner || owner.Backend != this) throw new ArgumentException("the arena must be a buffer of this backend", nameof(arena));
         if (offset < 0 || length < 0 || (long)offset + length > arena.Length)
             throw new ArgumentOutOfRangeException(nameof(length), $"slice [{offset}, {offset + (long)length}) outside a buffer of {arena.Length}");
-        return new IlgpuBuffer<float>(this, length == 0 ? default : owner.View.SubView(offset, length));
+        return new IlgpuBuffer<float>(this, length == 0 ? default : owner.View.SubView(offset, length), owner.Offset + offset);
     }
     public override void Synchronize() => Accelerator.Synchronize();
 

@@ -18,11 +18,15 @@ public sealed class IlgpuBuffer<T> : DeviceBuffer<T> where T : unmanaged
     }
 
     /// <summary>A slice: part of another buffer's memory, owned by that buffer.</summary>
-    internal IlgpuBuffer(IlgpuBackend backend, ArrayView1D<T, Stride1D.Dense> view) : base(backend, (int)view.Length)
+    internal IlgpuBuffer(IlgpuBackend backend, ArrayView1D<T, Stride1D.Dense> view, long offset) : base(backend, (int)view.Length)
     {
         _backend = backend;
         _view = view;
+        Offset = offset;
     }
+
+    /// <summary>Elements from the start of the allocation (which is aligned) to this buffer's first: 0 unless a slice.</summary>
+    public long Offset { get; }
 
     /// <summary>The whole buffer as a dense view (an empty view for a zero-length buffer).</summary>
     public ArrayView1D<T, Stride1D.Dense> View => _view;

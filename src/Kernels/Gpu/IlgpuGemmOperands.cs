@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace LsKd.Kernels.Gpu;
 
@@ -70,18 +71,38 @@ public readonly struct DenseOperands(FView a, FView b, FView c, in GemmSpec s) :
     readonly FastDivisor _byHeads = new(s.Heads);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float A(int z, int m, int k)
+    long AIndex(int z, int m, int k)
     {
         int batch = _byHeads.DivRem(z, out int head);
-        return _a[_offA + batch * _strideA + head * _headA + (_transA != 0 ? (long)k * _lda + m : (long)m * _lda + k)];
+        return _offA + batch * _strideA + head * _headA + (_transA != 0 ? (long)k * _lda + m : (long)m * _lda + k);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float B(int z, int k, int n)
+    long BIndex(int z, int k, int n)
     {
         int batch = _byHeads.DivRem(z, out int head);
-        return _b[_offB + batch * _strideB + head * _headB + (_transB != 0 ? (long)n * _ldb + k : (long)k * _ldb + n)];
+        return _offB + batch * _strideB + head * _headB + (_transB != 0 ? (long)n * _ldb + k : (long)k * _ldb + n);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float A(int z, int m, int k) => _a[AIndex(z, m, k)];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float B(int z, int k, int n) => _b[BIndex(z, k, n)];
+
+    /// <summary>Along k (m if A is transposed): the index is a multiple of 4 where the host allows vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public F4 A4(int z, int m, int k) => _a.AsContiguous().Cast<F4>()[AIndex(z, m, k) >> 2];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public F4 B4(int z, int k, int n) => _b.AsContiguous().Cast<F4>()[BIndex(z, k, n) >> 2];
+
+    /// <summary>Whether runs of four along A's (B's) contiguous direction start 16 bytes apart from a 16-byte
+    /// boundary: every offset, stride and leading dimension a multiple of 4 floats, from a view that starts on one.</summary>
+    public static (bool A, bool B) Vectorizable(in GemmSpec s, long viewOffsetA, long viewOffsetB) =>
+        (AllAligned(viewOffsetA, s.OffsetA, s.StrideA, s.HeadStrideA, s.LdA), AllAligned(viewOffsetB, s.OffsetB, s.StrideB, s.HeadStrideB, s.LdB));
+
+    static bool AllAligned(params long[] values) => values.All(v => (v & 3) == 0);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int z, int m, int n, float sum, bool atomic)
@@ -139,6 +160,15 @@ public readonly struct ConvForwardOperands(FView x, FView w, FView y, ConvParams
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float B(int g, int k, int n) => _im2col.X(_x, _p, _cg, g, k, n);
 
+    /// <summary>Four consecutive k of a filter: vectors where C/groups R S is a multiple of 4 (<see cref="VectorWeights"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public F4 A4(int g, int m, int k) => _w.AsContiguous().Cast<F4>()[((g * _kg + m) * (_cg * _taps) + k) >> 2];
+
+    /// <summary>Not asked for: the im2col gather has no contiguous runs (VectorB is 0).</summary>
+    public F4 B4(int g, int k, int n) => default;
+
+    public static bool VectorWeights(in ConvParams p, long viewOffsetW) => (p.C / p.Groups * p.R * p.S & 3) == 0 && (viewOffsetW & 3) == 0;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int g, int m, int n, float sum, bool atomic)
     {
@@ -177,6 +207,10 @@ public readonly struct ConvInputGradOperands(FView dy, FView w, FView dx, ConvPa
         return _dy[((img * _p.K + g * _kg + kk) * _p.OutH + oh) * _p.OutW + ow];
     }
 
+    /// <summary>Not asked for: both operands are gathers (VectorA and VectorB are 0).</summary>
+    public F4 A4(int g, int m, int k) => default;
+    public F4 B4(int g, int k, int n) => default;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int g, int m, int n, float sum, bool atomic)
     {
@@ -208,6 +242,11 @@ public readonly struct ConvWeightGradOperands(FView x, FView dy, FView dw, ConvP
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float B(int g, int k, int n) => _im2col.X(_x, _p, _cg, g, n, k);
 
+    /// <summary>Not asked for: runs of dy cross images unless the output plane is a multiple of 4, and B is a
+    /// gather (VectorA and VectorB are 0).</summary>
+    public F4 A4(int g, int m, int k) => default;
+    public F4 B4(int g, int k, int n) => default;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int g, int m, int n, float sum, bool atomic)
     {
@@ -220,6 +259,15 @@ public readonly struct ConvWeightGradOperands(FView x, FView dy, FView dw, ConvP
 /// <summary>The entry points: each tiled kernel instantiated for each operand kind (ILGPU compiles concrete methods).</summary>
 internal static class IlgpuGemmKernels
 {
+    /// <summary>At most 256 threads a group, at least two groups resident per multiprocessor: ptxas then keeps each
+    /// tiled kernel within 128 registers (65536 / 512 threads) where, left to itself, it took 127 to 135, and one
+    /// 256-thread group would have filled a multiprocessor's registers. ptxas -v reads no spills at 128.</summary>
+    public static readonly KernelSpecialization LaunchBounds = new(256, 2);
+
+    /// <summary>The specialization a kernel is loaded with: the tiled GEMMs' launch bounds, none for the rest.</summary>
+    public static KernelSpecialization SpecializationOf(System.Reflection.MethodInfo kernel) =>
+        kernel.DeclaringType == typeof(IlgpuGemmKernels) && kernel.Name != nameof(ScaleOutput) ? LaunchBounds : KernelSpecialization.Empty;
+
     public static void DenseSimt(DenseOperands o, TileParams p) => IlgpuTiledGemm.Simt(o, p);
     public static void DenseTf32(DenseOperands o, TileParams p) => IlgpuTiledGemm.Tf32(o, p);
     public static void ConvForwardSimt(ConvForwardOperands o, TileParams p) => IlgpuTiledGemm.Simt(o, p);

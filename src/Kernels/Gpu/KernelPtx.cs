@@ -50,7 +50,7 @@ public static class KernelPtx
         {
             bool implicitlyGrouped = kernel.GetParameters()[0].ParameterType == typeof(Index1D);
             var entry = implicitlyGrouped ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel) : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
-            return ((PTXCompiledKernel)_backend.Compile(entry, new KernelSpecialization())).PTXAssembly;
+            return ((PTXCompiledKernel)_backend.Compile(entry, IlgpuGemmKernels.SpecializationOf(kernel))).PTXAssembly;
         }
 
         public void Dispose() { _backend.Dispose(); _context.Dispose(); }
