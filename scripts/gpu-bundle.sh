@@ -3,8 +3,8 @@
 # trimmed, compressed file (only the framework is trimmed; about 18 MB) plus SkiaSharp's native libraries for the
 # figures (11.5 MB), in .gpu/bin, and Fashion-MNIST Brotli-packed by `lskd pack-data` (about 27 MB) in .gpu/data.
 # Then, on the lent machine, from the repository root (one call each, carry .gpu):
-#   scripts/gpu-check.sh .gpu/bin/lskd "$OUT"                 # every kernel checked, benchmarks beside PyTorch CUDA
-#   scripts/gpu-check.sh .gpu/bin/lskd "$OUT" study           # the paper preset's teacher and students on the full data
+#   scripts/gpu-check.sh --out "$OUT"      # every kernel checked, benchmarks beside PyTorch CUDA (450 s of limits)
+#   scripts/gpu-study.sh --out "$OUT"      # the paper preset's teacher and students on the full data (540 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-/usr/share/datasets/fashion-mnist}
