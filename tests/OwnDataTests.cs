@@ -131,7 +131,7 @@ public class OwnDataTests
 
         (code, output, error) = CliRunner.RunWithOutput("study", "--preset", "quick", "--out", outDir, "--data-dir", data, "--device", "cpu", "--threads", "2");
         Assert.That(code, Is.EqualTo(0), error);
-        foreach (var notice in new[] { "studentTrainImages 10000 -> 900", "testImages 10000 -> 300", "trainEvalImages 2000 -> 900", "analysis.trainImages 2000 -> 900", "analysis.testImages 2000 -> 300" })
+        foreach (var notice in new[] { "studentTrainImages 20000 -> 900", "testImages 10000 -> 300", "trainEvalImages 2000 -> 900", "analysis.trainImages 2000 -> 900", "analysis.testImages 2000 -> 300" })
             Assert.That(output, Does.Contain("data: " + notice), notice);
         var quick = LsKd.Experiments.Study.StudyConfig.FromFile(Path.Combine(outDir, "quick", "config.json"));
         Assert.That((quick.StudentTrainImages, quick.TestImages, quick.Analysis.TrainImages, quick.Analysis.TestImages), Is.EqualTo((900, 300, 900, 300)));

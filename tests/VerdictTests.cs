@@ -49,6 +49,9 @@ public class VerdictTests
         Assert.That(Verdicts.Any([X, W]), Is.EqualTo(Outcome.WithinMargin));
         string md = Verdicts.Markdown([new ClaimResult("C1", "claim", Outcome.NotEnoughSeeds, [S], ["note"])], "Scale: tiny.");
         Assert.That(md, Does.Contain("Scale: tiny.").And.Contain("**not enough seeds").And.Contain("case: 1.50 vs 0.50, d = +1.00").And.Contain("note"));
+        Assert.That(md, Does.Contain("What this study can decide: nothing yet."), "a study that decides no claim says so plainly");
+        string decided = Verdicts.Markdown([new ClaimResult("C1", "claim", Outcome.NotEnoughSeeds, [S], []), new ClaimResult("C2", "claim", Outcome.Reproduced, [R], [])], "Scale: tiny.");
+        Assert.That(decided, Does.Not.Contain("nothing yet"));
     }
 
     [Test]

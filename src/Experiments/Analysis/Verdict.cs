@@ -110,7 +110,16 @@ public static class Verdicts
         sb.AppendLine("Each claim is decided from seed statistics: the mean difference d of two groups of runs (over seeds) against twice its " +
                       "Welch standard error, in the direction the paper states. With fewer than three seeds a claim is not decided; its numbers are shown.");
         sb.AppendLine();
-        foreach (var c in claims)
+        var list = claims.ToList();
+        if (list.Count > 0 && list.All(c => c.Outcome is Outcome.NotEnoughSeeds or Outcome.NotMeasurable))
+        {
+            sb.AppendLine("**What this study can decide: nothing yet.** Each difference comes from runs of too few seeds to have a spread to " +
+                          "test against, and the effects the paper reports are small (C1 on ImageNet: +0.07 points), so the tables show which " +
+                          "way each comparison went here, not whether it would go that way again. Run three or more seeds (`--preset standard`, " +
+                          "or `seeds` in a configuration) for a verdict.");
+            sb.AppendLine();
+        }
+        foreach (var c in list)
         {
             sb.AppendLine($"- {c.Id}. {c.Statement} — **{Text(c.Outcome)}**.");
             foreach (var cmp in c.Comparisons) sb.AppendLine($"  - {cmp}");
