@@ -17,11 +17,12 @@ public sealed record TeacherAssessment(int Images, int Classes, double Accuracy,
 
 public sealed record Advice(float Temperature, IReadOnlyList<string> Reasons);
 
-/// <summary>A finished student of a study: its teacher's alpha, its temperature and its test top-1 (%).</summary>
-public readonly record struct StudentResult(float TeacherAlpha, float Temperature, double TestTop1);
+/// <summary>A finished student of a study: its teacher's alpha, its temperature, its seed and its test top-1 (%).</summary>
+public readonly record struct StudentResult(float TeacherAlpha, float Temperature, int Seed, double TestTop1);
 
-/// <summary>What a finished study says about temperatures: its name, its teachers' alphas and its students.</summary>
-public sealed record StudyEvidence(string Name, IReadOnlyList<float> TeacherAlphas, IReadOnlyList<StudentResult> Students);
+/// <summary>What a finished study says about temperatures: its name, its teachers' alphas, its students, and whether
+/// its seeds shared one teacher per alpha (then its comparisons decide nothing).</summary>
+public sealed record StudyEvidence(string Name, IReadOnlyList<float> TeacherAlphas, IReadOnlyList<StudentResult> Students, bool TeacherShared = false);
 
 public static class Advisor
 {
@@ -72,14 +73,38 @@ public static class Advisor
         if (study != null && study.TeacherAlphas.Count > 0)
         {
             float nearest = study.TeacherAlphas.OrderBy(x => Math.Abs(x - a.EffectiveAlpha)).First();
-            var byT = study.Students.Where(r => r.TeacherAlpha == nearest)
-                .GroupBy(r => r.Temperature).Select(g => (T: g.Key, Acc: g.Average(r => r.TestTop1), Count: g.Count())).OrderByDescending(x => x.Acc).ToList();
+            var byT = study.Students.Where(r => r.TeacherAlpha == nearest).GroupBy(r => r.Temperature)
+                .Select(g => (T: g.Key, Seeds: g.GroupBy(r => r.Seed).ToDictionary(x => x.Key, x => x.First().TestTop1))).OrderBy(x => x.T).ToList();
             if (byT.Count > 0)
             {
                 reasons.Add($"In study '{study.Name}', the teacher closest in smoothing was trained with alpha = {F(nearest)}; its students' mean test top-1 by T: " +
-                            string.Join(", ", byT.OrderBy(x => x.T).Select(x => $"T = {F(x.T)}: {x.Acc.ToString("F2", Inv)}% ({x.Count} run(s))")) + ".");
-                reasons.Add($"T = {F(byT[0].T)} gave the best students there.");
-                return new Advice(byT[0].T, reasons);
+                            string.Join(", ", byT.Select(x => $"T = {F(x.T)}: {x.Seeds.Values.Average().ToString("F2", Inv)}% ({x.Seeds.Count} seed(s))")) + ".");
+                var best = byT.OrderByDescending(x => x.Seeds.Values.Average()).First();
+                // The verdict's rule (paired by seed, 2 SE, Holm over the comparisons with the other candidates): the best
+                // mean is recommended only if it beats every other T; else the candidates it does not beat are tied.
+                var against = byT.Where(x => x.T != best.T).Select(x => (x.T, C: SeedComparison.BySeed($"T = {F(best.T)} vs T = {F(x.T)}", best.Seeds, x.Seeds, +1, study.TeacherShared))).ToList();
+                var corrected = Verdicts.Holm(against.Select(x => x.C).ToList());
+                var tied = against.Where((x, i) => corrected[i].Outcome != Outcome.Reproduced).Select(x => x.T).Append(best.T).Order().ToList();
+                if (tied.Count == 1)
+                {
+                    reasons.Add($"T = {F(best.T)} gave the best students there, and its lead over every other T holds by the verdict's rule: " +
+                                string.Join("; ", corrected) + ".");
+                    return new Advice(best.T, reasons);
+                }
+                string why = study.TeacherShared ? "its seeds share one teacher per alpha, so no difference between its students holds teacher variance"
+                    : byT.Any(x => x.Seeds.Count < SeedComparison.MinSeeds) ? $"it has fewer than {SeedComparison.MinSeeds} seeds at some T"
+                    : "the differences lie within the margin";
+                reasons.Add($"The study cannot separate T = {string.Join(", ", tied.Select(F))} ({why}): " + string.Join("; ", corrected) + ".");
+                // Among the tied, the paper's finding decides: a smoothed teacher distils best at T = 1 (the lowest tied T);
+                // without LS the study's best mean.
+                float chosen = a.IsSmoothed ? tied[0] : best.T;
+                reasons.Add(a.IsSmoothed
+                    ? $"Among them the paper's finding decides: with an LS-trained teacher, distil at the lowest temperature, here T = {F(chosen)} (a higher T diffuses the student's representations; see below)."
+                    : $"Among them, T = {F(chosen)} had the best mean; the study does not show it is better than the others.");
+                if (a.IsSmoothed)
+                    reasons.Add("The paper's finding (Chandrasegaran et al.): with an LS-trained teacher, KD at higher temperatures diffuses the student's penultimate " +
+                                "representations systematically, which undoes the tight clusters LS gave the teacher, and such students lose accuracy.");
+                return new Advice(chosen, reasons);
             }
             reasons.Add($"Study '{study.Name}' has no finished students of an alpha = {F(nearest)} teacher; falling back on the paper's findings.");
         }

@@ -468,6 +468,9 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         return $"Scale: teachers {config.Teacher.Model} (width {F(config.Teacher.Width)}), {config.Teacher.Epochs} epoch(s) on {images(config.TrainImages)} training images; " +
                $"students {config.Student.Epochs} epoch(s) on {images(config.StudentTrainImages > 0 ? config.StudentTrainImages : config.TrainImages)} images; " +
                $"{config.Seeds.Length} seed(s). " +
+               (config.Seeds.Length < 2 ? "" : AccuracyClaims.TeacherShared(config)
+                   ? "The seeds share one teacher per alpha (trained with the first seed), so no comparison of their students holds teacher variance and none decides more than inconclusive. "
+                   : "Each seed has its own teachers; two groups of the same seeds are compared seed by seed (paired). ") +
                (demo ? "**This study is a demonstration** (fewer than three seeds or students trained for under three epochs): its verdict shows the method, not an answer." : "");
     }
 
@@ -516,6 +519,7 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
         {
             var cs = new List<SeedComparison>();
             var notes = new List<string>();
+            bool shared = AccuracyClaims.TeacherShared(config);
             var hierarchy = sets[0];
             var pairs = _s.EtaPairs.Select(p => (p[0], p[1])).ToList();
             if (temps.Contains(1f) && temps.Contains(64f) && !pairs.Contains((1f, 64f))) pairs.Add((1f, 64f));   // Table 4
@@ -526,19 +530,19 @@ public sealed class Analyzer(StudyConfig config, IReadOnlyList<string> dirs, IBa
                         string split = train ? "train" : _valName;
                         foreach (float a in smoothed)
                         {
-                            cs.Add(new SeedComparison($"{arch.Model}, alpha {F(a)}, eta({F(t1)} -> {F(t2)}) S1, {split}", SeedEta(arch, a, t1, t2, hierarchy, train, true), [], -1, AgainstZero: true));
-                            cs.Add(new SeedComparison($"{arch.Model}, alpha {F(a)}, eta({F(t1)} -> {F(t2)}) S2, {split}", SeedEta(arch, a, t1, t2, hierarchy, train, false), [], +1, AgainstZero: true));
+                            cs.Add(new SeedComparison($"{arch.Model}, alpha {F(a)}, eta({F(t1)} -> {F(t2)}) S1, {split}", SeedEta(arch, a, t1, t2, hierarchy, train, true), [], -1, AgainstZero: true) { TeacherShared = shared });
+                            cs.Add(new SeedComparison($"{arch.Model}, alpha {F(a)}, eta({F(t1)} -> {F(t2)}) S2, {split}", SeedEta(arch, a, t1, t2, hierarchy, train, false), [], +1, AgainstZero: true) { TeacherShared = shared });
                             var (yes, total) = EtaCounts(arch, a, t1, t2, hierarchy, train);
                             notes.Add($"{arch.Model}, alpha {F(a)}, eta({F(t1)} -> {F(t2)}), {split}: {yes} of {total} (class, seed) pairs have S1 < 0 and S2 > 0");
                         }
                         if (!hasPlain) continue;
-                        var control1 = new SeedComparison($"control: alpha 0 teacher's students, eta({F(t1)} -> {F(t2)}) S1, {split}", SeedEta(arch, 0f, t1, t2, hierarchy, train, true), [], -1, AgainstZero: true);
-                        var control2 = new SeedComparison($"control: alpha 0 teacher's students, eta({F(t1)} -> {F(t2)}) S2, {split}", SeedEta(arch, 0f, t1, t2, hierarchy, train, false), [], +1, AgainstZero: true);
+                        var control1 = new SeedComparison($"control: alpha 0 teacher's students, eta({F(t1)} -> {F(t2)}) S1, {split}", SeedEta(arch, 0f, t1, t2, hierarchy, train, true), [], -1, AgainstZero: true) { TeacherShared = shared };
+                        var control2 = new SeedComparison($"control: alpha 0 teacher's students, eta({F(t1)} -> {F(t2)}) S2, {split}", SeedEta(arch, 0f, t1, t2, hierarchy, train, false), [], +1, AgainstZero: true) { TeacherShared = shared };
                         var (cy, ct) = EtaCounts(arch, 0f, t1, t2, hierarchy, train);
                         notes.Add($"{control1}; {control2}; {cy} of {ct} (class, seed) pairs systematic");
                         foreach (float a in smoothed)
                             notes.Add("does LS diffuse more than the control? " + new SeedComparison($"{arch.Model}, eta({F(t1)} -> {F(t2)}) S1, {split}, alpha {F(a)} vs alpha 0",
-                                SeedEta(arch, a, t1, t2, hierarchy, train, true), SeedEta(arch, 0f, t1, t2, hierarchy, train, true), -1));
+                                SeedEta(arch, a, t1, t2, hierarchy, train, true), SeedEta(arch, 0f, t1, t2, hierarchy, train, true), -1) { TeacherShared = shared });
                     }
             foreach (float a in smoothed)
                 if (Teacher(a, FirstSeed)?.TrainLogits is { } logits && temps.Contains(3f))

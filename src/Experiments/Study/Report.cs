@@ -9,8 +9,8 @@ namespace LsKd.Experiments.Study;
 /// <summary>
 /// Builds runs.csv and report.md from the run records of one or more result folders (shards merge by run id).
 /// Accuracies are the last epoch's test top-1 (mean ± standard deviation over seeds); the best epoch is shown
-/// separately and labelled as such. A student cell of a smoothed teacher (alpha > 0) is marked compatible (✓)
-/// when its mean beats the student of the unsmoothed teacher at the same temperature, else ✗.
+/// separately and labelled as such. A student cell of a smoothed teacher (alpha > 0) is marked by the verdict's rule
+/// against the unsmoothed teacher's students at the same T (<see cref="Analysis.Verdicts.Mark"/>).
 /// </summary>
 public static class Report
 {
@@ -19,7 +19,7 @@ public static class Report
     /// <summary>The study's finished students as plain data for `lskd advise`.</summary>
     public static Analysis.StudyEvidence Evidence(StudyConfig config, IEnumerable<RunRecord> runs) =>
         new(config.Name, config.Alphas, runs.Where(r => r.Kind == RunKind.Student && r.Status == RunStatus.Finished && r.Last != null && r.Temperature != null)
-            .Select(r => new Analysis.StudentResult(r.TeacherAlpha, r.Temperature!.Value, r.Last!.Test.Top1)).ToList());
+            .Select(r => new Analysis.StudentResult(r.TeacherAlpha, r.Temperature!.Value, r.Seed, r.Last!.Test.Top1)).ToList(), AccuracyClaims.TeacherShared(config));
 
     public static List<RunRecord> LoadRuns(IEnumerable<string> dirs)
     {
@@ -98,7 +98,8 @@ public static class Report
                       $"{(runs.Count(r => r.Status != RunStatus.Finished) is > 0 and var d ? $", {d} diverged" : "")}.");
         sb.AppendLine();
         sb.AppendLine("Numbers are test top-1 accuracy (%) at the last epoch, mean ± standard deviation over seeds (a single number where there is one run). " +
-                      "✓ marks a student of a smoothed teacher (alpha > 0) that beats the student of the unsmoothed teacher (alpha = 0) at the same T (a compatible configuration); ✗ marks one that does not.");
+                      $"Teachers: {(AccuracyClaims.TeacherShared(c) ? "one per alpha, trained with the first seed and shared by the seeds' students (the spread of a student cell then excludes teacher variance)" : "one per seed and alpha")}. " +
+                      "Marks compare a smoothed teacher's students with the unsmoothed teacher's at the same T, by the verdict's rule (paired by seed): " + Analysis.Verdicts.MarkLegend);
         sb.AppendLine();
 
         // Teachers (Table 2 layout: one row, a column per alpha).
@@ -107,7 +108,7 @@ public static class Report
         sb.AppendLine("| | " + string.Join(" | ", c.Alphas.Select(a => $"alpha = {N(a)}")) + " |");
         sb.AppendLine("|---|" + string.Concat(c.Alphas.Select(_ => "---|")));
         var teachers = finished.Where(r => r.Kind == RunKind.Teacher).ToList();
-        Row(sb, $"Teacher {c.Teacher.Model} test top-1", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Test.Top1), out _)));
+        Row(sb, $"Teacher {c.Teacher.Model} test top-1{(AccuracyClaims.TeacherShared(c) ? " (one teacher each, shared by the seeds)" : "")}", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Test.Top1), out _)));
         Row(sb, "Teacher test top-5", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Test.Top5), out _)));
         Row(sb, "Teacher train top-1 (eval mode, no augmentation)", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Train.Top1), out _)));
         if (c.ValidationImages > 0)
@@ -123,7 +124,7 @@ public static class Report
             sb.AppendLine();
             sb.AppendLine("| | " + string.Join(" | ", c.Alphas.Select(a => $"teacher alpha = {N(a)}")) + " |");
             sb.AppendLine("|---|" + string.Concat(c.Alphas.Select(_ => "---|")));
-            Row(sb, "Teacher", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Test.Top1), out _)));
+            Row(sb, AccuracyClaims.TeacherShared(c) ? "Teacher (one, shared by the seeds)" : "Teacher", c.Alphas.Select(a => Stat(teachers.Where(r => r.Alpha == a).Select(r => r.Last!.Test.Top1), out _)));
             foreach (float t in c.Temperatures)
             {
                 var cells = new List<string>();
@@ -132,7 +133,8 @@ public static class Report
                 {
                     string cell = Stat(mine.Where(r => r.Kind == RunKind.Student && r.TeacherAlpha == a && r.Temperature == t).Select(r => r.Last!.Test.Top1), out double mean);
                     if (a == 0f) baseMean = mean;
-                    else if (double.IsFinite(mean) && double.IsFinite(baseMean)) cell += mean > baseMean ? " ✓" : " ✗";
+                    else if (c.Alphas.Contains(0f))
+                        cell += Analysis.Verdicts.Mark(AccuracyClaims.Compare(c, "", AccuracyClaims.SeedAccuracies(runs, arch, a, t), AccuracyClaims.SeedAccuracies(runs, arch, 0f, t), +1));
                     cells.Add(cell);
                 }
                 Row(sb, $"Student T = {N(t)}", cells);

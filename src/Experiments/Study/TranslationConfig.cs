@@ -48,8 +48,12 @@ public sealed record TranslationConfig
     public float[] Alphas { get; init; } = [0f, 0.1f];
     public float[] Temperatures { get; init; } = [1f, 2f, 3f, 64f];
     public float Beta { get; init; } = 1f;
-    /// <summary>Student seeds; the teachers are trained once, with the first.</summary>
+    /// <summary>Seeds: each trains its own teachers (one per alpha) and their students, unless <see cref="ShareTeacher"/>.</summary>
     public int[] Seeds { get; init; } = [1];
+    /// <summary>One teacher per alpha, trained with the first seed, for the students of every seed: faster, but the
+    /// seeds then vary the students only, and the verdict decides nothing stronger than inconclusive.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool ShareTeacher { get; init; }
     /// <summary>Beam width for the second decoding (1 = greedy only).</summary>
     public int Beam { get; init; } = 4;
     public float LengthPenalty { get; init; } = 1f;

@@ -122,7 +122,7 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
             return best * s.Steps + decode;
         }
         double teacher = StepSeconds(Config.Teacher, "teacher"), student = StepSeconds(Config.Student, "student");
-        int teachers = Config.Alphas.Length, students = Config.Seeds.Length * (Config.Alphas.Length * Config.Temperatures.Length + 1);
+        int teachers = Config.Alphas.Length * (Config.ShareTeacher ? 1 : Config.Seeds.Length), students = Config.Seeds.Length * (Config.Alphas.Length * Config.Temperatures.Length + 1);
         double total = teachers * teacher + students * student;
         lines.Add($"{Config.Pair}: {teachers} teachers x {teacher:F0} s + {students} students x {student:F0} s = {total / 60:F1} min " +
                   $"({_train.Count:N0} training pairs, {_test.Count:N0} test sentences)");
@@ -140,18 +140,23 @@ public sealed class TranslationStudy(TranslationConfig config, string dir, IBack
         var records = new List<TranslationRecord>();
         var teachers = new Dictionary<float, Transformer>();
         var caches = new Dictionary<float, Lazy<float[][]>>();
-        int teacherSeed = Config.Seeds[0];
-        foreach (float alpha in Config.Alphas)
-        {
-            string id = $"teacher-a{StudyConfig.F(alpha)}-s{teacherSeed}";
-            var model = NewModel(Config.Teacher, (ulong)teacherSeed * 1000 + 1);
-            var cache = new Lazy<float[][]>(() => TeacherLogits(model));
-            records.Add(TrainOrLoad(id, "teacher", alpha, null, alpha, teacherSeed, model, Config.Teacher, null, default, cache, log));
-            teachers[alpha] = model;
-            caches[alpha] = cache;
-        }
         foreach (int seed in Config.Seeds)
         {
+            // A seed's own teachers (or the first seed's, shared); their logit caches (about 60 MB per 1,000 pairs) are
+            // dropped when the next seed trains its own.
+            if (!Config.ShareTeacher || seed == Config.Seeds[0])
+            {
+                caches.Clear();
+                foreach (float alpha in Config.Alphas)
+                {
+                    string id = $"teacher-a{StudyConfig.F(alpha)}-s{seed}";
+                    var model = NewModel(Config.Teacher, (ulong)seed * 1000 + 1);
+                    var cache = new Lazy<float[][]>(() => TeacherLogits(model));
+                    records.Add(TrainOrLoad(id, "teacher", alpha, null, alpha, seed, model, Config.Teacher, null, default, cache, log));
+                    teachers[alpha] = model;
+                    caches[alpha] = cache;
+                }
+            }
             foreach (float alpha in Config.Alphas)
                 foreach (float t in Config.Temperatures)
                 {
