@@ -45,7 +45,8 @@ public class StudyTests
     [Test]
     public void SharedTeachersServeEverySeed()
     {
-        var c = StudyConfig.Preset("standard");
+        Assert.That(StudyConfig.Preset("standard").Runs().Count(r => r.Kind == RunKind.Teacher), Is.EqualTo(6), "the standard preset: a teacher per seed and alpha");
+        var c = StudyConfig.Preset("standard") with { ShareTeacher = true };
         var runs = c.Runs();
         Assert.That(runs.Where(r => r.Kind == RunKind.Teacher).Select(r => r.Id), Is.EqualTo(new[] { "teacher-a0-s1", "teacher-a0.1-s1" }));
         var students = runs.Where(r => r.Kind == RunKind.Student).ToList();

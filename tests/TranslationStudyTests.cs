@@ -70,6 +70,27 @@ public class TranslationStudyTests
     }
 
     [Test]
+    public void EverySeedTrainsItsOwnTeachersUnlessShared()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"lskd-translation-{Guid.NewGuid():N}");
+        try
+        {
+            string locale = MakeLocale(Path.Combine(root, "locale"), 1);
+            var be = Backends.Get("cpu-v512-2t");
+            var config = TranslationConfig.Preset("smoke") with { Seeds = [1, 2], Temperatures = [1f], TestSentences = 4 };
+            var own = new TranslationStudy(config, Path.Combine(root, "own"), be, locale).Run();
+            Assert.That(own.Where(r => r.Kind == "teacher").Select(r => r.Id), Is.EqualTo(new[] { "teacher-a0-s1", "teacher-a0.1-s1", "teacher-a0-s2", "teacher-a0.1-s2" }));
+            Assert.That(File.ReadAllText(Path.Combine(root, "own", "report.md")), Does.Contain("a teacher per seed and alpha"));
+            var shared = new TranslationStudy(config with { ShareTeacher = true }, Path.Combine(root, "shared"), be, locale).Run();
+            Assert.That(shared.Where(r => r.Kind == "teacher").Select(r => r.Id), Is.EqualTo(new[] { "teacher-a0-s1", "teacher-a0.1-s1" }));
+            Assert.That(File.ReadAllText(Path.Combine(root, "shared", "report.md")), Does.Contain("shared by the students"));
+            // The seed-1 teachers are the same either way (same seed, same data): their scores agree.
+            Assert.That(shared.First(r => r.Id == "teacher-a0-s1").Greedy.Bleu, Is.EqualTo(own.First(r => r.Id == "teacher-a0-s1").Greedy.Bleu));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Test]
     public void DryRunMeasuresAndWritesNothing()
     {
         string root = Path.Combine(Path.GetTempPath(), $"lskd-translation-{Guid.NewGuid():N}");
