@@ -188,7 +188,10 @@ public static class Verdicts
         sb.AppendLine(scale);
         sb.AppendLine();
         sb.AppendLine("Each claim is decided from seed statistics: the mean difference d of two groups of runs (over seeds) against twice its " +
-                      "Welch standard error, in the direction the paper states. With fewer than three seeds a claim is not decided; its numbers are shown.");
+                      "standard error, in the direction the paper states; groups of the same seeds are compared seed by seed (paired), others with " +
+                      "Welch's standard error. A claim that passes on any one of several comparisons must clear Holm's wider margins. Students whose " +
+                      "seeds share one teacher per alpha decide nothing stronger than inconclusive. With fewer than three seeds a claim is not decided; " +
+                      "its numbers are shown.");
         sb.AppendLine();
         var list = claims.ToList();
         if (list.Count > 0 && list.All(c => c.Outcome is Outcome.NotEnoughSeeds or Outcome.NotMeasurable))

@@ -75,7 +75,7 @@ internal static class TranslationCommand
     {
         var preset = new Option<string>("--preset") { Description = $"preset: {string.Join(", ", TranslationConfig.PresetNames)}", DefaultValueFactory = _ => "quick" };
         var config = new Option<string?>("--config") { Description = "a translation configuration as JSON (replaces the preset; see docs/STUDY.md)" };
-        var pair = new Option<string?>("--pair") { Description = $"language pair(s), comma-separated: {string.Join(", ", TranslationConfig.Pairs)} (default: en-de; standard and paper: both)" };
+        var pair = new Option<string?>("--pair") { Description = $"language pair(s), comma-separated: {string.Join(", ", TranslationConfig.Pairs)} (default: en-de; the paper preset: both)" };
         var corpusOption = new Option<string?>("--corpus") { Description = $"corpus: {string.Join(", ", TranslationConfig.Corpora)} (default: the configuration's, gettext)" };
         var root = new Option<string>("--locale-root") { Description = "folder holding <language>/LC_MESSAGES/*.mo", DefaultValueFactory = _ => ParallelCorpus.DefaultLocaleRoot };
         var dictRoot = new Option<string>("--dict-root") { Description = "folder holding freedict-eng-deu.index and .dict.dz", DefaultValueFactory = _ => FreeDict.DefaultRoot };
