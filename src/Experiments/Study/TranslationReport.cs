@@ -11,7 +11,8 @@ public static class TranslationClaims
 {
     static string F(float v) => StudyConfig.F(v);
 
-    static Dictionary<int, double> Values(IReadOnlyList<TranslationRecord> records, float teacherAlpha, float t, Func<TranslationScores, double> metric) =>
+    /// <summary>Per seed: a metric of the main decoding (beam where there is one) of one cell's students.</summary>
+    public static Dictionary<int, double> Values(IReadOnlyList<TranslationRecord> records, float teacherAlpha, float t, Func<TranslationScores, double> metric) =>
         records.Where(r => r.Kind == "student" && r.TeacherAlpha == teacherAlpha && r.Temperature == t).GroupBy(r => r.Seed).ToDictionary(g => g.Key, g => metric(g.First().Main));
 
     static Dictionary<int, double> Drops(IReadOnlyList<TranslationRecord> records, float teacherAlpha, float t1, float t2, Func<TranslationScores, double> metric)
@@ -151,11 +152,10 @@ public sealed class TranslationReport(TranslationConfig config, string dir, Corp
         sb.AppendLine("| Teacher | " + string.Join(" | ", config.Alphas.Select(a => Cell(records.Where(r => r.Kind == "teacher" && r.TeacherAlpha == a), scores))) + " |");
         foreach (float t in config.Temperatures)
         {
-            Dictionary<int, double> Bleu(float a) => records.Where(r => r.Kind == "student" && r.TeacherAlpha == a && r.Temperature == t).GroupBy(r => r.Seed).ToDictionary(g => g.Key, g => scores(g.First()).Bleu);
             var cells = config.Alphas.Select(a =>
             {
                 var rs = records.Where(r => r.Kind == "student" && r.TeacherAlpha == a && r.Temperature == t).ToList();
-                string m = mark && a > 0 && config.Alphas.Contains(0f) ? Verdicts.Mark(TranslationClaims.Compare(config, "", Bleu(a), Bleu(0f), +1)) : "";
+                string m = mark && a > 0 && config.Alphas.Contains(0f) ? Verdicts.Mark(TranslationClaims.Compare(config, "", TranslationClaims.Values(records, a, t, x => x.Bleu), TranslationClaims.Values(records, 0f, t, x => x.Bleu), +1)) : "";
                 return Cell(rs, scores) + m;
             });
             sb.AppendLine($"| Student T = {F(t)} | " + string.Join(" | ", cells) + " |");
