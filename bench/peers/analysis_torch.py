@@ -26,8 +26,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     peer_device.add_argument(ap)
     args = ap.parse_args()
-    dev = peer_device.setup(args)
-    torch.set_num_threads(args.threads)
+    dev = peer_device.setup(args, args.threads)
     torch.manual_seed(0)
     n, d, classes, m = args.rows, args.dim, 10, min(4000, args.rows)
     x = torch.randn(n, d).to(dev)
@@ -53,7 +52,7 @@ def main():
         "  of which symmetric eigen": timed(lambda: torch.linalg.eigh(cov), args.runs, dev),
     }
     for k, v in results.items():
-        print(json.dumps({"kernel": k, "median_ms": v, "threads": args.threads, "device": args.device, "torch": torch.__version__}), flush=True)
+        print(json.dumps({"kernel": k, "median_ms": v, "threads": args.threads, "device": args.device, **peer_device.facts()}), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -18,8 +18,7 @@ def main():
     ap.add_argument("--min-time", type=float, default=1.0)
     peer_device.add_argument(ap)
     a = ap.parse_args()
-    dev = peer_device.setup(a)
-    torch.set_num_threads(a.threads)
+    dev = peer_device.setup(a, a.threads)
     for text in a.cases.split(","):
         kind, b, h, lq, lk, d = parse_case(text)
         g = torch.Generator().manual_seed(0)
@@ -47,7 +46,7 @@ def main():
             o.backward(do)
 
         med, p20, p80 = peer_device.timeit(step, a.min_time, dev)
-        print(json.dumps({"case": text, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "device": a.device, "torch": torch.__version__}), flush=True)
+        print(json.dumps({"case": text, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "device": a.device, **peer_device.facts()}), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -19,8 +19,7 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.5)
     peer_device.add_argument(ap)
     a = ap.parse_args()
-    dev = peer_device.setup(a)
-    torch.set_num_threads(a.threads)
+    dev = peer_device.setup(a, a.threads)
     g = torch.Generator().manual_seed(0)
     for text in a.specs.split(";"):
         n, c, h, w, k, r, s, stride, pad, groups = (int(v) for v in text.split(","))
@@ -35,7 +34,7 @@ def main():
         }
         for name, fn in passes.items():
             med, p20, p80 = peer_device.timeit(fn, a.min_time, dev)
-            print(json.dumps({"spec": text, "pass": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "torch": torch.__version__}), flush=True)
+            print(json.dumps({"spec": text, "pass": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, **peer_device.facts()}), flush=True)
 
 if __name__ == "__main__":
     main()

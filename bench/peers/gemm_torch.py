@@ -38,7 +38,7 @@ def main():
         q = lambda p: times[round(p * (len(times) - 1))] * 1e3
         print(json.dumps({"m": m, "n": n, "k": k, "threads": args.threads, "device": args.device, "tf32": args.tf32, "median_ms": med * 1e3,
                           "p20_ms": q(0.2), "p80_ms": q(0.8),
-                          "gflops": 2.0 * m * n * k / med / 1e9, "torch": torch.__version__}), flush=True)
+                          "gflops": 2.0 * m * n * k / med / 1e9, **peer_device.facts()}), flush=True)
 
 if __name__ == "__main__":
     main()

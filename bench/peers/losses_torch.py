@@ -16,8 +16,7 @@ def main():
     ap.add_argument("--min-time", type=float, default=1.0)
     peer_device.add_argument(ap)
     a = ap.parse_args()
-    dev = peer_device.setup(a)
-    torch.set_num_threads(a.threads)
+    dev = peer_device.setup(a, a.threads)
     g = torch.Generator().manual_seed(0)
     zs = (torch.randn(a.rows, a.cols, generator=g) * 3).to(dev).requires_grad_()
     zt = (torch.randn(a.rows, a.cols, generator=g) * 3).to(dev)
@@ -35,7 +34,7 @@ def main():
 
     for name, fn in (("kd fwd+bwd (T=4, beta=1)", kd), ("ls-ce fwd+bwd (alpha=0.1)", ls)):
         med, p20, p80 = peer_device.timeit(fn, a.min_time, dev)
-        print(json.dumps({"kernel": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "device": a.device, "torch": torch.__version__}), flush=True)
+        print(json.dumps({"kernel": name, "median_ms": med, "p20_ms": p20, "p80_ms": p80, "device": a.device, **peer_device.facts()}), flush=True)
 
 if __name__ == "__main__":
     main()

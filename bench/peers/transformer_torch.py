@@ -68,8 +68,7 @@ def main():
     ap.add_argument("--decode-sentences", type=int, default=16)
     peer_device.add_argument(ap)
     a = ap.parse_args()
-    dev = peer_device.setup(a)
-    torch.set_num_threads(a.threads)
+    dev = peer_device.setup(a, a.threads)
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     model = Model(a.vocab, a.d_model, a.heads, a.layers, a.ffn, 256).to(dev)
@@ -96,7 +95,7 @@ def main():
     times.sort()
     med = times[len(times) // 2]
     print(json.dumps({"kind": "train", "parameters": params, "target_tokens": tokens, "step_ms": med * 1e3, "tokens_per_s": tokens / med,
-                      "device": a.device, "torch": torch.__version__}), flush=True)
+                      "device": a.device, **peer_device.facts()}), flush=True)
 
     # Greedy decoding of the first sentences of the batch, a * |source| + b = 1.2 |s| + 10 tokens at most.
     model.eval()

@@ -21,6 +21,9 @@ public abstract partial class BackendBase : IBackend
     /// kernel launch, except the few that launch several (a split-K GEMM's pre-scale, centroids, QR, eigen).</summary>
     public long Dispatches { get; internal set; }
 
+    /// <summary>Called on the calling thread as each op starts: the CPU backend sets its floating-point mode there.</summary>
+    internal virtual void PrepareThread() { }
+
     /// <summary>Whether <see cref="Slice"/> works: buffers that are views of part of another (the ILGPU backend).</summary>
     public virtual bool SupportsSlices => false;
 

@@ -33,7 +33,7 @@ public static class OpProfiler
     /// <summary>`using var profile = OpProfiler.Scope(this, "Op");` times the rest of the block (nothing when off).</summary>
     public static ProfileScope Scope(IBackend backend, string op)
     {
-        if (backend is BackendBase counted) counted.Dispatches++;
+        if (backend is BackendBase counted) { counted.Dispatches++; counted.PrepareThread(); }
         return Enabled ? new ProfileScope(op, backend, Start()) : default;
     }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LsKd.Autograd;
 using LsKd.Kernels;
+using LsKd.Kernels.Cpu;
 using LsKd.Nets;
 using Spectre.Console;
 
@@ -22,8 +23,9 @@ internal static class TrainBench
         var profile = new Option<bool>("--profile") { Description = "after timing, run the steps again with per-op timing and print where each model's step goes" };
         var conv = CommonOptions.ConvAlgorithm(); var tf32 = CommonOptions.Tf32();
         var perTensor = new Option<bool>("--per-tensor-optimizer") { Description = "step and zero each parameter tensor on its own (the launch count before the fused optimiser)" };
+        var denormals = new Option<string>("--denormals") { Description = "CPU subnormal handling: flush (FTZ+DAZ, the default, as the peer runs) or ieee (gradual underflow, to measure what flushing saves)", DefaultValueFactory = _ => "flush" };
         var jsonl = ResultLog.Option();
-        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts and ops (GPU: kernel launches) per step.") { device, threads, models, batch, steps, warmup, rounds, peer, profile, conv, tf32, perTensor, jsonl };
+        var cmd = new Command("train", "Training-step throughput (img/s) of the study's models, with FLOP counts and ops (GPU: kernel launches) per step.") { device, threads, models, batch, steps, warmup, rounds, peer, profile, conv, tf32, perTensor, denormals, jsonl };
         cmd.SetAction(pr =>
         {
             var names = pr.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -35,7 +37,15 @@ internal static class TrainBench
             if (r < 1) throw new UsageException($"--rounds must be at least 1, got {r}");
             int w = pr.GetValue(warmup);
             if (w < 0) throw new UsageException($"--warmup must be at least 0, got {w}");
+            var mode = pr.GetValue(denormals) switch
+            {
+                "flush" => DenormalMode.Flush,
+                "ieee" => DenormalMode.Ieee,
+                var other => throw new UsageException($"--denormals must be 'flush' or 'ieee', got '{other}'"),
+            };
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv), null, pr.GetValue(tf32));
+            if (be is CpuBackend cpu) cpu.Denormals = mode;
+            else if (mode != DenormalMode.Flush) throw new UsageException("--denormals chooses the CPU backend's mode; the GPU kernels use IEEE fp32 (ILGPU emits no .ftz)");
             bool fuse = !pr.GetValue(perTensor);
             var log = ResultLog.Open(pr.GetValue(jsonl), "train", be);
             AnsiConsole.MarkupLine($"training steps at batch {b} on [bold]{Markup.Escape(be.ToString()!)}[/], {r} round(s)");

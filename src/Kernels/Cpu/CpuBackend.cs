@@ -36,11 +36,20 @@ public unsafe partial class CpuBackend : BackendBase
     /// <summary>The vector width of this backend's kernels in bits (512 or 256).</summary>
     public int SimdBits => _use512 ? 512 : 256;
 
+    /// <summary>Subnormal handling on every thread that runs this backend's ops (default: flushed, FTZ + DAZ).</summary>
+    public DenormalMode Denormals { get => _parallel.Denormals; set => _parallel.Denormals = value; }
+
+    internal override void PrepareThread() => FloatControl.Use(_parallel.Denormals);
+
+    /// <summary>What <see cref="Denormals"/> means on this host, for reports.</summary>
+    public string DenormalDescription => !FloatControl.Supported ? "IEEE subnormals (this host's control register is not settable)"
+        : Denormals == DenormalMode.Flush ? "subnormals flushed (MXCSR FTZ+DAZ)" : "IEEE subnormals";
+
     public override string Name => "cpu";
     public override int Threads => _parallel.Threads;
     public string SimdWidth => _use512 ? (Vector512.IsHardwareAccelerated ? "Vector512" : "Vector512 (software)") : Vector256.IsHardwareAccelerated ? "Vector256" : "scalar";
     public override string DeviceDescription =>
-        $"{CpuInfo.ModelName}, {_parallel.Threads} thread(s), {SimdWidth}, GEMM {_gemm.Kernel}";
+        $"{CpuInfo.ModelName}, {_parallel.Threads} thread(s), {SimdWidth}, GEMM {_gemm.Kernel}, {DenormalDescription}";
 
     public override DeviceBuffer<float> Allocate(int length) => new CpuBuffer<float>(this, length);
     public override DeviceBuffer<int> AllocateInt(int length) => new CpuBuffer<int>(this, length);
