@@ -31,7 +31,7 @@ public class FloatControlTests
     public void BackendOpsSetTheModeOnTheCallingThread()
     {
         if (!FloatControl.Supported) Assert.Ignore("this host's floating-point control register is not settable");
-        DenormalMode seen = DenormalMode.Ieee;
+        DenormalMode seen = DenormalMode.Ieee, afterSwitch = DenormalMode.Flush;
         var t = new Thread(() =>
         {
             using var be = new CpuBackend(1);
@@ -40,8 +40,10 @@ public class FloatControlTests
             seen = FloatControl.Current;
             be.Denormals = DenormalMode.Ieee;
             be.Fill(x, 0, 4, 1f);
+            afterSwitch = FloatControl.Current;
         });
         t.Start(); t.Join();
         Assert.That(seen, Is.EqualTo(DenormalMode.Flush));
+        Assert.That(afterSwitch, Is.EqualTo(DenormalMode.Ieee));
     }
 }

@@ -45,7 +45,7 @@ internal static class TrainBench
             };
             using var be = CommonOptions.CreateBackend(pr.GetValue(device)!, pr.GetValue(threads), pr.GetValue(conv), null, pr.GetValue(tf32));
             if (be is CpuBackend cpu) cpu.Denormals = mode;
-            else if (mode != DenormalMode.Flush) throw new UsageException("--denormals chooses the CPU backend's mode; the GPU kernels use IEEE fp32 (ILGPU emits no .ftz)");
+            else if (mode != DenormalMode.Flush) throw new UsageException("--denormals chooses the CPU backend's mode; on the GPU the fp32 mode is fixed by the PTX ILGPU emits");
             bool fuse = !pr.GetValue(perTensor);
             var log = ResultLog.Open(pr.GetValue(jsonl), "train", be);
             AnsiConsole.MarkupLine($"training steps at batch {b} on [bold]{Markup.Escape(be.ToString()!)}[/], {r} round(s)");
