@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LsKd.Kernels.Cpu;
 using NUnit.Framework;
 
@@ -6,16 +7,29 @@ namespace LsKd.Tests;
 /// <summary>The CPU backend's subnormal mode is real: flushed threads turn a subnormal product into 0, IEEE threads keep it.</summary>
 public class FloatControlTests
 {
-    static float Product(DenormalMode mode)
+    static readonly float[] Factors = [1e-30f, 1e-10f];   // their product, 1e-40, is subnormal in fp32
+
+    // Not inlined and read from an array, so the JIT cannot fold the product at compile time: it folds in the
+    // compiling thread's mode, which a new thread inherits from its parent (a test worker that ran flushed ops).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static float Multiply(float[] f) => f[0] * f[1];
+
+    /// <summary>The product on a new thread in mode, started by a thread in parentMode (a new thread inherits its
+    /// parent's register, so both starting points are tried).</summary>
+    static float Product(DenormalMode mode, DenormalMode parentMode)
     {
-        float result = 0;
-        var t = new Thread(() =>
+        float result = -1;
+        var parent = new Thread(() =>
         {
-            FloatControl.Use(mode);
-            float a = 1e-30f, b = 1e-10f;   // 1e-40 is subnormal in fp32
-            result = Volatile.Read(ref a) * Volatile.Read(ref b);
+            FloatControl.Use(parentMode);
+            var t = new Thread(() =>
+            {
+                FloatControl.Use(mode);
+                result = Multiply(Factors);
+            });
+            t.Start(); t.Join();
         });
-        t.Start(); t.Join();
+        parent.Start(); parent.Join();
         return result;
     }
 
@@ -23,8 +37,11 @@ public class FloatControlTests
     public void FlushTurnsSubnormalsIntoZeroAndIeeeKeepsThem()
     {
         if (!FloatControl.Supported) Assert.Ignore("this host's floating-point control register is not settable");
-        Assert.That(Product(DenormalMode.Ieee), Is.GreaterThan(0f).And.LessThan(1.2e-38f));
-        Assert.That(Product(DenormalMode.Flush), Is.EqualTo(0f));
+        foreach (var parent in new[] { DenormalMode.Flush, DenormalMode.Ieee })
+        {
+            Assert.That(Product(DenormalMode.Ieee, parent), Is.GreaterThan(0f).And.LessThan(1.2e-38f), $"IEEE thread, {parent} parent");
+            Assert.That(Product(DenormalMode.Flush, parent), Is.EqualTo(0f), $"flushed thread, {parent} parent");
+        }
     }
 
     [Test]
