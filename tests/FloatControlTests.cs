@@ -9,23 +9,23 @@ public class FloatControlTests
 {
     static readonly float[] Factors = [1e-30f, 1e-10f];   // their product, 1e-40, is subnormal in fp32
 
-    // Not inlined and read from an array, so the JIT cannot fold the product at compile time: it folds in the
-    // compiling thread's mode, which a new thread inherits from its parent (a test worker that ran flushed ops).
+    // Not inlined and read from an array, so the JIT cannot fold the product at compile time.
     [MethodImpl(MethodImplOptions.NoInlining)]
     static float Multiply(float[] f) => f[0] * f[1];
 
-    /// <summary>The product on a new thread in mode, started by a thread in parentMode (a new thread inherits its
-    /// parent's register, so both starting points are tried).</summary>
-    static float Product(DenormalMode mode, DenormalMode parentMode)
+    /// <summary>The bits of the product on a new thread in mode, started by a thread in parentMode (a new thread
+    /// inherits its parent's register, so both starting points are tried). Bits, because the test's own thread may
+    /// be flushed by an earlier test's backend ops, and with DAZ a comparison reads a subnormal as 0.</summary>
+    static int ProductBits(DenormalMode mode, DenormalMode parentMode)
     {
-        float result = -1;
+        int result = -1;
         var parent = new Thread(() =>
         {
             FloatControl.Use(parentMode);
             var t = new Thread(() =>
             {
                 FloatControl.Use(mode);
-                result = Multiply(Factors);
+                result = BitConverter.SingleToInt32Bits(Multiply(Factors));
             });
             t.Start(); t.Join();
         });
@@ -39,8 +39,9 @@ public class FloatControlTests
         if (!FloatControl.Supported) Assert.Ignore("this host's floating-point control register is not settable");
         foreach (var parent in new[] { DenormalMode.Flush, DenormalMode.Ieee })
         {
-            Assert.That(Product(DenormalMode.Ieee, parent), Is.GreaterThan(0f).And.LessThan(1.2e-38f), $"IEEE thread, {parent} parent");
-            Assert.That(Product(DenormalMode.Flush, parent), Is.EqualTo(0f), $"flushed thread, {parent} parent");
+            // A positive subnormal has a zero exponent field and a nonzero fraction: bits in (0, 0x00800000).
+            Assert.That(ProductBits(DenormalMode.Ieee, parent), Is.GreaterThan(0).And.LessThan(0x00800000), $"IEEE thread, {parent} parent");
+            Assert.That(ProductBits(DenormalMode.Flush, parent), Is.EqualTo(0), $"flushed thread, {parent} parent");
         }
     }
 
