@@ -45,8 +45,9 @@ public static class SimdMath
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P4));
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P5));
         p = Vector256.FusedMultiplyAdd(p, r * r, r + Vector256<float>.One);
-        // On AVX-512 hardware vscalefps (VL form) again; it also sidesteps a .NET 10.0.12 full-opt JIT
-        // miscompilation of the convert-add-shift below in the generic V256 kernels (caught by KernelTests).
+        // As in the Vector512 Exp, vscalefps (VL form) where AVX-512VL exists: one instruction, the same exact
+        // power-of-two scaling, and it sidesteps a .NET 10.0.12 full-opt JIT miscompilation of the convert-add-shift
+        // below on AVX-512 hardware (caught by KernelTests on cpu-v256-1t; the path stays right without AVX-512).
         if (Avx512F.VL.IsSupported) return Avx512F.VL.Scale(p, fx);
         var pow2 = (Vector256.ConvertToInt32(fx) + Vector256.Create(127)) << 23;
         return p * pow2.AsSingle();
