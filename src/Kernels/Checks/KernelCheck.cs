@@ -678,7 +678,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
     void Dropout()
     {
         int n = small ? 1000 : 100_000;
-        foreach (float p in new[] { 0f, 0.2f, 0.5f })
+        foreach (float p in new[] { 0f, 0.1f, 0.2f, 0.5f })
         {
             var x = Random(n, 110, 1f, 2f);   // values in [1, 3]: a zero output can only come from the mask
             using var dx = Up(x); using var y = backend.Allocate(n);

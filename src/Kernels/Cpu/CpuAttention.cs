@@ -280,9 +280,7 @@ public unsafe partial class CpuBackend
     /// <summary>Multiplies a row of weights by the dropout mask / (1 - p) (the same draw as forward).</summary>
     static void DropRow(in AttentionSpec s, float* row, int b, int h, int i, int limit)
     {
-        float keep = 1f / (1f - s.DropoutP);
-        for (int j = 0; j < limit; j++)
-            row[j] = ScalarMath.DropoutKeep(s.DropoutSeed, s.DropoutIndex(b, h, i, j), s.DropoutP) ? row[j] * keep : 0f;
+        DropoutRun(row, row, limit, s.DropoutSeed, s.DropoutIndex(b, h, i, 0), s.DropoutP);
     }
 
     static void AttentionForwardPair<TV>(in AttentionSpec s, int b, int h, float* q, float* k, float* v, int* mask, float* o, float* lse) where TV : struct, ISimd<TV>
@@ -374,9 +372,7 @@ public unsafe partial class CpuBackend
                 if (s.DropoutP > 0f)
                 {
                     // dS needs the undropped P with dP taken back through the mask: dP = mask / (1 - p) * dPdrop.
-                    float keepScale = 1f / (1f - s.DropoutP);
-                    for (int j = 0; j < limit; j++)
-                        g[j] = ScalarMath.DropoutKeep(s.DropoutSeed, s.DropoutIndex(b, h, i, j), s.DropoutP) ? g[j] * keepScale : 0f;
+                    DropoutRun(g, g, limit, s.DropoutSeed, s.DropoutIndex(b, h, i, 0), s.DropoutP);
                 }
                 reach = Math.Max(reach, limit);
             }

@@ -152,14 +152,4 @@ public unsafe partial class CpuBackend
             }
         });
     }
-
-    protected override void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed)
-    {
-        float* xp = P(x), yp = P(y);
-        float scale = 1f / (1f - p);
-        _parallel.For(count, 16, (s, e) =>
-        {
-            for (int i = s; i < e; i++) yp[i] = ScalarMath.DropoutKeep(seed, (ulong)i, p) ? xp[i] * scale : 0f;
-        }, ElementwiseChunk);
-    }
 }
