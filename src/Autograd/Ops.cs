@@ -139,10 +139,17 @@ public static partial class Ops
             throw new ArgumentException($"add-relu: shapes differ: {Tensor.ShapeString(a.Shape)} and {Tensor.ShapeString(b.Shape)}");
         var y = Output(a, a.Shape, a, b);
         var be = a.Backend;
-        be.Binary(BinaryOp.Add, a.Buffer, b.Buffer, y.Buffer, a.Size, a.Size);
-        be.Unary(UnaryOp.Relu, y.Buffer, y.Buffer, a.Size);
+        be.Binary(BinaryOp.AddRelu, a.Buffer, b.Buffer, y.Buffer, a.Size, a.Size);
         T.Record(y, [a, b], o =>
         {
+            // One pass masks dy and writes both gradients (a residual block's two branches).
+            if (a.RequiresGrad && b.RequiresGrad && !ReferenceEquals(a, b))
+            {
+                var ga = a.EnsureGrad(out bool freshA);
+                var gb = b.EnsureGrad(out bool freshB);
+                be.AddReluBackward(y.Buffer, o.Grad!, ga, gb, a.Size, !freshA, !freshB);
+                return;
+            }
             foreach (var input in new[] { a, b })
                 Accumulate(input, (g, acc) => be.UnaryBackward(UnaryOp.Relu, y.Buffer, o.Grad!, g, a.Size, 0f, acc));
         });

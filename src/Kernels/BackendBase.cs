@@ -86,6 +86,15 @@ public abstract partial class BackendBase : IBackend
         if (count > 0) UnaryBackwardCore(op, x, dy, dx, count, scalar, accumulate);
     }
 
+    public void AddReluBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> da, DeviceBuffer<float> db, int count,
+        bool accumulateA = false, bool accumulateB = false)
+    {
+        using var profile = OpProfiler.Scope(this, "AddReluBackward");
+        NonNegative(count, "count"); Fits(this, y, count, "y"); Fits(this, dy, count, "dy"); Fits(this, da, count, "da"); Fits(this, db, count, "db");
+        if (ReferenceEquals(da, db)) throw new ArgumentException("add-relu backward: da and db must be different buffers", nameof(db));
+        if (count > 0) AddReluBackwardCore(y, dy, da, db, count, accumulateA, accumulateB);
+    }
+
     public void Binary(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner = 1)
     {
         using var profile = OpProfiler.Scope(this, "Binary");
@@ -410,6 +419,8 @@ public abstract partial class BackendBase : IBackend
     protected abstract void GemmCore(in GemmSpec spec, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> c);
     protected abstract void UnaryCore(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float scalar);
     protected abstract void UnaryBackwardCore(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar, bool accumulate);
+    protected abstract void AddReluBackwardCore(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> da, DeviceBuffer<float> db, int count,
+        bool accumulateA, bool accumulateB);
     protected abstract void BinaryCore(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner);
     protected abstract void AxpbyCore(float alpha, DeviceBuffer<float> x, float beta, DeviceBuffer<float> y, int count);
     protected abstract void ReduceCore(ReduceOp op, DeviceBuffer<float> x, DeviceBuffer<float> y, int outer, int axis, int inner, DeviceBuffer<int>? argIndex);

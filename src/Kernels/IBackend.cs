@@ -40,6 +40,11 @@ public interface IBackend : IDisposable
     /// <summary>dx[i] (+)= dy[i] * f'(x[i]), where x is the op's input.</summary>
     void UnaryBackward(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar = 0f, bool accumulate = false);
 
+    /// <summary>The backward of y = relu(a + b) (<see cref="BinaryOp.AddRelu"/>): g = dy[i] where y[i] &gt; 0, else 0, computed
+    /// once and written (or added, per flag) into both da and db (distinct buffers).</summary>
+    void AddReluBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> da, DeviceBuffer<float> db, int count,
+        bool accumulateA = false, bool accumulateB = false);
+
     /// <summary>y[i] = a[i] op b[(i / bInner) % bLength]: same shape when bLength = count, a row bias when
     /// bInner = 1, a per-channel bias of an NCHW tensor when bInner = H*W.</summary>
     void Binary(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner = 1);

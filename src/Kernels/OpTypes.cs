@@ -2,7 +2,8 @@ namespace LsKd.Kernels;
 
 public enum UnaryOp { Copy, Relu, Relu6, Gelu, Scale, AddScalar, Neg, Square, Exp, Log, Sqrt, Tanh, Sigmoid }
 
-public enum BinaryOp { Add, Sub, Mul, Div, Max, Min }
+/// <summary>Element-wise binary ops. AddRelu is max(a + b, 0): a residual sum and its activation in one pass.</summary>
+public enum BinaryOp { Add, Sub, Mul, Div, Max, Min, AddRelu }
 
 public enum ReduceOp { Sum, Mean, Max }
 

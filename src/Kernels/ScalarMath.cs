@@ -81,6 +81,7 @@ public static class ScalarMath
         BinaryOp.Mul => a * b,
         BinaryOp.Div => a / b,
         BinaryOp.Max => a > b ? a : b,
+        BinaryOp.AddRelu => a + b > 0f ? a + b : 0f,
         _ => a < b ? a : b,
     };
 

@@ -227,6 +227,23 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
                 for (int i = 0; i < n; i++) expected[i] = (acc ? dx0[i] : 0) + g[i] * ReferenceOps.UnaryGrad(op, x[i], 0.75);
                 Compare("unary-backward", $"{op}{(acc ? " +=" : "")}", bdx.ToArray(), expected, 1e-6, 1e-5);
             }
+        // The fused residual backward: y = relu(a + b) with exact zeros in y, both gradients from one mask.
+        foreach (var (accA, accB) in new[] { (false, false), (true, false), (false, true), (true, true) })
+        {
+            var y = Random(n, 11, 2f); for (int i = 0; i < n; i += 3) y[i] = 0f;
+            var g = Random(n, 12); var a0 = Random(n, 13); var b0 = Random(n, 14);
+            using var by = Up(y); using var bg = Up(g); using var ba = Up(a0); using var bb = Up(b0);
+            backend.AddReluBackward(by, bg, ba, bb, n, accA, accB);
+            var ea = new double[n]; var eb = new double[n];
+            for (int i = 0; i < n; i++)
+            {
+                double d = y[i] > 0 ? g[i] : 0;
+                ea[i] = (accA ? a0[i] : 0) + d; eb[i] = (accB ? b0[i] : 0) + d;
+            }
+            string name = $"add-relu{(accA ? " da +=" : "")}{(accB ? " db +=" : "")}";
+            Compare("unary-backward", name + " (da)", ba.ToArray(), ea, 1e-6, 1e-6);
+            Compare("unary-backward", name + " (db)", bb.ToArray(), eb, 1e-6, 1e-6);
+        }
     }
 
     void Binary()

@@ -181,6 +181,35 @@ public unsafe partial class CpuBackend : BackendBase
         }
     }
 
+    protected override void AddReluBackwardCore(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> da, DeviceBuffer<float> db, int count,
+        bool accumulateA, bool accumulateB)
+    {
+        float* yp = P(y), gp = P(dy), ap = P(da), bp = P(db);
+        _parallel.For(count, 1, (s, e) =>
+        {
+            if (_use512) AddReluGrad<V512>(yp + s, gp + s, ap + s, bp + s, e - s, accumulateA, accumulateB);
+            else AddReluGrad<V256>(yp + s, gp + s, ap + s, bp + s, e - s, accumulateA, accumulateB);
+        }, ElementwiseChunk);
+    }
+
+    /// <summary>g = dy [y &gt; 0] once, written or added into both gradients.</summary>
+    static void AddReluGrad<TV>(float* y, float* dy, float* da, float* db, int n, bool accA, bool accB) where TV : struct, ISimd<TV>
+    {
+        int i = 0, w = TV.Count;
+        for (; i <= n - w; i += w)
+        {
+            var g = TV.SelectGreater(TV.Load(y + i), default, TV.Load(dy + i), default);
+            TV.Store(accA ? TV.Add(TV.Load(da + i), g) : g, da + i);
+            TV.Store(accB ? TV.Add(TV.Load(db + i), g) : g, db + i);
+        }
+        for (; i < n; i++)
+        {
+            float g = y[i] > 0f ? dy[i] : 0f;
+            da[i] = accA ? da[i] + g : g;
+            db[i] = accB ? db[i] + g : g;
+        }
+    }
+
     protected override void BinaryCore(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner)
     {
         float* ap = P(a), bp = P(b), yp = P(y);
@@ -220,6 +249,7 @@ public unsafe partial class CpuBackend : BackendBase
             case BinaryOp.Div: for (; i <= n - w; i += w) TV.Store(TV.Div(TV.Load(a + i), TV.Load(b + i)), y + i); break;
             case BinaryOp.Max: for (; i <= n - w; i += w) TV.Store(TV.Max(TV.Load(a + i), TV.Load(b + i)), y + i); break;
             case BinaryOp.Min: for (; i <= n - w; i += w) TV.Store(TV.Min(TV.Load(a + i), TV.Load(b + i)), y + i); break;
+            case BinaryOp.AddRelu: for (; i <= n - w; i += w) TV.Store(TV.Max(TV.Add(TV.Load(a + i), TV.Load(b + i)), default), y + i); break;
         }
         for (; i < n; i++) y[i] = ScalarMath.Binary(op, a[i], b[i]);
     }
@@ -241,6 +271,7 @@ public unsafe partial class CpuBackend : BackendBase
             case BinaryOp.Div: for (; i <= n - w; i += w) TV.Store(TV.Div(TV.Load(a + i), vb), y + i); break;
             case BinaryOp.Max: for (; i <= n - w; i += w) TV.Store(TV.Max(TV.Load(a + i), vb), y + i); break;
             case BinaryOp.Min: for (; i <= n - w; i += w) TV.Store(TV.Min(TV.Load(a + i), vb), y + i); break;
+            case BinaryOp.AddRelu: for (; i <= n - w; i += w) TV.Store(TV.Max(TV.Add(TV.Load(a + i), vb), default), y + i); break;
         }
         for (; i < n; i++) y[i] = ScalarMath.Binary(op, a[i], b);
     }

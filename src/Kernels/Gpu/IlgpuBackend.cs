@@ -21,6 +21,7 @@ public sealed partial class IlgpuBackend : BackendBase
     Action<Index1D, FView, FView, int, int>? _transpose;
     Action<Index1D, FView, FView, int, float>? _unary;
     Action<Index1D, FView, FView, FView, int, float, int>? _unaryBackward;
+    Action<Index1D, FView, FView, FView, FView, int, int>? _addReluBackward;
     Action<Index1D, FView, FView, FView, int, int, int>? _binary;
     Action<Index1D, FView, FView, float, float>? _axpby;
     Action<Index1D, FView, FView, IView, int, int, int, int>? _reduceStrided;
@@ -194,6 +195,11 @@ public sealed partial class IlgpuBackend : BackendBase
     protected override void UnaryBackwardCore(UnaryOp op, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dx, int count, float scalar, bool accumulate) =>
         (_unaryBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, FView, int, float, int>(IlgpuKernels.UnaryBackward))
             (count, V(x), V(dy), V(dx), (int)op, scalar, accumulate ? 1 : 0);
+
+    protected override void AddReluBackwardCore(DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> da, DeviceBuffer<float> db, int count,
+        bool accumulateA, bool accumulateB) =>
+        (_addReluBackward ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, FView, FView, int, int>(IlgpuKernels.AddReluBackward))
+            (count, V(y), V(dy), V(da), V(db), accumulateA ? 1 : 0, accumulateB ? 1 : 0);
 
     protected override void BinaryCore(BinaryOp op, DeviceBuffer<float> a, DeviceBuffer<float> b, DeviceBuffer<float> y, int count, int bLength, int bInner) =>
         (_binary ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, FView, int, int, int>(IlgpuKernels.Binary))

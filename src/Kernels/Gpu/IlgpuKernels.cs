@@ -53,6 +53,13 @@ internal static class IlgpuKernels
         dx[i] = accumulate != 0 ? dx[i] + g : g;
     }
 
+    public static void AddReluBackward(Index1D i, FView y, FView dy, FView da, FView db, int accumulateA, int accumulateB)
+    {
+        float g = y[i] > 0f ? dy[i] : 0f;
+        da[i] = accumulateA != 0 ? da[i] + g : g;
+        db[i] = accumulateB != 0 ? db[i] + g : g;
+    }
+
     public static void Binary(Index1D i, FView a, FView b, FView y, int op, int bLength, int bInner)
     {
         int j = (int)i / bInner % bLength;

@@ -61,6 +61,7 @@ public static partial class ReferenceOps
         BinaryOp.Mul => a * b,
         BinaryOp.Div => a / b,
         BinaryOp.Max => Math.Max(a, b),
+        BinaryOp.AddRelu => Math.Max(a + b, 0),
         _ => Math.Min(a, b),
     };
 
