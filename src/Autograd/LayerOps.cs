@@ -29,7 +29,8 @@ public static partial class Ops
 
     /// <summary>Batch normalisation over the channel axis (dimension 1) of [N, C, ...]. In training the batch
     /// statistics are used and the running ones updated in place; in evaluation the running ones are used. An
-    /// activation (ReLU, ReLU6) can be fused: it costs no extra pass over memory, forward or backward.</summary>
+    /// activation (ReLU, ReLU6) can be fused: it costs no extra pass over memory, forward or backward (the backward
+    /// recomputes the mask from x and beta, so y is not read).</summary>
     public static Tensor BatchNorm(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, bool training,
         float epsilon = 1e-5f, float momentum = 0.1f, string layer = "batchnorm", NormActivation activation = NormActivation.None)
     {
@@ -48,9 +49,9 @@ public static partial class Ops
             // dx is computed even when x needs no gradient only if it does; otherwise into a scratch buffer.
             DeviceBuffer<float>? scratch = x.RequiresGrad ? null : T.Pool.Rent(be, x.Size);
             if (scratch != null)
-                be.BatchNormBackward(spec, x.Buffer, o.Grad!, gamma.Buffer, mean.Buffer, invStd.Buffer, scratch, dGamma, dBeta, training, false, y.Buffer);
+                be.BatchNormBackward(spec, x.Buffer, o.Grad!, gamma.Buffer, mean.Buffer, invStd.Buffer, scratch, dGamma, dBeta, training, false, beta.Buffer);
             else
-                Accumulate(x, (g, acc) => be.BatchNormBackward(spec, x.Buffer, o.Grad!, gamma.Buffer, mean.Buffer, invStd.Buffer, g, dGamma, dBeta, training, acc, y.Buffer));
+                Accumulate(x, (g, acc) => be.BatchNormBackward(spec, x.Buffer, o.Grad!, gamma.Buffer, mean.Buffer, invStd.Buffer, g, dGamma, dBeta, training, acc, beta.Buffer));
             AccumulateFrom(gamma, dGamma);
             AccumulateFrom(beta, dBeta);
             T.Pool.Return(dGamma); T.Pool.Return(dBeta);

@@ -274,7 +274,7 @@ public abstract partial class BackendBase : IBackend
 
     public void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta,
-        bool training, bool accumulate, DeviceBuffer<float>? y = null)
+        bool training, bool accumulate, DeviceBuffer<float>? beta = null)
     {
         using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"BatchNormBackward {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}" : "");
         CheckBatchNorm(spec, training);
@@ -283,10 +283,10 @@ public abstract partial class BackendBase : IBackend
         Fits(this, dGamma, spec.C, "dGamma"); Fits(this, dBeta, spec.C, "dBeta");
         if (spec.Activation != NormActivation.None)
         {
-            if (y == null) throw new ArgumentException($"batch-norm backward with a fused {spec.Activation} needs the forward output y", nameof(y));
-            Fits(this, y, spec.Size, "y");
+            if (beta == null) throw new ArgumentException($"batch-norm backward with a fused {spec.Activation} needs beta (the mask is recomputed from x)", nameof(beta));
+            Fits(this, beta, spec.C, "beta");
         }
-        if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate, y);
+        if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate, beta);
     }
 
     static void CheckBatchNorm(in BatchNormSpec s, bool training)
@@ -441,7 +441,7 @@ public abstract partial class BackendBase : IBackend
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training);
     protected abstract void BatchNormBackwardCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,
-        DeviceBuffer<float>? y);
+        DeviceBuffer<float>? beta);
     protected abstract void Pool2dCore(in PoolSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax);
     protected abstract void Pool2dBackwardCore(in PoolSpec spec, DeviceBuffer<float> dy, DeviceBuffer<int>? argMax, DeviceBuffer<float> dx, bool accumulate);
     protected abstract void DropoutCore(DeviceBuffer<float> x, DeviceBuffer<float> y, int count, float p, ulong seed);

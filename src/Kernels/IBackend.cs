@@ -111,10 +111,11 @@ public interface IBackend : IDisposable
 
     /// <summary>Backward of <see cref="BatchNorm"/>: dx (+)= dL/dx (through the batch statistics when training),
     /// dGamma = sum(dy * xhat) and dBeta = sum(dy) per channel (overwritten). With a fused activation, dy is first
-    /// masked where the forward output y (then required) was clamped.</summary>
+    /// masked where the forward clamped: the pre-activation x a + b is recomputed from x, the saved statistics, gamma
+    /// and beta (then required) exactly as the forward formed it, so the output y is never read.</summary>
     void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta,
-        bool training, bool accumulate, DeviceBuffer<float>? y = null);
+        bool training, bool accumulate, DeviceBuffer<float>? beta = null);
 
     /// <summary>Max or average pooling; for max pooling, argMax (when given) receives the index h * W + w of the
     /// chosen input in its plane (first maximum wins).</summary>

@@ -662,7 +662,7 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
                 Compare("batchnorm", "running var " + name, drv.ToArray(), r.RunVar, 1e-6, 1e-5);
                 var e = ReferenceOps.BatchNormBackward(spec, x, dyh, gamma, rm, rv, training, beta);
                 using var gy = Up(dyh); using var gx = backend.Allocate(x.Length); using var gg = backend.Allocate(spec.C); using var gb = backend.Allocate(spec.C);
-                backend.BatchNormBackward(spec, dx, gy, dg, mean, inv, gx, gg, gb, training, accumulate: false, y);
+                backend.BatchNormBackward(spec, dx, gy, dg, mean, inv, gx, gg, gb, training, accumulate: false, db);
                 Compare("batchnorm", "input grad " + name, gx.ToArray(), e.Dx, 1e-5, 1e-4);
                 Compare("batchnorm", "gamma grad " + name, gg.ToArray(), e.DGamma, 1e-5 * spec.N * spec.Spatial, 1e-4);
                 Compare("batchnorm", "beta grad " + name, gb.ToArray(), e.DBeta, 1e-5 * spec.N * spec.Spatial, 1e-4);

@@ -2,7 +2,7 @@ namespace LsKd.Kernels.Cpu;
 
 /// <summary>Batch norm on the CPU, parallel over channels: float64 two-pass statistics (mean, then squared
 /// deviations) over vectorised rows, an output pass y = x a + b that can apply ReLU or ReLU6, and a backward that
-/// masks dy with the saved output inside its own two passes. Rows are generic over the SIMD width.</summary>
+/// masks dy inside its own two passes by recomputing x a + b (one FMA on the x it reads anyway) instead of reading y. Rows are generic over the SIMD width.</summary>
 public unsafe partial class CpuBackend
 {
     protected override void BatchNormCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
@@ -74,48 +74,52 @@ public unsafe partial class CpuBackend
         for (; i < n; i++) y[i] = Math.Min(Math.Max(MathF.FusedMultiplyAdd(x[i], a, b), 0f), cap);
     }
 
-    /// <summary>dy where the fused activation passed its input (0 &lt; y &lt; cap), else 0.</summary>
-    static TV Masked<TV>(TV g, TV y, TV cap) where TV : struct, ISimd<TV> =>
-        TV.SelectGreater(cap, y, TV.SelectGreater(y, default, g, default), default);
+    /// <summary>dy where the fused activation passed its input (0 &lt; z &lt; cap for the pre-activation z), else 0.</summary>
+    static TV Masked<TV>(TV g, TV z, TV cap) where TV : struct, ISimd<TV> =>
+        TV.SelectGreater(cap, z, TV.SelectGreater(z, default, g, default), default);
 
-    /// <summary>(sum g, sum g (x - mean)) over one row; with masked, g is first masked by the activation's output y.</summary>
-    static (double, double) GradSums<TV>(float* g, float* x, float* y, int n, float mean, float cap, bool masked) where TV : struct, ISimd<TV>
+    /// <summary>Whether the fused activation passed x: its pre-activation fma(x, a, b), formed as <see cref="ScaleShift{TV}"/> forms it.</summary>
+    static bool Passed(float x, float a, float b, float cap) { float z = MathF.FusedMultiplyAdd(x, a, b); return z > 0f && z < cap; }
+
+    /// <summary>(sum g, sum g (x - mean)) over one row; with masked, g is first masked where the forward's activation
+    /// clamped fma(x, sa, sb) (sa, sb: the forward's scale and shift).</summary>
+    static (double, double) GradSums<TV>(float* g, float* x, int n, float mean, float sa, float sb, float cap, bool masked) where TV : struct, ISimd<TV>
     {
         int i = 0;
-        TV sg = default, sx = default; var vm = TV.Splat(mean); var vcap = TV.Splat(cap);
+        TV sg = default, sx = default; var vm = TV.Splat(mean); var vcap = TV.Splat(cap); var va = TV.Splat(sa); var vb = TV.Splat(sb);
         for (; i <= n - TV.Count; i += TV.Count)
         {
-            var gv = TV.Load(g + i);
-            if (masked) gv = Masked(gv, TV.Load(y + i), vcap);
+            var gv = TV.Load(g + i); var xv = TV.Load(x + i);
+            if (masked) gv = Masked(gv, TV.Fma(xv, va, vb), vcap);
             sg = TV.Add(sg, gv);
-            sx = TV.Fma(gv, TV.Sub(TV.Load(x + i), vm), sx);
+            sx = TV.Fma(gv, TV.Sub(xv, vm), sx);
         }
         double a = TV.Sum(sg), b = TV.Sum(sx);
         for (; i < n; i++)
         {
-            float gi = !masked || (y[i] > 0f && y[i] < cap) ? g[i] : 0f;
+            float gi = !masked || Passed(x[i], sa, sb, cap) ? g[i] : 0f;
             a += gi; b += gi * (x[i] - mean);
         }
         return (a, b);
     }
 
     /// <summary>dx (+)= g a1 + x a2 + a3, g masked as in <see cref="GradSums{TV}"/>.</summary>
-    static void BatchNormGradRow<TV>(float* g, float* x, float* y, float* dx, int n, float a1, float a2, float a3, float cap, bool masked, bool accumulate)
+    static void BatchNormGradRow<TV>(float* g, float* x, float* dx, int n, float a1, float a2, float a3, float sa, float sb, float cap, bool masked, bool accumulate)
         where TV : struct, ISimd<TV>
     {
         int i = 0;
-        var v1 = TV.Splat(a1); var v2 = TV.Splat(a2); var v3 = TV.Splat(a3); var vcap = TV.Splat(cap);
+        var v1 = TV.Splat(a1); var v2 = TV.Splat(a2); var v3 = TV.Splat(a3); var vcap = TV.Splat(cap); var va = TV.Splat(sa); var vb = TV.Splat(sb);
         for (; i <= n - TV.Count; i += TV.Count)
         {
-            var gv = TV.Load(g + i);
-            if (masked) gv = Masked(gv, TV.Load(y + i), vcap);
-            var v = TV.Fma(gv, v1, TV.Fma(TV.Load(x + i), v2, v3));
+            var gv = TV.Load(g + i); var xv = TV.Load(x + i);
+            if (masked) gv = Masked(gv, TV.Fma(xv, va, vb), vcap);
+            var v = TV.Fma(gv, v1, TV.Fma(xv, v2, v3));
             if (accumulate) v = TV.Add(v, TV.Load(dx + i));
             TV.Store(v, dx + i);
         }
         for (; i < n; i++)
         {
-            float gi = !masked || (y[i] > 0f && y[i] < cap) ? g[i] : 0f;
+            float gi = !masked || Passed(x[i], sa, sb, cap) ? g[i] : 0f;
             float v = gi * a1 + x[i] * a2 + a3;
             dx[i] = accumulate ? dx[i] + v : v;
         }
@@ -123,14 +127,14 @@ public unsafe partial class CpuBackend
 
     protected override void BatchNormBackwardCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,
-        DeviceBuffer<float>? y)
+        DeviceBuffer<float>? beta)
     {
-        float* yp = y == null ? null : P(y);
-        if (_use512) BatchNormBackward<V512>(s, P(x), P(dy), P(gamma), P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), yp, training, accumulate);
-        else BatchNormBackward<V256>(s, P(x), P(dy), P(gamma), P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), yp, training, accumulate);
+        float* bp = beta == null ? null : P(beta);
+        if (_use512) BatchNormBackward<V512>(s, P(x), P(dy), P(gamma), bp, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulate);
+        else BatchNormBackward<V256>(s, P(x), P(dy), P(gamma), bp, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulate);
     }
 
-    void BatchNormBackward<TV>(BatchNormSpec spec, float* xp, float* gp, float* gam, float* mp, float* ip, float* dxp, float* dgp, float* dbp, float* yp,
+    void BatchNormBackward<TV>(BatchNormSpec spec, float* xp, float* gp, float* gam, float* betap, float* mp, float* ip, float* dxp, float* dgp, float* dbp,
         bool training, bool accumulate) where TV : struct, ISimd<TV>
     {
         bool masked = spec.Activation != NormActivation.None;
@@ -141,12 +145,14 @@ public unsafe partial class CpuBackend
             for (int c = c0; c < c1; c++)
             {
                 float mean = mp[c], invStd = ip[c];
+                // The forward's y = fma(x, sa, sb), clamped: its mask is recomputed from x (see BatchNormForward).
+                float sa = gam[c] * invStd, sb = masked ? betap[c] - mean * sa : 0f;
                 // sum(dy) and sum(dy * (x - mean)); xhat = (x - mean) invStd.
                 double sdy = 0, sdx = 0;
                 for (int n = 0; n < spec.N; n++)
                 {
                     long o = ((long)n * spec.C + c) * spec.Spatial;
-                    var (a, b) = GradSums<TV>(gp + o, xp + o, yp + o, spec.Spatial, mean, cap, masked);
+                    var (a, b) = GradSums<TV>(gp + o, xp + o, spec.Spatial, mean, sa, sb, cap, masked);
                     sdy += a; sdx += b;
                 }
                 dbp[c] = (float)sdy;
@@ -160,7 +166,7 @@ public unsafe partial class CpuBackend
                 for (int n = 0; n < spec.N; n++)
                 {
                     long o = ((long)n * spec.C + c) * spec.Spatial;
-                    BatchNormGradRow<TV>(gp + o, xp + o, yp + o, dxp + o, spec.Spatial, a1, a2, a3, cap, masked, accumulate);
+                    BatchNormGradRow<TV>(gp + o, xp + o, dxp + o, spec.Spatial, a1, a2, a3, sa, sb, cap, masked, accumulate);
                 }
             }
         });

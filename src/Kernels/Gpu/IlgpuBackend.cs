@@ -285,9 +285,9 @@ public sealed partial class IlgpuBackend : BackendBase
 
     protected override void BatchNormBackwardCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,
-        DeviceBuffer<float>? y) =>
+        DeviceBuffer<float>? beta) =>
         (_batchNormBackward ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNormBackward))
-            (new KernelConfig(new Index1D(s.C), new Index1D(_normGroup)), V(x), V(dy), V(y ?? dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dGamma), V(dBeta), NormParams.From(s, training, accumulate));
+            (new KernelConfig(new Index1D(s.C), new Index1D(_normGroup)), V(x), V(dy), V(beta ?? gamma), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dGamma), V(dBeta), NormParams.From(s, training, accumulate));
 
     protected override void Pool2dCore(in PoolSpec s, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax) =>
         (_pool ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, FView, IView, PoolParams, int>(IlgpuConvKernels.Pool))

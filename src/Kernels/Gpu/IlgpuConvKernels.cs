@@ -165,16 +165,23 @@ internal static class IlgpuConvKernels
         }
     }
 
-    /// <summary>dy, or 0 where the fused activation clamped its input (y is the forward output).</summary>
-    static float MaskedGrad(FView dy, FView y, int o, NormParams p) => p.Activation == 0 || (y[o] > 0f && y[o] < p.Cap) ? dy[o] : 0f;
+    /// <summary>dy, or 0 where the fused activation clamped its input: the pre-activation x a + b is formed as the
+    /// forward formed it, so the output y need not be read.</summary>
+    static float MaskedGrad(FView dy, FView x, int o, float a, float b, NormParams p)
+    {
+        if (p.Activation == 0) return dy[o];
+        float v = x[o] * a + b;
+        return v > 0f && v < p.Cap ? dy[o] : 0f;
+    }
 
-    public static void BatchNormBackward(FView x, FView dy, FView y, FView gamma, FView saveMean, FView saveInvStd, FView dx, FView dGamma, FView dBeta, NormParams p)
+    public static void BatchNormBackward(FView x, FView dy, FView beta, FView gamma, FView saveMean, FView saveInvStd, FView dx, FView dGamma, FView dBeta, NormParams p)
     {
         int c = Grid.IdxX;
         int m = p.N * p.Spatial;
         float mean = saveMean[c], invStd = saveInvStd[c];
+        float a = gamma[c] * invStd, b = p.Activation != 0 ? beta[c] - mean * a : 0f;
         float sdy = 0f, sdx = 0f;
-        for (int j = Group.IdxX; j < m; j += Group.DimX) { int o = Offset(p, c, j); float g = MaskedGrad(dy, y, o, p); sdy += g; sdx += g * (x[o] - mean); }
+        for (int j = Group.IdxX; j < m; j += Group.DimX) { int o = Offset(p, c, j); float g = MaskedGrad(dy, x, o, a, b, p); sdy += g; sdx += g * (x[o] - mean); }
         sdy = GroupExtensions.AllReduce<float, AddFloat>(sdy);
         sdx = GroupExtensions.AllReduce<float, AddFloat>(sdx);
         if (Group.IdxX == 0) { dBeta[c] = sdy; dGamma[c] = sdx * invStd; }
@@ -183,7 +190,7 @@ internal static class IlgpuConvKernels
         for (int j = Group.IdxX; j < m; j += Group.DimX)
         {
             int o = Offset(p, c, j);
-            float v = k * (MaskedGrad(dy, y, o, p) - mdy - (x[o] - mean) * cx);
+            float v = k * (MaskedGrad(dy, x, o, a, b, p) - mdy - (x[o] - mean) * cx);
             dx[o] = p.Accumulate != 0 ? dx[o] + v : v;
         }
     }

@@ -1,0 +1,66 @@
+using LsKd.Kernels;
+
+namespace LsKd.Tests;
+
+/// <summary>The fused training-step ops against their unfused compositions on the same backend: the fusions must
+/// change the memory traffic, not the result.</summary>
+[TestFixture]
+public class FusionTests
+{
+    static IEnumerable<TestCaseData> Cases() =>
+        from b in Backends.Names
+        from act in new[] { NormActivation.Relu, NormActivation.Relu6 }
+        select new TestCaseData(b, act).SetName($"batch-norm backward mask from x ({act}) on {b}");
+
+    static DeviceBuffer<float> Up(IBackend be, float[] v) { var d = be.Allocate(v.Length); d.Upload(v); return d; }
+
+    [TestCaseSource(nameof(Cases))]
+    public void BatchNormBackwardMaskEqualsTheForwardsClamp(string backendName, NormActivation act)
+    {
+        var be = Backends.Get(backendName);
+        var spec = new BatchNormSpec(4, 3, 50, Activation: act);
+        int n = (int)spec.Size;
+        var rng = new Random(5);
+        // Quantised inputs put many pre-activations on or next to 0 (and, with large gammas, 6): the boundary cases.
+        var x = Enumerable.Range(0, n).Select(_ => rng.Next(-8, 9) / 8f).ToArray();
+        var dy = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() + 0.5f).ToArray();
+        float[] gamma = act == NormActivation.Relu6 ? [9f, 7f, 11f] : [1f, 0.5f, 2f], beta = [0.25f, -0.125f, 0f];
+        using var bx = Up(be, x); using var bdy = Up(be, dy); using var bg = Up(be, gamma); using var bb = Up(be, beta);
+        using var rm = Up(be, new float[3]); using var rv = Up(be, [1f, 1f, 1f]);
+        using var y = be.Allocate(n); using var mean = be.Allocate(3); using var inv = be.Allocate(3);
+        be.BatchNorm(spec, bx, bg, bb, y, mean, inv, rm, rv, training: true);
+        var yh = y.ToArray();
+        int clamped = yh.Count(v => !(v > 0f && v < spec.Cap));
+        Assert.That(clamped, Is.GreaterThan(n / 10), "the data must exercise the mask");
+
+        using var fused = be.Allocate(n); using var dg1 = be.Allocate(3); using var db1 = be.Allocate(3);
+        be.BatchNormBackward(spec, bx, bdy, bg, mean, inv, fused, dg1, db1, training: true, accumulate: false, beta: bb);
+        // Unfused: dy masked by the forward's own output, then the plain backward.
+        var masked = dy.Select((g, i) => yh[i] > 0f && yh[i] < spec.Cap ? g : 0f).ToArray();
+        using var bm = Up(be, masked); using var plain = be.Allocate(n); using var dg2 = be.Allocate(3); using var db2 = be.Allocate(3);
+        be.BatchNormBackward(spec with { Activation = NormActivation.None }, bx, bm, bg, mean, inv, plain, dg2, db2, training: true, accumulate: false);
+        Assert.That(fused.ToArray(), Is.EqualTo(plain.ToArray()).Within(1e-5f));
+        Assert.That(dg1.ToArray(), Is.EqualTo(dg2.ToArray()).Within(1e-4f));
+        Assert.That(db1.ToArray(), Is.EqualTo(db2.ToArray()).Within(1e-4f));
+    }
+
+    [TestCaseSource(typeof(Backends), nameof(Backends.Names))]
+    public void AddReluBackwardEqualsTwoReluBackwards(string backendName)
+    {
+        var be = Backends.Get(backendName);
+        int n = 1000;
+        var rng = new Random(3);
+        float[] Rand() => Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() * 2f - 1f).ToArray();
+        var a = Rand(); var b = Rand(); var dy = Rand(); var ga0 = Rand(); var gb0 = Rand();
+        using var ba = Up(be, a); using var bb = Up(be, b); using var y = be.Allocate(n); using var bdy = Up(be, dy);
+        be.Binary(BinaryOp.AddRelu, ba, bb, y, n, n);
+        Assert.That(y.ToArray(), Is.EqualTo(a.Zip(b, (u, v) => Math.Max(u + v, 0f)).ToArray()));
+        using var ga = Up(be, ga0); using var gb = Up(be, gb0);
+        be.AddReluBackward(y, bdy, ga, gb, n, accumulateA: true, accumulateB: false);
+        using var ea = Up(be, ga0); using var eb = be.Allocate(n);
+        be.UnaryBackward(UnaryOp.Relu, y, bdy, ea, n, 0f, accumulate: true);
+        be.UnaryBackward(UnaryOp.Relu, y, bdy, eb, n, 0f, accumulate: false);
+        Assert.That(ga.ToArray(), Is.EqualTo(ea.ToArray()));
+        Assert.That(gb.ToArray(), Is.EqualTo(eb.ToArray()));
+    }
+}
