@@ -349,6 +349,14 @@ public unsafe partial class CpuBackend
     {
         long dyStride = (long)kg * len;
         int k = 0;
+        if (kg % 8 == 0 && ckk % 3 == 0)
+        {
+            // 8 x 3 blocks: each pass over the planes serves 8 dy rows instead of 4, halving the slices streamed from L2.
+            for (; k < kg; k += 8)
+                for (int j = 0; j < ckk; j += 3)
+                    ShiftedDots8x3<TV>(plane, slot, offsets + j, dy + (long)k * len, dyStride, len, images, output + (long)k * ckk + j, ckk);
+            return;
+        }
         for (; k + 4 <= kg; k += 4)
         {
             int j = 0;
@@ -385,6 +393,43 @@ public unsafe partial class CpuBackend
         }
         for (; k < kg; k++)
             for (int j = 0; j < ckk; j++) output[(long)k * ckk + j] += BatchDot<TV>(plane, slot, offsets[j], dy, dyStride, (long)k * len, len, images);
+    }
+
+    /// <summary>out[r, t] += sum over images b of dot(dy_b row r, planes_b + offsets[t]) for r &lt; 8, t &lt; 3: 24 accumulators,
+    /// 11 loads per 24 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void ShiftedDots8x3<TV>(float* plane, long slot, int* offsets, float* dy, long dyStride, int len, int images, float* o, int ldo) where TV : struct, ISimd<TV>
+    {
+        TV c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default, c20 = default, c21 = default;
+        TV c22 = default, c30 = default, c31 = default, c32 = default, c40 = default, c41 = default, c42 = default, c50 = default;
+        TV c51 = default, c52 = default, c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
+        for (int b = 0; b < images; b++)
+        {
+            float* a = dy + b * dyStride;
+            float* pb = plane + b * slot;
+            float* b0 = pb + offsets[0], b1 = pb + offsets[1], b2 = pb + offsets[2];
+            for (int p = 0; p < len; p += TV.Count)
+            {
+                var v0 = TV.Load(b0 + p); var v1 = TV.Load(b1 + p); var v2 = TV.Load(b2 + p);
+                float* ap = a + p;
+                var u = TV.Load(ap); c00 = TV.Fma(u, v0, c00); c01 = TV.Fma(u, v1, c01); c02 = TV.Fma(u, v2, c02);
+                u = TV.Load(ap + len); c10 = TV.Fma(u, v0, c10); c11 = TV.Fma(u, v1, c11); c12 = TV.Fma(u, v2, c12);
+                u = TV.Load(ap + 2 * len); c20 = TV.Fma(u, v0, c20); c21 = TV.Fma(u, v1, c21); c22 = TV.Fma(u, v2, c22);
+                u = TV.Load(ap + 3 * len); c30 = TV.Fma(u, v0, c30); c31 = TV.Fma(u, v1, c31); c32 = TV.Fma(u, v2, c32);
+                u = TV.Load(ap + 4 * len); c40 = TV.Fma(u, v0, c40); c41 = TV.Fma(u, v1, c41); c42 = TV.Fma(u, v2, c42);
+                u = TV.Load(ap + 5 * len); c50 = TV.Fma(u, v0, c50); c51 = TV.Fma(u, v1, c51); c52 = TV.Fma(u, v2, c52);
+                u = TV.Load(ap + 6 * len); c60 = TV.Fma(u, v0, c60); c61 = TV.Fma(u, v1, c61); c62 = TV.Fma(u, v2, c62);
+                u = TV.Load(ap + 7 * len); c70 = TV.Fma(u, v0, c70); c71 = TV.Fma(u, v1, c71); c72 = TV.Fma(u, v2, c72);
+            }
+        }
+        o[0] += TV.Sum(c00); o[1] += TV.Sum(c01); o[2] += TV.Sum(c02); o += ldo;
+        o[0] += TV.Sum(c10); o[1] += TV.Sum(c11); o[2] += TV.Sum(c12); o += ldo;
+        o[0] += TV.Sum(c20); o[1] += TV.Sum(c21); o[2] += TV.Sum(c22); o += ldo;
+        o[0] += TV.Sum(c30); o[1] += TV.Sum(c31); o[2] += TV.Sum(c32); o += ldo;
+        o[0] += TV.Sum(c40); o[1] += TV.Sum(c41); o[2] += TV.Sum(c42); o += ldo;
+        o[0] += TV.Sum(c50); o[1] += TV.Sum(c51); o[2] += TV.Sum(c52); o += ldo;
+        o[0] += TV.Sum(c60); o[1] += TV.Sum(c61); o[2] += TV.Sum(c62); o += ldo;
+        o[0] += TV.Sum(c70); o[1] += TV.Sum(c71); o[2] += TV.Sum(c72);
     }
 
     static float BatchDot<TV>(float* plane, long slot, int offset, float* dy, long dyStride, long row, int len, int images) where TV : struct, ISimd<TV>

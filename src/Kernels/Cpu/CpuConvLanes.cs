@@ -14,6 +14,9 @@ namespace LsKd.Kernels.Cpu;
 /// </summary>
 public unsafe partial class CpuBackend
 {
+    /// <summary>Bytes of transposed weights one input-channel chunk of the lanes forward may use (half of a 48 KiB L1).</summary>
+    const int LanesWeightBudget = 24 * 1024;
+
     void ForwardLanes(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate)
     {
         if (_use512) ForwardLanes<V512>(spec, xp, wp, yp, accumulate);
@@ -27,6 +30,7 @@ public unsafe partial class CpuBackend
         int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * spec.R * spec.S, ohw = outH * outW;
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, plane = hp * wpad, hw = spec.H * spec.W;
         float[] wT = TransposeWeights(wp, spec.Groups, kg, ckk);
+        int chunk = Math.Max(1, LanesWeightBudget / (spec.R * spec.S * kg * sizeof(float)));
         ForImages(spec.N, (worker, n0, n1) =>
         {
             long planesSize = (long)cg * plane + 16;
@@ -41,23 +45,31 @@ public unsafe partial class CpuBackend
                         for (int c = 0; c < cg; c++)
                             for (int i = 0; i < spec.H; i++)
                                 CopyRun(xg + (long)c * hw + i * spec.W, planes + (long)c * plane + (i + spec.Pad) * wpad + spec.Pad, spec.W);
-                        float* wg = wt + (long)g * ckk * kg;
-                        for (int oh = 0; oh < outH; oh++)
+                        // Input channels in chunks whose weights (all output channels) stay in L1 while every output
+                        // position uses them: unchunked, a 64-channel 3x3 layer streams 147 KB of weights from L2 for
+                        // each 7 positions. Later chunks add into the partial sums.
+                        for (int c0 = 0; c0 < cg; c0 += chunk)
                         {
-                            float* xrow = planes + oh * spec.Stride * wpad;
-                            float* orow = outT + (long)oh * outW * kg;
-                            for (int ow = 0; ow < outW; ow += 7)
-                                for (int k = 0; k < kg;)
-                                    if (kg - k >= 2 * TV.Count)
-                                    {
-                                        LanesPairP7<TV>(wg + k, kg, cg, spec.R, spec.S, xrow + ow * spec.Stride, plane, wpad, spec.Stride, orow + ow * kg + k, kg);
-                                        k += 2 * TV.Count;
-                                    }
-                                    else
-                                    {
-                                        LanesOneP7<TV>(wg + k, kg, cg, spec.R, spec.S, xrow + ow * spec.Stride, plane, wpad, spec.Stride, orow + ow * kg + k, kg);
-                                        k += TV.Count;
-                                    }
+                            int cn = Math.Min(chunk, cg - c0);
+                            float* wg = wt + ((long)g * ckk + (long)c0 * spec.R * spec.S) * kg;
+                            float* xc = planes + (long)c0 * plane;
+                            for (int oh = 0; oh < outH; oh++)
+                            {
+                                float* xrow = xc + oh * spec.Stride * wpad;
+                                float* orow = outT + (long)oh * outW * kg;
+                                for (int ow = 0; ow < outW; ow += 7)
+                                    for (int k = 0; k < kg;)
+                                        if (kg - k >= 2 * TV.Count)
+                                        {
+                                            LanesPairP7<TV>(wg + k, kg, cn, spec.R, spec.S, xrow + ow * spec.Stride, plane, wpad, spec.Stride, orow + ow * kg + k, kg, c0 > 0);
+                                            k += 2 * TV.Count;
+                                        }
+                                        else
+                                        {
+                                            LanesOneP7<TV>(wg + k, kg, cn, spec.R, spec.S, xrow + ow * spec.Stride, plane, wpad, spec.Stride, orow + ow * kg + k, kg, c0 > 0);
+                                            k += TV.Count;
+                                        }
+                            }
                         }
                         TransposeInto(outT, yp + ((long)n * spec.K + g * kg) * ohw, ohw, kg, ohw, accumulate);
                     }
@@ -82,10 +94,19 @@ public unsafe partial class CpuBackend
     /// <summary>o[p, 0..2 lanes) = sum over taps (c, r, s) of w[tap, 0..2 lanes) x[c, r, p st + s] for 7 positions p:
     /// 14 accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void LanesPairP7<TV>(float* w, int ldw, int cg, int kr, int ks, float* x, int plane, int wpad, int st, float* o, int ldo) where TV : struct, ISimd<TV>
+    static void LanesPairP7<TV>(float* w, int ldw, int cg, int kr, int ks, float* x, int plane, int wpad, int st, float* o, int ldo, bool add = false) where TV : struct, ISimd<TV>
     {
         TV a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
         TV b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default;
+        int h = TV.Count;
+        if (add)
+        {
+            float* p = o;
+            a0 = TV.Load(p); b0 = TV.Load(p + h); p += ldo; a1 = TV.Load(p); b1 = TV.Load(p + h); p += ldo;
+            a2 = TV.Load(p); b2 = TV.Load(p + h); p += ldo; a3 = TV.Load(p); b3 = TV.Load(p + h); p += ldo;
+            a4 = TV.Load(p); b4 = TV.Load(p + h); p += ldo; a5 = TV.Load(p); b5 = TV.Load(p + h); p += ldo;
+            a6 = TV.Load(p); b6 = TV.Load(p + h);
+        }
         float* wk = w;
         for (int c = 0; c < cg; c++)
             for (int r = 0; r < kr; r++)
@@ -104,7 +125,6 @@ public unsafe partial class CpuBackend
                     e = TV.Splat(q[6 * st]); a6 = TV.Fma(u, e, a6); b6 = TV.Fma(v, e, b6);
                 }
             }
-        int h = TV.Count;
         TV.Store(a0, o); TV.Store(b0, o + h); o += ldo;
         TV.Store(a1, o); TV.Store(b1, o + h); o += ldo;
         TV.Store(a2, o); TV.Store(b2, o + h); o += ldo;
@@ -116,9 +136,15 @@ public unsafe partial class CpuBackend
 
     /// <summary>One vector of channels: the single-vector case of <see cref="LanesPairP7"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void LanesOneP7<TV>(float* w, int ldw, int cg, int kr, int ks, float* x, int plane, int wpad, int st, float* o, int ldo) where TV : struct, ISimd<TV>
+    static void LanesOneP7<TV>(float* w, int ldw, int cg, int kr, int ks, float* x, int plane, int wpad, int st, float* o, int ldo, bool add = false) where TV : struct, ISimd<TV>
     {
         TV a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default;
+        if (add)
+        {
+            float* p = o;
+            a0 = TV.Load(p); p += ldo; a1 = TV.Load(p); p += ldo; a2 = TV.Load(p); p += ldo; a3 = TV.Load(p); p += ldo;
+            a4 = TV.Load(p); p += ldo; a5 = TV.Load(p); p += ldo; a6 = TV.Load(p);
+        }
         float* wk = w;
         for (int c = 0; c < cg; c++)
             for (int r = 0; r < kr; r++)
