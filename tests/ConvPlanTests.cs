@@ -46,9 +46,9 @@ public class ConvPlanTests
     {
         public LanesOffByOne() : base(1) { }
 
-        protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
+        protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y, DeviceBuffer<float>? channelStats)
         {
-            base.Conv2dCore(s, x, weight, y);
+            base.Conv2dCore(s, x, weight, y, channelStats);
             if (ConvPlan(s, ConvPass.Forward) != ConvAlgorithm.Lanes) return;
             ((CpuBuffer<float>)y).Span[0] += 0.01f;
         }

@@ -1,3 +1,4 @@
+using LsKd.Autograd;
 using LsKd.Kernels;
 
 namespace LsKd.Tests;
@@ -62,5 +63,41 @@ public class FusionTests
         be.UnaryBackward(UnaryOp.Relu, y, bdy, eb, n, 0f, accumulate: false);
         Assert.That(ga.ToArray(), Is.EqualTo(ea.ToArray()));
         Assert.That(gb.ToArray(), Is.EqualTo(eb.ToArray()));
+    }
+
+    static IEnumerable<TestCaseData> ConvBnCases() =>
+        from b in Backends.Names
+        from k in new[] { (16, 28), (64, 7), (8, 5) }
+        select new TestCaseData(b, k.Item1, k.Item2).SetName($"conv statistics feed batch norm ({k.Item1} ch at {k.Item2}x{k.Item2}) on {b}");
+
+    /// <summary>Batch norm in training after a convolution that formed the statistics in its output pass gives the
+    /// output and running statistics of batch norm computing them itself (16 and 64 channels: the grid and lanes
+    /// paths; 8 channels: the fallback pass over the output).</summary>
+    [TestCaseSource(nameof(ConvBnCases))]
+    public void ConvStatisticsFeedBatchNorm(string backendName, int channels, int size)
+    {
+        var be = Backends.Get(backendName);
+        if (Backends.IsEmulator(backendName) && channels * size * size > 4000) { channels = 8; size = 5; }
+        int n = 3;
+        var rng = new Random(9);
+        float[] Rand(int len, float shift = 0f) => Enumerable.Range(0, len).Select(_ => (float)rng.NextDouble() - 0.5f + shift).ToArray();
+        var xs = Rand(n * channels * size * size, 2f); var ws = Rand(channels * channels * 9);
+        var results = new List<(float[] Y, float[] Rm, float[] Rv)>();
+        foreach (bool fused in new[] { true, false })
+        {
+            var x = Tensor.FromArray(be, xs, [n, channels, size, size]);
+            var w = Tensor.FromArray(be, ws, [channels, channels, 3, 3]);
+            var gamma = Tensor.FromArray(be, Enumerable.Repeat(1.5f, channels).ToArray(), [channels]);
+            var beta = Tensor.FromArray(be, Enumerable.Repeat(0.25f, channels).ToArray(), [channels]);
+            var rm = Tensor.FromArray(be, new float[channels], [channels]);
+            var rv = Tensor.FromArray(be, Enumerable.Repeat(1f, channels).ToArray(), [channels]);
+            var h = Ops.Conv2d(x, w, 1, 1, batchStats: fused);
+            var y = Ops.BatchNorm(h, gamma, beta, rm, rv, training: true, activation: NormActivation.Relu);
+            results.Add((y.ToArray(), rm.ToArray(), rv.ToArray()));
+            Tape.Current.Reset();
+        }
+        Assert.That(results[0].Y, Is.EqualTo(results[1].Y).Within(2e-5f));
+        Assert.That(results[0].Rm, Is.EqualTo(results[1].Rm).Within(1e-5f));
+        Assert.That(results[0].Rv, Is.EqualTo(results[1].Rv).Within(1e-4f));
     }
 }

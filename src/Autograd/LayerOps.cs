@@ -7,7 +7,9 @@ namespace LsKd.Autograd;
 public static partial class Ops
 {
     /// <summary>y = conv2d(x, w) for x [N, C, H, W] and w [K, C / groups, R, S]; no bias (batch norm follows).</summary>
-    public static Tensor Conv2d(Tensor x, Tensor w, int stride = 1, int pad = 0, int groups = 1, string layer = "conv2d")
+    /// <summary>2-D convolution. With batchStats, the output also carries its per-channel batch mean and variance,
+    /// formed in the convolution's output pass, for the batch norm that follows (which then reads its input once).</summary>
+    public static Tensor Conv2d(Tensor x, Tensor w, int stride = 1, int pad = 0, int groups = 1, string layer = "conv2d", bool batchStats = false)
     {
         CheckSameBackend(x, w, layer);
         if (x.Rank != 4) throw new ArgumentException($"{layer}: input must be [N, C, H, W], got {Tensor.ShapeString(x.Shape)}");
@@ -18,7 +20,9 @@ public static partial class Ops
         spec.Validate(layer);
         FlopCounter.Add(spec.Flops);
         var y = Output(x, [spec.N, spec.K, spec.OutH, spec.OutW], x, w);
-        x.Backend.Conv2d(spec, x.Buffer, w.Buffer, y.Buffer);
+        var stats = batchStats && (long)spec.N * spec.OutH * spec.OutW > 1 ? T.NewTransient(x.Backend, [2 * spec.K], false) : null;
+        x.Backend.Conv2d(spec, x.Buffer, w.Buffer, y.Buffer, stats?.Buffer);
+        y.ChannelStats = stats;
         T.Record(y, [x, w], o =>
         {
             Accumulate(w, (g, acc) => x.Backend.Conv2dBackwardWeight(spec, x.Buffer, o.Grad!, g, acc));
@@ -41,7 +45,8 @@ public static partial class Ops
         var y = Output(x, x.Shape, x, gamma, beta);
         var mean = T.NewTransient(be, [spec.C], false);
         var invStd = T.NewTransient(be, [spec.C], false);
-        be.BatchNorm(spec, x.Buffer, gamma.Buffer, beta.Buffer, y.Buffer, mean.Buffer, invStd.Buffer, runningMean.Buffer, runningVar.Buffer, training);
+        var given = training && x.ChannelStats is { } st && st.Size == 2 * spec.C ? st.Buffer : null;
+        be.BatchNorm(spec, x.Buffer, gamma.Buffer, beta.Buffer, y.Buffer, mean.Buffer, invStd.Buffer, runningMean.Buffer, runningVar.Buffer, training, given);
         T.Record(y, [x, gamma, beta], o =>
         {
             var dGamma = T.Pool.Rent(be, spec.C);

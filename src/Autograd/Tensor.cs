@@ -90,8 +90,13 @@ public sealed class Tensor
     /// <summary>Same buffer, new shape (no copy). Gradients flow back through the view.</summary>
     public Tensor Reshape(params int[] shape) => Ops.Reshape(this, shape);
 
+    /// <summary>The batch statistics of this convolution output ([mean per channel, biased variance per channel]),
+    /// formed by the convolution as it wrote the output; a following batch norm in training uses them.</summary>
+    internal Tensor? ChannelStats { get; set; }
+
     internal void ReleaseTo(BufferPool pool)
     {
+        ChannelStats = null;
         if (!IsTransient) return;
         if (!_viewOfOther) pool.Return(Buffer);
         if (Grad != null) pool.Return(Grad);

@@ -236,12 +236,17 @@ public abstract partial class BackendBase : IBackend
     /// <summary>The name of the algorithm this backend runs for a convolution pass (profiler labels); "" if it has one only.</summary>
     protected virtual string ConvAlgorithmLabel(in ConvSpec spec, ConvPass pass) => "";
 
-    public void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
+    public void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y, DeviceBuffer<float>? channelStats = null)
     {
         spec.Validate();   // before the label: the plan behind it assumes a valid shape
-        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? ConvLabel("Conv2d", spec, ConvPass.Forward) : "");
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? ConvLabel(channelStats == null ? "Conv2d" : "Conv2d+stats", spec, ConvPass.Forward) : "");
         Fits(this, x, spec.InputSize, "x"); Fits(this, weight, spec.WeightSize, "weight"); Fits(this, y, spec.OutputSize, "y");
-        if (spec.N > 0) Conv2dCore(spec, x, weight, y);
+        if (channelStats != null)
+        {
+            Fits(this, channelStats, 2L * spec.K, "channelStats");
+            if ((long)spec.N * spec.OutH * spec.OutW < 1) throw new ArgumentException("conv2d: channel statistics need at least one output value per channel", nameof(channelStats));
+        }
+        if (spec.N > 0) Conv2dCore(spec, x, weight, y, channelStats);
     }
 
     public void Conv2dBackwardInput(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
@@ -262,14 +267,16 @@ public abstract partial class BackendBase : IBackend
     }
 
     public void BatchNorm(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
-        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training)
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training,
+        DeviceBuffer<float>? channelStats = null)
     {
         using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"BatchNorm {spec.C} x {spec.Spatial}{(spec.Activation == NormActivation.None ? "" : " + " + spec.Activation)}" : "");
         CheckBatchNorm(spec, training);
         Fits(this, x, spec.Size, "x"); Fits(this, y, spec.Size, "y");
         Fits(this, gamma, spec.C, "gamma"); Fits(this, beta, spec.C, "beta"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
         Fits(this, runningMean, spec.C, "runningMean"); Fits(this, runningVar, spec.C, "runningVar");
-        if (spec.Size > 0) BatchNormCore(spec, x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, training);
+        if (channelStats != null) Fits(this, channelStats, 2L * spec.C, "channelStats");
+        if (spec.Size > 0) BatchNormCore(spec, x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, training, training ? channelStats : null);
     }
 
     public void BatchNormBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
@@ -434,11 +441,11 @@ public abstract partial class BackendBase : IBackend
     protected abstract void KdLossCore(DeviceBuffer<float> student, DeviceBuffer<float> teacher, DeviceBuffer<int> labels, DeviceBuffer<float> loss, DeviceBuffer<float>? grad, int rows, int cols, in KdConfig config, float gradScale, int ignoreLabel);
     protected abstract void EntropyCore(DeviceBuffer<float> logits, DeviceBuffer<float> entropy, int rows, int cols, float temperature);
     protected abstract void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k);
-    protected abstract void Conv2dCore(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y);
+    protected abstract void Conv2dCore(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y, DeviceBuffer<float>? channelStats);
     protected abstract void Conv2dBackwardInputCore(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate);
     protected abstract void Conv2dBackwardWeightCore(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw, bool accumulate);
     protected abstract void BatchNormCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
-        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training);
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training, DeviceBuffer<float>? channelStats);
     protected abstract void BatchNormBackwardCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,
         DeviceBuffer<float>? beta);

@@ -93,8 +93,10 @@ public interface IBackend : IDisposable
     void ConfusionMatrix(DeviceBuffer<int> predictions, DeviceBuffer<int> labels, DeviceBuffer<int> matrix, int count, int classes);
 
     // ---- convolution, normalisation, pooling, dropout (NCHW) ------------------------------------------------
-    /// <summary>y = conv(x, weight) (cross-correlation, as in every framework); no bias.</summary>
-    void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y);
+    /// <summary>y = conv(x, weight) (cross-correlation, as in every framework); no bias. With channelStats (2 K floats),
+    /// also writes each output channel's batch mean (first K) and biased variance (next K), formed while the output is
+    /// written (float64 per image row, rows combined exactly): what <see cref="BatchNorm"/> in training needs.</summary>
+    void Conv2d(in ConvSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y, DeviceBuffer<float>? channelStats = null);
 
     /// <summary>dx (+)= gradient of the convolution with respect to its input.</summary>
     void Conv2dBackwardInput(in ConvSpec spec, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate);
@@ -106,8 +108,11 @@ public interface IBackend : IDisposable
     /// saveMean and saveInvStd (1 / sqrt(var + eps)) for backward, and updates the running statistics with
     /// momentum (the running variance uses the unbiased estimate, as PyTorch does). Evaluation: normalises with
     /// the running statistics and writes those to saveMean and saveInvStd.</summary>
+    /// In training, channelStats (mean then biased variance, 2 C floats, as <see cref="Conv2d"/> writes them) replaces
+    /// the two statistics passes over x.
     void BatchNorm(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
-        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training);
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training,
+        DeviceBuffer<float>? channelStats = null);
 
     /// <summary>Backward of <see cref="BatchNorm"/>: dx (+)= dL/dx (through the batch statistics when training),
     /// dGamma = sum(dy * xhat) and dBeta = sum(dy) per channel (overwritten). With a fused activation, dy is first

@@ -63,7 +63,8 @@ public sealed class Conv2d : Module
     public int OutChannels { get; }
     public Tensor Weight { get; }
 
-    public override Tensor Forward(Tensor x) => Ops.Conv2d(x, Weight, Stride, Pad, Groups, Name);
+    /// <summary>In training the output carries its batch statistics (formed as it is written) for a following batch norm.</summary>
+    public override Tensor Forward(Tensor x) => Ops.Conv2d(x, Weight, Stride, Pad, Groups, Name, batchStats: Training);
 }
 
 /// <summary>Batch normalisation with learnable scale and shift and running statistics (PyTorch defaults:

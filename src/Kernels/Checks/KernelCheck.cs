@@ -582,6 +582,21 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
         }
     }
 
+    /// <summary>[mean per channel, biased variance per channel] of an NCHW tensor, in float64.</summary>
+    static double[] ChannelStats(double[] y, int n, int k, int hw)
+    {
+        var r = new double[2 * k];
+        for (int c = 0; c < k; c++)
+        {
+            double s = 0, sq = 0;
+            for (int i = 0; i < n; i++) for (int p = 0; p < hw; p++) s += y[((long)i * k + c) * hw + p];
+            double mu = s / ((double)n * hw);
+            for (int i = 0; i < n; i++) for (int p = 0; p < hw; p++) { double d = y[((long)i * k + c) * hw + p] - mu; sq += d * d; }
+            r[c] = mu; r[k + c] = sq / ((double)n * hw);
+        }
+        return r;
+    }
+
     void ConvCases(IBackend b, string width, CpuBackend? planned)
     {
         bool software = planned != null && planned.SimdBits == 512 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
@@ -603,6 +618,12 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
                 {
                     b.Conv2d(spec, dx, dw, y);
                     Compare("conv2d", "forward " + spec + tag, y.ToArray(), ey, forwardTol, 1e-4);
+                    // The batch-norm statistics formed in the output pass: the float64 mean and biased variance of
+                    // each channel of the reference output.
+                    using var stats = b.Allocate(2 * spec.K);
+                    b.Conv2d(spec, dx, dw, y, stats);
+                    Compare("conv2d", "forward " + spec + tag + " (with stats)", y.ToArray(), ey, forwardTol, 1e-4);
+                    Compare("conv2d", "channel stats " + spec + tag, stats.ToArray(), ChannelStats(ey, spec.N, spec.K, spec.OutH * spec.OutW), forwardTol, 1e-4);
                     continue;
                 }
                 foreach (bool acc in new[] { false, true })
@@ -660,6 +681,17 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
                 Compare("batchnorm", "invstd " + name, inv.ToArray(), r.InvStd, 1e-6, 1e-5);
                 Compare("batchnorm", "running mean " + name, drm.ToArray(), r.RunMean, 1e-6, 1e-5);
                 Compare("batchnorm", "running var " + name, drv.ToArray(), r.RunVar, 1e-6, 1e-5);
+                if (training)
+                {
+                    // Statistics handed in (as a convolution writes them): the same output and running statistics.
+                    using var stats = Up(ChannelStats(x.Select(v => (double)v).ToArray(), spec.N, spec.C, spec.Spatial).Select(v => (float)v).ToArray());
+                    using var y2 = backend.Allocate(x.Length); using var m2 = backend.Allocate(spec.C); using var i2 = backend.Allocate(spec.C);
+                    using var rm2 = Up(rm); using var rv2 = Up(rv);
+                    backend.BatchNorm(spec, dx, dg, db, y2, m2, i2, rm2, rv2, training, stats);
+                    Compare("batchnorm", "y with given stats " + name, y2.ToArray(), r.Y, 1e-5, 1e-4);
+                    Compare("batchnorm", "invstd with given stats " + name, i2.ToArray(), r.InvStd, 1e-6, 1e-5);
+                    Compare("batchnorm", "running var with given stats " + name, rv2.ToArray(), r.RunVar, 1e-6, 1e-5);
+                }
                 var e = ReferenceOps.BatchNormBackward(spec, x, dyh, gamma, rm, rv, training, beta);
                 using var gy = Up(dyh); using var gx = backend.Allocate(x.Length); using var gg = backend.Allocate(spec.C); using var gb = backend.Allocate(spec.C);
                 backend.BatchNormBackward(spec, dx, gy, dg, mean, inv, gx, gg, gb, training, accumulate: false, db);

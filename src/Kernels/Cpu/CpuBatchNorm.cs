@@ -6,13 +6,16 @@ namespace LsKd.Kernels.Cpu;
 public unsafe partial class CpuBackend
 {
     protected override void BatchNormCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
-        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training)
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training,
+        DeviceBuffer<float>? channelStats)
     {
-        if (_use512) BatchNormForward<V512>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training);
-        else BatchNormForward<V256>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training);
+        float* sp = channelStats == null ? null : P(channelStats);
+        if (_use512) BatchNormForward<V512>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training, sp);
+        else BatchNormForward<V256>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training, sp);
     }
 
-    void BatchNormForward<TV>(BatchNormSpec spec, float* xp, float* gp, float* bp, float* yp, float* mp, float* ip, float* rmp, float* rvp, bool training)
+    /// <summary>With stats (training only), the batch mean and variance come from the convolution that wrote x.</summary>
+    void BatchNormForward<TV>(BatchNormSpec spec, float* xp, float* gp, float* bp, float* yp, float* mp, float* ip, float* rmp, float* rvp, bool training, float* stats)
         where TV : struct, ISimd<TV>
     {
         long m = (long)spec.N * spec.Spatial;
@@ -21,7 +24,14 @@ public unsafe partial class CpuBackend
             for (int c = c0; c < c1; c++)
             {
                 float mean, invStd;
-                if (training)
+                if (training && stats != null)
+                {
+                    double mu = stats[c], var = stats[spec.C + c];
+                    mean = (float)mu; invStd = (float)(1 / Math.Sqrt(var + spec.Epsilon));
+                    rmp[c] = (1 - spec.Momentum) * rmp[c] + spec.Momentum * mean;
+                    rvp[c] = (1 - spec.Momentum) * rvp[c] + spec.Momentum * (float)(var * m / (m - 1));
+                }
+                else if (training)
                 {
                     // Two passes in float64 (mean, then squared deviations): exact enough for any activation scale.
                     double sum = 0;

@@ -41,16 +41,18 @@ public unsafe partial class CpuBackend
 
     protected override string ConvAlgorithmLabel(in ConvSpec s, ConvPass pass) => ConvPlanner.Name(ConvPlan(s, pass));
 
-    protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
+    protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y, DeviceBuffer<float>? channelStats)
     {
         float* xp = P(x), wp = P(weight), yp = P(y);
+        double* rows = channelStats == null ? null : RowStatsScratch(s.N * s.K);
+        bool rowsDone = false;   // whether the algorithm formed the row statistics as it wrote the rows
         switch (ConvPlan(s, ConvPass.Forward))
         {
             case ConvAlgorithm.Depthwise: DepthwiseForward(s, xp, wp, yp, accumulate: false, flip: false); break;
             case ConvAlgorithm.DepthwiseLoops: DepthwiseLoopsForward(s, xp, wp, yp); break;
-            case ConvAlgorithm.Lanes: ForwardLanes(s, xp, wp, yp, accumulate: false); break;
-            case ConvAlgorithm.Grid: ForwardGrid(s, xp, wp, yp, beta: 0f, direct: false); break;
-            case ConvAlgorithm.GridDirect: ForwardGrid(s, xp, wp, yp, beta: 0f, direct: true); break;
+            case ConvAlgorithm.Lanes: ForwardLanes(s, xp, wp, yp, accumulate: false, rows); rowsDone = true; break;
+            case ConvAlgorithm.Grid: ForwardGrid(s, xp, wp, yp, beta: 0f, direct: false, rows); rowsDone = true; break;
+            case ConvAlgorithm.GridDirect: ForwardGrid(s, xp, wp, yp, beta: 0f, direct: true, rows); rowsDone = true; break;
             case ConvAlgorithm.StridedPointwise:
                 var xs = SubsampleScratch(s);
                 Subsample(s, xp, xs.Pointer, scatter: false, accumulate: false);
@@ -58,6 +60,9 @@ public unsafe partial class CpuBackend
                 break;
             default: ForwardGemm(s, xp, wp, yp); break;   // Pointwise, Im2col
         }
+        if (rows == null) return;
+        if (!rowsDone) AllRowStats(s, yp, rows);
+        CombineRowStats(rows, s.N, s.K, s.OutH * s.OutW, P(channelStats!));
     }
 
     protected override void Conv2dBackwardInputCore(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)

@@ -147,16 +147,17 @@ public unsafe partial class CpuBackend
         }
     }
 
-    void ForwardGrid(ConvSpec spec, float* xp, float* wp, float* yp, float beta, bool direct)
+    void ForwardGrid(ConvSpec spec, float* xp, float* wp, float* yp, float beta, bool direct, double* rowStats = null)
     {
-        if (_use512) ForwardGrid<V512>(spec, xp, wp, yp, beta, direct);
-        else ForwardGrid<V256>(spec, xp, wp, yp, beta, direct);
+        if (_use512) ForwardGrid<V512>(spec, xp, wp, yp, beta, direct, rowStats);
+        else ForwardGrid<V256>(spec, xp, wp, yp, beta, direct, rowStats);
     }
 
     /// <summary>y = conv(x, w) + beta y on the grid. Small grids are batched: several images side by side form one
     /// GEMM with N = images x grid size, so the weights are packed once per batch and few panels are partial.
-    /// With direct, a 16-row kernel reads the planes without packing (weights transposed to [G][ckk][kg]).</summary>
-    void ForwardGrid<TV>(ConvSpec spec, float* xp, float* wp, float* yp, float beta, bool direct) where TV : struct, ISimd<TV>
+    /// With direct, a 16-row kernel reads the planes without packing (weights transposed to [G][ckk][kg]).
+    /// With rowStats (beta 0), each output row's (mean, M2) is formed as soon as the row is written.</summary>
+    void ForwardGrid<TV>(ConvSpec spec, float* xp, float* wp, float* yp, float beta, bool direct, double* rowStats) where TV : struct, ISimd<TV>
     {
         int outH = spec.OutH, outW = spec.OutW, cg = spec.CPerGroup;   // derived sizes are computed properties (divisions): read once
         int ohw = outH * outW, ckk = cg * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
@@ -208,12 +209,16 @@ public unsafe partial class CpuBackend
                     {
                         float* yg = yp + ((long)(n + b) * spec.K + g * kg) * ohw;
                         for (int k = 0, row = 0; k < kg; k++)
-                        for (int i = 0; i < outH; i++, row++)
                         {
-                            float* src = wideOut + k * rowStride + b * imageStride + (long)i * grid.GridW, dst = yg + (long)row * outW;
-                            if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, outW);
-                            else if ((long)(rows - 1 - row) * outW < owv - outW) CopyRun(src, dst, outW);   // spill not covered by later rows
-                            else for (int j = 0; j < owv; j += TV.Count) TV.Store(TV.Load(src + j), dst + j);
+                            for (int i = 0; i < outH; i++, row++)
+                            {
+                                float* src = wideOut + k * rowStride + b * imageStride + (long)i * grid.GridW, dst = yg + (long)row * outW;
+                                if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, outW);
+                                else if ((long)(rows - 1 - row) * outW < owv - outW) CopyRun(src, dst, outW);   // spill not covered by later rows
+                                else for (int j = 0; j < owv; j += TV.Count) TV.Store(TV.Load(src + j), dst + j);
+                            }
+                            // Channel k's rows are complete (a spill lands in channel k + 1, rewritten next) and hot.
+                            if (rowStats != null) RowStats<TV>(yg + (long)k * ohw, ohw, rowStats + 2 * ((long)(n + b) * spec.K + g * kg + k));
                         }
                     }
                 }

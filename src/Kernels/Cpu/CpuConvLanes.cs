@@ -17,14 +17,15 @@ public unsafe partial class CpuBackend
     /// <summary>Bytes of transposed weights one input-channel chunk of the lanes forward may use (half of a 48 KiB L1).</summary>
     const int LanesWeightBudget = 24 * 1024;
 
-    void ForwardLanes(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate)
+    void ForwardLanes(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate, double* rowStats = null)
     {
-        if (_use512) ForwardLanes<V512>(spec, xp, wp, yp, accumulate);
-        else ForwardLanes<V256>(spec, xp, wp, yp, accumulate);
+        if (_use512) ForwardLanes<V512>(spec, xp, wp, yp, accumulate, rowStats);
+        else ForwardLanes<V256>(spec, xp, wp, yp, accumulate, rowStats);
     }
 
-    /// <summary>y (+)= conv(x, w); the output width is a multiple of 7 and K/G of 16.</summary>
-    void ForwardLanes<TV>(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate) where TV : struct, ISimd<TV>
+    /// <summary>y (+)= conv(x, w); the output width is a multiple of 7 and K/G of 16. With rowStats (not accumulating),
+    /// each output row's (mean, M2) is formed right after the image's rows are written.</summary>
+    void ForwardLanes<TV>(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate, double* rowStats) where TV : struct, ISimd<TV>
     {
         int outH = spec.OutH, outW = spec.OutW;   // derived sizes are computed properties (divisions): read once
         int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * spec.R * spec.S, ohw = outH * outW;
@@ -71,7 +72,10 @@ public unsafe partial class CpuBackend
                                         }
                             }
                         }
-                        TransposeInto(outT, yp + ((long)n * spec.K + g * kg) * ohw, ohw, kg, ohw, accumulate);
+                        float* yg = yp + ((long)n * spec.K + g * kg) * ohw;
+                        TransposeInto(outT, yg, ohw, kg, ohw, accumulate);
+                        if (rowStats != null)
+                            for (int k = 0; k < kg; k++) RowStats<TV>(yg + (long)k * ohw, ohw, rowStats + 2 * ((long)n * spec.K + g * kg + k));
                     }
         });
     }

@@ -38,7 +38,8 @@ public sealed partial class IlgpuBackend : BackendBase
     Action<Index1D, IView, IView, IView, int>? _confusion;
     Action<Index1D, FView, FView, FView, ConvParams>? _convForward, _convBackwardInput;
     Action<KernelConfig, FView, FView, FView, ConvParams>? _convBackwardWeight;
-    Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>? _batchNorm;
+    Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, FView, NormParams, int>? _batchNorm;
+    Action<KernelConfig, FView, FView, NormParams>? _channelStats;
     Action<KernelConfig, FView, FView, FView, FView, FView, FView, FView, FView, FView, NormParams>? _batchNormBackward;
     Action<Index1D, FView, FView, IView, PoolParams, int>? _pool;
     Action<Index1D, FView, IView, FView, PoolParams>? _poolBackward;
@@ -258,10 +259,16 @@ public sealed partial class IlgpuBackend : BackendBase
     protected override void TopKCorrectCore(DeviceBuffer<float> logits, DeviceBuffer<int> labels, DeviceBuffer<int> correct, int rows, int cols, int k) =>
         (_topK ??= Accelerator.LoadAutoGroupedStreamKernel<Index1D, FView, IView, IView, int, int>(IlgpuKernels.TopK))(rows, V(logits), V(labels), V(correct), cols, k);
 
-    protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y)
+    protected override void Conv2dCore(in ConvSpec s, DeviceBuffer<float> x, DeviceBuffer<float> weight, DeviceBuffer<float> y, DeviceBuffer<float>? channelStats)
     {
         if (ChooseConvKernel(s, ConvPass.Forward) == GpuConvKernel.ImplicitGemm) ImplicitConvForward(s, x, weight, y);
         else Auto(ref _convForward, IlgpuConvKernels.ConvForward)((int)s.OutputSize, V(x), V(weight), V(y), ConvParams.From(s));
+        // On the GPU the statistics are one group per channel after the convolution (the output is in device memory
+        // either way); batch norm then skips its own statistics.
+        if (channelStats != null)
+            (_channelStats ??= Accelerator.LoadStreamKernel<FView, FView, NormParams>(IlgpuConvKernels.ChannelStats))
+                (new KernelConfig(new Index1D(s.K), new Index1D(_normGroup)), V(y), V(channelStats),
+                 NormParams.From(new BatchNormSpec(s.N, s.K, s.OutH * s.OutW), training: true, accumulate: false));
     }
 
     protected override void Conv2dBackwardInputCore(in ConvSpec s, DeviceBuffer<float> dy, DeviceBuffer<float> weight, DeviceBuffer<float> dx, bool accumulate)
@@ -278,10 +285,11 @@ public sealed partial class IlgpuBackend : BackendBase
     }
 
     protected override void BatchNormCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> y,
-        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training) =>
-        (_batchNorm ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, NormParams>(IlgpuConvKernels.BatchNorm))
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar, bool training,
+        DeviceBuffer<float>? channelStats) =>
+        (_batchNorm ??= Accelerator.LoadStreamKernel<FView, FView, FView, FView, FView, FView, FView, FView, FView, NormParams, int>(IlgpuConvKernels.BatchNorm))
             (new KernelConfig(new Index1D(s.C), new Index1D(_normGroup)), V(x), V(gamma), V(beta), V(y), V(saveMean), V(saveInvStd), V(runningMean), V(runningVar),
-             NormParams.From(s, training, false));
+             V(channelStats ?? saveMean), NormParams.From(s, training, false), channelStats == null ? 0 : 1);
 
     protected override void BatchNormBackwardCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta, bool training, bool accumulate,

@@ -134,12 +134,36 @@ internal static class IlgpuConvKernels
     /// <summary>One past the last output index o with o * stride &lt;= last (none when last &lt; 0), at most outLen.</summary>
     static int ValidEnd(int last, int stride, int outLen) => last < 0 ? 0 : XMath.Min(outLen, last / stride + 1);
 
-    public static void BatchNorm(FView x, FView gamma, FView beta, FView y, FView saveMean, FView saveInvStd, FView runMean, FView runVar, NormParams p)
+    /// <summary>stats[c] = mean, stats[C + c] = biased variance of channel c (the same sums as <see cref="BatchNorm"/>).</summary>
+    public static void ChannelStats(FView x, FView stats, NormParams p)
+    {
+        int c = Grid.IdxX;
+        int m = p.N * p.Spatial;
+        float part = 0f;
+        for (int j = Group.IdxX; j < m; j += Group.DimX) part += x[Offset(p, c, j)];
+        float mu = GroupExtensions.AllReduce<float, AddFloat>(part) / m;
+        float sq = 0f;
+        for (int j = Group.IdxX; j < m; j += Group.DimX) { float d = x[Offset(p, c, j)] - mu; sq += d * d; }
+        float var = GroupExtensions.AllReduce<float, AddFloat>(sq) / m;
+        if (Group.IdxX == 0) { stats[c] = mu; stats[p.C + c] = var; }
+    }
+
+    public static void BatchNorm(FView x, FView gamma, FView beta, FView y, FView saveMean, FView saveInvStd, FView runMean, FView runVar, FView stats, NormParams p, int haveStats)
     {
         int c = Grid.IdxX;
         int m = p.N * p.Spatial;
         float mean, invStd;
-        if (p.Training != 0)
+        if (p.Training != 0 && haveStats != 0)
+        {
+            mean = stats[c]; float var = stats[p.C + c];
+            invStd = 1f / MathF.Sqrt(var + p.Epsilon);
+            if (Group.IdxX == 0)
+            {
+                runMean[c] = (1f - p.Momentum) * runMean[c] + p.Momentum * mean;
+                runVar[c] = (1f - p.Momentum) * runVar[c] + p.Momentum * var * m / (m - 1);
+            }
+        }
+        else if (p.Training != 0)
         {
             float part = 0f;
             for (int j = Group.IdxX; j < m; j += Group.DimX) part += x[Offset(p, c, j)];
