@@ -1,6 +1,6 @@
 namespace LsKd.Kernels.Cpu;
 
-/// <summary>Batch norm on the CPU, parallel over channels: float64 two-pass statistics (mean, then squared
+/// <summary>Batch norm on the CPU, parallel over images (one memory stream): float64 two-pass statistics (mean, then squared
 /// deviations) over vectorised rows, an output pass y = x a + b that can apply ReLU or ReLU6, and a backward that
 /// masks dy inside its own two passes by recomputing x a + b (one FMA on the x it reads anyway) instead of reading y. Rows are generic over the SIMD width.</summary>
 public unsafe partial class CpuBackend
@@ -15,45 +15,69 @@ public unsafe partial class CpuBackend
     }
 
     /// <summary>With stats (training only), the batch mean and variance come from the convolution that wrote x.</summary>
+    /// <remarks>Every pass runs over images (the rows of consecutive channels are adjacent in NCHW), so memory is read
+    /// as one stream: split over channels, a 7x7 plane's 128 rows of 196 bytes lie 12.5 KB apart and each row waited
+    /// on memory. Row results go to an [N, C] table and are summed per channel in image order, the same float64 sums
+    /// as per channel, whatever the thread count.</remarks>
     void BatchNormForward<TV>(BatchNormSpec spec, float* xp, float* gp, float* bp, float* yp, float* mp, float* ip, float* rmp, float* rvp, bool training, float* stats)
         where TV : struct, ISimd<TV>
     {
-        long m = (long)spec.N * spec.Spatial;
-        _parallel.For(spec.C, m * 4, (c0, c1) =>
+        int n = spec.N, ch = spec.C, sp = spec.Spatial;
+        long m = (long)n * sp, imageCost = (long)ch * sp;
+        if (training && stats == null)
         {
-            for (int c = c0; c < c1; c++)
+            // Two passes in float64 (mean, then squared deviations): exact enough for any activation scale.
+            double* rows = BatchNormRows(n * ch);
+            _parallel.For(n, imageCost, (n0, n1) =>
+            {
+                for (int i = n0; i < n1; i++)
+                    for (int c = 0; c < ch; c++) rows[(long)i * ch + c] = RowSum<TV>(xp + ((long)i * ch + c) * sp, sp);
+            });
+            for (int c = 0; c < ch; c++)
+            {
+                double sum = 0;
+                for (int i = 0; i < n; i++) sum += rows[(long)i * ch + c];
+                mp[c] = (float)(sum / m);
+            }
+            _parallel.For(n, imageCost, (n0, n1) =>
+            {
+                for (int i = n0; i < n1; i++)
+                    for (int c = 0; c < ch; c++) rows[(long)i * ch + c] = SquaredDeviation<TV>(xp + ((long)i * ch + c) * sp, sp, mp[c]);
+            });
+            for (int c = 0; c < ch; c++)
+            {
+                double sq = 0;
+                for (int i = 0; i < n; i++) sq += rows[(long)i * ch + c];
+                ip[c] = (float)(1 / Math.Sqrt(sq / m + spec.Epsilon));
+                rmp[c] = (1 - spec.Momentum) * rmp[c] + spec.Momentum * mp[c];
+                rvp[c] = (1 - spec.Momentum) * rvp[c] + spec.Momentum * (float)(sq / (m - 1));
+            }
+        }
+        else
+            for (int c = 0; c < ch; c++)
             {
                 float mean, invStd;
-                if (training && stats != null)
+                if (training)
                 {
-                    double mu = stats[c], var = stats[spec.C + c];
+                    double mu = stats![c], var = stats[ch + c];
                     mean = (float)mu; invStd = (float)(1 / Math.Sqrt(var + spec.Epsilon));
                     rmp[c] = (1 - spec.Momentum) * rmp[c] + spec.Momentum * mean;
                     rvp[c] = (1 - spec.Momentum) * rvp[c] + spec.Momentum * (float)(var * m / (m - 1));
                 }
-                else if (training)
-                {
-                    // Two passes in float64 (mean, then squared deviations): exact enough for any activation scale.
-                    double sum = 0;
-                    for (int n = 0; n < spec.N; n++) sum += RowSum<TV>(xp + ((long)n * spec.C + c) * spec.Spatial, spec.Spatial);
-                    double mu = sum / m, sq = 0;
-                    for (int n = 0; n < spec.N; n++) sq += SquaredDeviation<TV>(xp + ((long)n * spec.C + c) * spec.Spatial, spec.Spatial, (float)mu);
-                    double var = sq / m;
-                    mean = (float)mu; invStd = (float)(1 / Math.Sqrt(var + spec.Epsilon));
-                    rmp[c] = (1 - spec.Momentum) * rmp[c] + spec.Momentum * mean;
-                    rvp[c] = (1 - spec.Momentum) * rvp[c] + spec.Momentum * (float)(sq / (m - 1));
-                }
                 else { mean = rmp[c]; invStd = 1f / MathF.Sqrt(rvp[c] + spec.Epsilon); }
                 mp[c] = mean; ip[c] = invStd;
-                // y = x * a + b with a = gamma * invStd, b = beta - mean * a.
-                float a = gp[c] * invStd, b = bp[c] - mean * a;
-                float cap = spec.Activation == NormActivation.None ? float.NaN : spec.Cap;
-                for (int n = 0; n < spec.N; n++)
-                {
-                    long o = ((long)n * spec.C + c) * spec.Spatial;
-                    ScaleShift<TV>(xp + o, yp + o, a, b, spec.Spatial, cap);
-                }
             }
+        // y = x * a + b with a = gamma * invStd, b = beta - mean * a.
+        float cap = spec.Activation == NormActivation.None ? float.NaN : spec.Cap;
+        _parallel.For(n, imageCost, (n0, n1) =>
+        {
+            for (int i = n0; i < n1; i++)
+                for (int c = 0; c < ch; c++)
+                {
+                    float a = gp[c] * ip[c], b = bp[c] - mp[c] * a;
+                    long o = ((long)i * ch + c) * sp;
+                    ScaleShift<TV>(xp + o, yp + o, a, b, sp, cap);
+                }
         });
     }
 
@@ -144,41 +168,68 @@ public unsafe partial class CpuBackend
         else BatchNormBackward<V256>(s, P(x), P(dy), P(gamma), bp, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulate);
     }
 
+    /// <summary>Backward over images like the forward: per-row sums into an [N, C, 2] table, summed per channel in
+    /// image order, then dx row by row.</summary>
     void BatchNormBackward<TV>(BatchNormSpec spec, float* xp, float* gp, float* gam, float* betap, float* mp, float* ip, float* dxp, float* dgp, float* dbp,
         bool training, bool accumulate) where TV : struct, ISimd<TV>
     {
         bool masked = spec.Activation != NormActivation.None;
         float cap = spec.Cap;
-        long m = (long)spec.N * spec.Spatial;
-        _parallel.For(spec.C, m * 6, (c0, c1) =>
+        int n = spec.N, ch = spec.C, sp = spec.Spatial;
+        long m = (long)n * sp, imageCost = (long)ch * sp * 2;
+        // The forward's y = fma(x, sa, sb), clamped: its mask is recomputed from x (see BatchNormForward).
+        if (_batchNormCoef.Length < 5 * ch) _batchNormCoef = GC.AllocateArray<float>(5 * ch, pinned: true);
+        float* coef;   // sa, sb, a1, a2, a3 per channel
+        fixed (float* cp = _batchNormCoef) coef = cp;   // pinned: the address stays valid
+        for (int c = 0; c < ch; c++)
         {
-            for (int c = c0; c < c1; c++)
-            {
-                float mean = mp[c], invStd = ip[c];
-                // The forward's y = fma(x, sa, sb), clamped: its mask is recomputed from x (see BatchNormForward).
-                float sa = gam[c] * invStd, sb = masked ? betap[c] - mean * sa : 0f;
-                // sum(dy) and sum(dy * (x - mean)); xhat = (x - mean) invStd.
-                double sdy = 0, sdx = 0;
-                for (int n = 0; n < spec.N; n++)
+            coef[c] = gam[c] * ip[c];
+            coef[ch + c] = masked ? betap[c] - mp[c] * coef[c] : 0f;
+        }
+        double* rows = BatchNormRows(2 * n * ch);
+        _parallel.For(n, imageCost, (n0, n1) =>
+        {
+            for (int i = n0; i < n1; i++)
+                for (int c = 0; c < ch; c++)
                 {
-                    long o = ((long)n * spec.C + c) * spec.Spatial;
-                    var (a, b) = GradSums<TV>(gp + o, xp + o, spec.Spatial, mean, sa, sb, cap, masked);
-                    sdy += a; sdx += b;
+                    long o = ((long)i * ch + c) * sp;
+                    var (a, b) = GradSums<TV>(gp + o, xp + o, sp, mp[c], coef[c], coef[ch + c], cap, masked);
+                    rows[2 * ((long)i * ch + c)] = a; rows[2 * ((long)i * ch + c) + 1] = b;
                 }
-                dbp[c] = (float)sdy;
-                dgp[c] = (float)(sdx * invStd);
-                // Training: dx = gamma invStd (dy - mean(dy) - xhat mean(dy xhat)); evaluation: dx = gamma invStd dy.
-                float k = gam[c] * invStd;
-                float mdy = training ? (float)(sdy / m) : 0f;
-                float cx = training ? (float)(sdx / m) * invStd * invStd : 0f;
-                // dx = k dy - k cx x + k (cx mean - mdy): one FMA pair per element.
-                float a1 = k, a2 = -k * cx, a3 = k * (cx * mean - mdy);
-                for (int n = 0; n < spec.N; n++)
-                {
-                    long o = ((long)n * spec.C + c) * spec.Spatial;
-                    BatchNormGradRow<TV>(gp + o, xp + o, dxp + o, spec.Spatial, a1, a2, a3, sa, sb, cap, masked, accumulate);
-                }
-            }
         });
+        for (int c = 0; c < ch; c++)
+        {
+            // sum(dy) and sum(dy * (x - mean)); xhat = (x - mean) invStd.
+            double sdy = 0, sdx = 0;
+            for (int i = 0; i < n; i++) { sdy += rows[2 * ((long)i * ch + c)]; sdx += rows[2 * ((long)i * ch + c) + 1]; }
+            float mean = mp[c], invStd = ip[c];
+            dbp[c] = (float)sdy;
+            dgp[c] = (float)(sdx * invStd);
+            // Training: dx = gamma invStd (dy - mean(dy) - xhat mean(dy xhat)); evaluation: dx = gamma invStd dy.
+            float k = gam[c] * invStd;
+            float mdy = training ? (float)(sdy / m) : 0f;
+            float cx = training ? (float)(sdx / m) * invStd * invStd : 0f;
+            // dx = k dy - k cx x + k (cx mean - mdy): one FMA pair per element.
+            coef[2 * ch + c] = k; coef[3 * ch + c] = -k * cx; coef[4 * ch + c] = k * (cx * mean - mdy);
+        }
+        _parallel.For(n, imageCost, (n0, n1) =>
+        {
+            for (int i = n0; i < n1; i++)
+                for (int c = 0; c < ch; c++)
+                {
+                    long o = ((long)i * ch + c) * sp;
+                    BatchNormGradRow<TV>(gp + o, xp + o, dxp + o, sp, coef[2 * ch + c], coef[3 * ch + c], coef[4 * ch + c], coef[c], coef[ch + c], cap, masked, accumulate);
+                }
+        });
+    }
+
+    double[] _batchNormRows = [];
+    float[] _batchNormCoef = [];
+
+    /// <summary>Pinned per-row table of one batch-norm pass.</summary>
+    double* BatchNormRows(int length)
+    {
+        if (_batchNormRows.Length < length) _batchNormRows = GC.AllocateArray<double>(length, pinned: true);
+        fixed (double* p = _batchNormRows) return p;   // pinned: the address stays valid
     }
 }
