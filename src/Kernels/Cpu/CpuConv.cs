@@ -361,7 +361,7 @@ public unsafe partial class CpuBackend
                         int ih = i * s.Stride - s.Pad + r;
                         if ((uint)ih >= (uint)s.H) continue;
                         float* dst = dx + ((long)c * s.H + ih) * s.W + q - s.Pad;
-                        if (s.Stride == 1) BinaryRun(BinaryOp.Add, dst + lo, src + lo, dst + lo, hi - lo);
+                        if (s.Stride == 1) AddRun(dst + lo, src + lo, hi - lo);
                         else for (int j = lo; j < hi; j++) dst[j * s.Stride] += src[j];
                     }
                 }
@@ -377,10 +377,12 @@ public unsafe partial class CpuBackend
 
     /// <summary>dst[i] += src[i].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary>dst += src over a short run (an image row): 8, then 4 at a time, at most 3 scalars (a 28-wide row has none).</summary>
     static void AddRun(float* dst, float* src, int n)
     {
         int i = 0;
         for (; i <= n - 8; i += 8) Vector256.Store(Vector256.Load(dst + i) + Vector256.Load(src + i), dst + i);
+        if (i <= n - 4) { Vector128.Store(Vector128.Load(dst + i) + Vector128.Load(src + i), dst + i); i += 4; }
         for (; i < n; i++) dst[i] += src[i];
     }
 

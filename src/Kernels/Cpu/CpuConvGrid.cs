@@ -153,7 +153,7 @@ public unsafe partial class CpuBackend
         else ForwardGrid<V256>(spec, xp, wp, yp, beta, direct, rowStats);
     }
 
-    /// <summary>y = conv(x, w) + beta y on the grid. Small grids are batched: several images side by side form one
+    /// <summary>y = conv(x, w) + beta y on the grid (beta 0 or 1: the input gradient adds into dx). Small grids are batched: several images side by side form one
     /// GEMM with N = images x grid size, so the weights are packed once per batch and few panels are partial.
     /// With direct, a 16-row kernel reads the planes without packing (weights transposed to [G][ckk][kg]).
     /// With rowStats (beta 0), each output row's (mean, M2) is formed as soon as the row is written.</summary>
@@ -213,7 +213,7 @@ public unsafe partial class CpuBackend
                             for (int i = 0; i < outH; i++, row++)
                             {
                                 float* src = wideOut + k * rowStride + b * imageStride + (long)i * grid.GridW, dst = yg + (long)row * outW;
-                                if (beta != 0f) BinaryRun(BinaryOp.Add, dst, src, dst, outW);
+                                if (beta != 0f) AddRun(dst, src, outW);
                                 else if ((long)(rows - 1 - row) * outW < owv - outW) CopyRun(src, dst, outW);   // spill not covered by later rows
                                 else for (int j = 0; j < owv; j += TV.Count) TV.Store(TV.Load(src + j), dst + j);
                             }
