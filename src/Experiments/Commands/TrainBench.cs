@@ -49,6 +49,10 @@ internal static class TrainBench
             bool fuse = !pr.GetValue(perTensor);
             var log = ResultLog.Open(pr.GetValue(jsonl), "train", be);
             AnsiConsole.MarkupLine($"training steps at batch {b} on [bold]{Markup.Escape(be.ToString()!)}[/], {r} round(s)");
+            // The FMA peak in the same run, so that "share of peak" compares like with like on a machine whose
+            // clock and neighbours change from hour to hour.
+            double? peak = be is CpuBackend cpuBe ? CpuPeak.FmaGflops(be.Threads, cpuBe.SimdWidth == "Vector512") : null;
+            if (peak is { } p0) AnsiConsole.MarkupLine($"FMA peak measured now: {p0:F0} GFLOP/s ({be.Threads} thread(s))");
             bool withPeer = pr.GetValue(peer);
             var ours = names.ToDictionary(n => n, _ => new List<TrainRate>());
             var theirs = names.ToDictionary(n => n, _ => new List<double>());
@@ -61,7 +65,9 @@ internal static class TrainBench
                 foreach (var name in names) ours[name].Add(Measure(be, name, b, s, fuseOptimizer: fuse, warmup: w));
             }
             var table = new Table().AddColumn("model").AddColumn("parameters").AddColumn("fwd MFLOP/img").AddColumn("step ms (median)")
-                .AddColumn("img/s").AddColumn("GFLOP/s (3x fwd)").AddColumn("ops/step");
+                .AddColumn("img/s").AddColumn("GFLOP/s (3x fwd)");
+            if (peak is not null) table.AddColumn("of FMA peak");
+            table.AddColumn("ops/step");
             if (withPeer) table.AddColumn("PyTorch img/s").AddColumn("ratio").AddColumn("per-round ratios");
             foreach (var name in names)
             {
@@ -69,7 +75,9 @@ internal static class TrainBench
                 double rate = Median(mine.Select(x => x.ImagesPerSecond)), stepMs = Median(mine.Select(x => x.StepMs));
                 var first = mine[0];
                 var row = new List<string> { name, $"{first.Parameters:N0}", $"{first.ForwardFlops / 1e6:F1}", $"{stepMs:F1}", $"{rate:F1}",
-                    $"{3 * first.ForwardFlops * rate / 1e9:F1}", $"{first.OpsPerStep:F0}{(first.Fused ? "" : " (per-tensor optimiser)")}" };
+                    $"{3 * first.ForwardFlops * rate / 1e9:F1}" };
+                if (peak is { } p1) row.Add($"{100 * 3 * first.ForwardFlops * rate / 1e9 / p1:F0} %");
+                row.Add($"{first.OpsPerStep:F0}{(first.Fused ? "" : " (per-tensor optimiser)")}");
                 double? peerMedian = withPeer && theirs[name].Count > 0 ? Median(theirs[name]) : null;
                 log?.Add($"{name} training step, batch {b}", "img/s", rate, peerMedian, note: $"{stepMs:F2} ms per step, {first.OpsPerStep:F0} ops per step");
                 if (peerMedian is { } peerRate)
