@@ -68,8 +68,8 @@ public sealed record TranslationConfig
     const int StandardStudentSteps = 2400;
 
     /// <summary>The pairs a preset runs when --pair is not given: en-de (Table 7), both for the paper preset. The
-    /// standard preset's teachers per seed and 2,400-step students make one pair about 100 minutes (estimated from the step
-    /// rates of the faster 2-core machine measured, docs/STUDY.md); add `--pair en-ru` for Table 8.</summary>
+    /// standard preset's teachers per seed and 2,400-step students took 73 min for en-de from a fresh clone on the 2-core
+    /// AMD machine (2026-12-07, docs/STUDY.md); add `--pair en-ru` for Table 8.</summary>
     public static string[] PresetPairs(string preset) => preset is "paper" ? Pairs : ["en-de"];
 
     public static TranslationConfig Preset(string name) => name switch
