@@ -74,12 +74,14 @@ internal static class TrainBench
                 var mine = ours[name];
                 double rate = Median(mine.Select(x => x.ImagesPerSecond)), stepMs = Median(mine.Select(x => x.StepMs));
                 var first = mine[0];
-                var row = new List<string> { name, $"{first.Parameters:N0}", $"{first.ForwardFlops / 1e6:F1}", $"{stepMs:F1}", $"{rate:F1}",
-                    $"{3 * first.ForwardFlops * rate / 1e9:F1}" };
-                if (peak is { } p1) row.Add($"{100 * 3 * first.ForwardFlops * rate / 1e9 / p1:F0} %");
+                double gflops = 3 * first.ForwardFlops * rate / 1e9;
+                string share = peak is { } p1 ? $"{100 * gflops / p1:F0} %" : "";
+                var row = new List<string> { name, $"{first.Parameters:N0}", $"{first.ForwardFlops / 1e6:F1}", $"{stepMs:F1}", $"{rate:F1}", $"{gflops:F1}" };
+                if (peak is not null) row.Add(share);
                 row.Add($"{first.OpsPerStep:F0}{(first.Fused ? "" : " (per-tensor optimiser)")}");
                 double? peerMedian = withPeer && theirs[name].Count > 0 ? Median(theirs[name]) : null;
-                log?.Add($"{name} training step, batch {b}", "img/s", rate, peerMedian, note: $"{stepMs:F2} ms per step, {first.OpsPerStep:F0} ops per step");
+                log?.Add($"{name} training step, batch {b}", "img/s", rate, peerMedian, note: $"{stepMs:F2} ms per step, {first.OpsPerStep:F0} ops per step" +
+                    (peak is { } p2 ? $", {gflops:F1} GFLOP/s (3x fwd) = {share} of the {p2:F0} GFLOP/s FMA peak measured in this run" : ""));
                 if (peerMedian is { } peerRate)
                 {
                     row.Add($"{peerRate:F1}"); row.Add($"{rate / peerRate:F2}x");
