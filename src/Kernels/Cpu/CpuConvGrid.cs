@@ -164,7 +164,7 @@ public unsafe partial class CpuBackend
         var grid = Grid(spec);
         int batch = Math.Clamp(1024 / grid.Wide, 1, 16);
         float[]? wT = direct ? TransposeWeights(wp, spec.Groups, kg, ckk) : null;
-        ForImages(spec.N, (worker, n0, n1) =>
+        ForImages(spec.N, batch, (worker, blocks) =>
         {
             var gemm = WorkerGemm(worker);
             long slot = (grid.ScratchSize + 15) / 16 * 16;
@@ -172,6 +172,7 @@ public unsafe partial class CpuBackend
             float* scratch = ColScratch(batch * slot + (long)batch * kg * ld + 16, out _);
             float* wideOut = scratch + batch * slot;
             new Span<float>(scratch, (int)(batch * slot)).Clear();
+            while (blocks.Take(out _, out int n0, out int n1))
             for (int n = n0; n < n1; n += batch)
             {
                 int nb = Math.Min(batch, n1 - n);
@@ -317,16 +318,16 @@ public unsafe partial class CpuBackend
         int batch = Math.Clamp(1024 / wide, 1, 16);
         long slot = (grid.ScratchSize + 15) / 16 * 16;
         long wsize = spec.WeightSize;
-        int workers = Math.Min(_parallel.Threads, spec.N);
-        var partials = new float[workers][];
-        ForImages(spec.N, (worker, n0, n1) =>
+        var imageBlocks = new ImageBlocks(spec.N, batch);
+        var partials = new float[imageBlocks.Count][];
+        ForImages(imageBlocks, (worker, blocks) =>
         {
-            var part = partials[worker] = WorkerPartial(worker, (int)wsize);
             float* scratch = ColScratch(batch * (slot + (long)kg * wide), out _);
             float* dyAll = scratch + batch * slot;
             // The shifted reads run past the planes into a tail that must hold zeros (garbage times 0 could be NaN).
             new Span<float>(scratch, (int)(batch * (slot + (long)kg * wide))).Clear();
-            fixed (float* pp = part)
+            while (blocks.Take(out int block, out int n0, out int n1))
+            fixed (float* pp = partials[block] = BlockPartial(block, (int)wsize))
             fixed (int* offsets = grid.Offsets)
                 for (int n = n0; n < n1; n += batch)
                 {
@@ -491,13 +492,14 @@ public unsafe partial class CpuBackend
         int ohw = outH * outW, ckk = cg * spec.R * spec.S, hw = spec.H * spec.W, kg = spec.KPerGroup;
         int batch = Math.Clamp(1024 / grid.Wide, 1, 16);
         long slot = (grid.ScratchSize + 15) / 16 * 16;
-        ForImages(spec.N, (worker, n0, n1) =>
+        ForImages(spec.N, batch, (worker, blocks) =>
         {
             var gemm = WorkerGemm(worker);
             int wideAll = batch * grid.Wide;
             float* scratch = ColScratch(slot + (long)kg * wideAll + (long)ckk * wideAll, out _);
             float* dPlanes = scratch, dyGrid = scratch + slot, dCol = dyGrid + (long)kg * wideAll;
             int laidOut = -1;
+            while (blocks.Take(out _, out int n0, out int n1))
             for (int n = n0; n < n1; n += batch)
             {
                 int nb = Math.Min(batch, n1 - n), cols = nb * grid.Wide;

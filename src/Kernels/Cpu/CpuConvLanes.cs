@@ -32,13 +32,14 @@ public unsafe partial class CpuBackend
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, plane = hp * wpad, hw = spec.H * spec.W;
         float[] wT = TransposeWeights(wp, spec.Groups, kg, ckk);
         int chunk = Math.Max(1, LanesWeightBudget / (spec.R * spec.S * kg * sizeof(float)));
-        ForImages(spec.N, (worker, n0, n1) =>
+        ForImages(spec.N, 1, (worker, blocks) =>
         {
             long planesSize = (long)cg * plane + 16;
             float* planes = ColScratch(planesSize + (long)ohw * kg, out _);
             float* outT = planes + planesSize;
             new Span<float>(planes, (int)planesSize).Clear();   // the padding stays zero: only interior pixels are written
             fixed (float* wt = wT)
+            while (blocks.Take(out _, out int n0, out int n1))
                 for (int n = n0; n < n1; n++)
                     for (int g = 0; g < spec.Groups; g++)
                     {
@@ -188,16 +189,16 @@ public unsafe partial class CpuBackend
         int kg = spec.KPerGroup, cg = spec.CPerGroup, ckk = cg * 9, ohw = outH * outW;
         int hp = spec.H + 2 * spec.Pad, wpad = spec.W + 2 * spec.Pad, plane = hp * wpad, hw = spec.H * spec.W;
         long wsize = spec.WeightSize;
-        int workers = Math.Min(_parallel.Threads, spec.N);
-        var partials = new float[workers][];
-        ForImages(spec.N, (worker, n0, n1) =>
+        var imageBlocks = new ImageBlocks(spec.N, 1);
+        var partials = new float[imageBlocks.Count][];
+        ForImages(imageBlocks, (worker, blocks) =>
         {
-            var part = partials[worker] = WorkerPartial(worker, (int)wsize);
             long planesSize = (long)cg * plane + 16;
             float* planes = ColScratch(planesSize + (long)ohw * kg, out _);
             float* dyT = planes + planesSize;
             new Span<float>(planes, (int)planesSize).Clear();
-            fixed (float* pp = part)
+            while (blocks.Take(out int block, out int n0, out int n1))
+            fixed (float* pp = partials[block] = BlockPartial(block, (int)wsize))
                 for (int n = n0; n < n1; n++)
                     for (int g = 0; g < spec.Groups; g++)
                     {
@@ -317,12 +318,13 @@ public unsafe partial class CpuBackend
                 for (int c = 0; c < cg; c++)
                     for (int t = 0; t < rs; t++)
                         wS[(((long)g * rs + t) * kg + k) * cg + c] = wp[(((long)g * kg + k) * cg + c) * rs + t];
-        ForImages(spec.N, (worker, n0, n1) =>
+        ForImages(spec.N, 1, (worker, blocks) =>
         {
             long dxSize = (long)hp * wpad * cg;
             float* dxT = ColScratch(dxSize + 7 * block, out _);
             float* tmp = dxT + dxSize;
             fixed (float* ws = wS)
+            while (blocks.Take(out _, out int n0, out int n1))
                 for (int n = n0; n < n1; n++)
                     for (int g = 0; g < spec.Groups; g++)
                     {
