@@ -193,25 +193,37 @@ public unsafe partial class CpuBackend
     /// hold each group's block as [C/G R S, K/G] and are transposed back to the weight layout [K/G, C/G R S].</summary>
     void WriteWeightGradient(float[][] partials, in ConvSpec s, float* dwp, bool transposed, bool accumulate)
     {
-        int wsize = (int)s.WeightSize, kg = s.KPerGroup, ckk = s.CPerGroup * s.R * s.S;
-        if (!transposed)
-        {
-            if (!accumulate) new Span<float>(dwp, wsize).Clear();
-            foreach (var part in partials)
-                fixed (float* pp = part) BinaryRun(BinaryOp.Add, dwp, pp, dwp, wsize);
-            return;
-        }
+        int wsize = (int)s.WeightSize, kg = s.KPerGroup, ckk = s.CPerGroup * s.R * s.S, groups = s.Groups;
         var sum = partials[0];
-        for (int i = 1; i < partials.Length; i++)
-            fixed (float* a = sum, b = partials[i]) BinaryRun(BinaryOp.Add, a, b, a, wsize);
-        for (int g = 0; g < s.Groups; g++)
-            for (int k = 0; k < kg; k++)
+        // Each element sums its partials in block order whichever thread runs its range (deterministic); 8 partials
+        // of a 64-channel 3x3 layer are 1.2 MB, read on both cores.
+        _parallel.For(wsize, partials.Length, (i0, i1) =>
+        {
+            fixed (float* a = sum)
+            {
+                for (int i = 1; i < partials.Length; i++)
+                    fixed (float* b = partials[i]) BinaryRun(BinaryOp.Add, a + i0, b + i0, a + i0, i1 - i0);
+                if (!transposed)
+                {
+                    if (accumulate) BinaryRun(BinaryOp.Add, dwp + i0, a + i0, dwp + i0, i1 - i0);
+                    else new Span<float>(a + i0, i1 - i0).CopyTo(new Span<float>(dwp + i0, i1 - i0));
+                }
+            }
+        });
+        if (!transposed) return;
+        _parallel.For(groups * kg, ckk, (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                int g = r / kg, k = r % kg;
+                float* d = dwp + (long)r * ckk;
                 for (int j = 0; j < ckk; j++)
                 {
                     float v = sum[(long)g * kg * ckk + (long)j * kg + k];
-                    float* d = dwp + (long)g * kg * ckk + (long)k * ckk + j;
-                    *d = accumulate ? *d + v : v;
+                    d[j] = accumulate ? d[j] + v : v;
                 }
+            }
+        });
     }
 
     float[] _wT = [];
