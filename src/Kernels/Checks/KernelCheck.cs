@@ -548,6 +548,10 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 1, 1);
             yield return new ConvSpec(8, 16, 28, 28, 32, 3, 3, 2, 1);
             yield return new ConvSpec(4, 32, 14, 14, 32, 3, 3, 2, 1, 32);
+            // Winograd: image batches that do not divide the images (14x14: three images per GEMM), and rows of more
+            // than one vector of tiles on an odd height.
+            yield return new ConvSpec(5, 32, 14, 14, 32, 3, 3, 1, 1);
+            yield return new ConvSpec(2, 16, 9, 40, 16, 3, 3, 1, 1);
             // A grid whose image batches do not divide the images (the last batch is laid out differently).
             yield return new ConvSpec(6, 4, 28, 28, 8, 3, 3, 2, 1);
             yield return new ConvSpec(3, 8, 28, 28, 8, 3, 3, 2, 1, 8);

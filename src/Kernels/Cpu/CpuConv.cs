@@ -8,7 +8,7 @@ namespace LsKd.Kernels.Cpu;
 /// family (<see cref="ConvAlgorithm.Pointwise"/>, <see cref="ConvAlgorithm.StridedPointwise"/>,
 /// <see cref="ConvAlgorithm.Im2col"/>) and the per-worker scratch the other convolution files share. Threads take
 /// whole images, each with its own single-threaded GEMM and scratch.
-/// The other algorithms: CpuConvGrid.cs (Grid, GridDirect), CpuConvLanes.cs (Lanes), CpuDepthwise.cs.</summary>
+/// The other algorithms: CpuConvGrid.cs (Grid, GridDirect), CpuConvLanes.cs (Lanes), CpuConvWinograd.cs, CpuDepthwise.cs.</summary>
 public unsafe partial class CpuBackend
 {
     // ---- the plan ---------------------------------------------------------------------------------------------
@@ -53,6 +53,7 @@ public unsafe partial class CpuBackend
             case ConvAlgorithm.Lanes: ForwardLanes(s, xp, wp, yp, accumulate: false, rows); rowsDone = true; break;
             case ConvAlgorithm.Grid: ForwardGrid(s, xp, wp, yp, beta: 0f, direct: false, rows); rowsDone = true; break;
             case ConvAlgorithm.GridDirect: ForwardGrid(s, xp, wp, yp, beta: 0f, direct: true, rows); rowsDone = true; break;
+            case ConvAlgorithm.Winograd: ForwardWinograd(s, xp, wp, yp, accumulate: false, rows); rowsDone = true; break;
             case ConvAlgorithm.StridedPointwise:
                 var xs = SubsampleScratch(s);
                 Subsample(s, xp, xs.Pointer, scatter: false, accumulate: false);
@@ -80,11 +81,12 @@ public unsafe partial class CpuBackend
                 return;
             case ConvAlgorithm.Lanes when !ConvPlanner.Flippable(s): BackwardInputLanes(s, dyp, wp, dxp, accumulate); return;
             case ConvAlgorithm.Grid when !ConvPlanner.Flippable(s): GridBackwardInput(s, Grid(s), dyp, wp, dxp, accumulate); return;
-            case ConvAlgorithm.Lanes or ConvAlgorithm.Grid or ConvAlgorithm.GridDirect:
+            case ConvAlgorithm.Lanes or ConvAlgorithm.Grid or ConvAlgorithm.GridDirect or ConvAlgorithm.Winograd:
                 // Stride 1: the forward convolution of dy with the flipped, transposed kernel.
                 var adjoint = ConvPlanner.Adjoint(s);
                 fixed (float* fp = FlipTranspose(s, wp))
                     if (algorithm == ConvAlgorithm.Lanes) ForwardLanes(adjoint, dyp, fp, dxp, accumulate);
+                    else if (algorithm == ConvAlgorithm.Winograd) ForwardWinograd(adjoint, dyp, fp, dxp, accumulate, rowStats: null);
                     else ForwardGrid(adjoint, dyp, fp, dxp, accumulate ? 1f : 0f, direct: algorithm == ConvAlgorithm.GridDirect);
                 return;
             default: BackwardInputGemm(s, dyp, wp, dxp, accumulate); return;   // Pointwise, Im2col

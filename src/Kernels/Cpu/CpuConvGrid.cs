@@ -112,6 +112,12 @@ public unsafe partial class CpuBackend
                     float* toEven = pad % 2 == 0 ? even + pad / 2 : odd + pad / 2;            // x[0], x[2], ...
                     float* toOdd = pad % 2 == 0 ? odd + pad / 2 : even + (pad + 1) / 2;       // x[1], x[3], ...
                     int j = 0;
+                    if (Vector512.IsHardwareAccelerated)
+                    {
+                        for (; j + 16 <= w; j += 16) Deinterleave(Vector512.Load(src + j), toEven + j / 2, toOdd + j / 2);
+                        // An even width ends with an overlapping chunk (same values rewritten).
+                        if (j < w && w >= 16 && w % 2 == 0) { Deinterleave(Vector512.Load(src + w - 16), toEven + (w - 16) / 2, toOdd + (w - 16) / 2); j = w; }
+                    }
                     for (; j + 8 <= w; j += 8) Deinterleave(Vector256.Load(src + j), toEven + j / 2, toOdd + j / 2);
                     // An even width ends with an overlapping chunk (same values rewritten); an odd one with scalars.
                     if (j < w && w >= 8 && w % 2 == 0) { Deinterleave(Vector256.Load(src + w - 8), toEven + (w - 8) / 2, toOdd + (w - 8) / 2); j = w; }
@@ -125,6 +131,15 @@ public unsafe partial class CpuBackend
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static Vector256<float> Interleave(float* even, float* odd) =>
             Vector256.Shuffle(Vector256.Create(Vector128.Load(even), Vector128.Load(odd)), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7));
+
+        /// <summary>Lanes 0, 2, .., 14 to even and 1, 3, .., 15 to odd.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Deinterleave(Vector512<float> v, float* even, float* odd)
+        {
+            var split = Vector512.Shuffle(v, Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+            split.GetLower().Store(even);
+            split.GetUpper().Store(odd);
+        }
 
         /// <summary>Lanes 0, 2, 4, 6 to even and 1, 3, 5, 7 to odd.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

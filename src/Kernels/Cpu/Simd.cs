@@ -28,6 +28,8 @@ public unsafe interface ISimd<TSelf> where TSelf : struct, ISimd<TSelf>
     static abstract TSelf SelectGreater(TSelf a, TSelf b, TSelf x, TSelf y);
     static abstract float Sum(TSelf a);
     static abstract float MaxAcross(TSelf a);
+    /// <summary>p[2i] = even[i], p[2i + 1] = odd[i]: 2 Count floats.</summary>
+    static abstract void StoreInterleaved(TSelf even, TSelf odd, float* p);
 }
 
 public unsafe readonly struct V512 : ISimd<V512>
@@ -50,6 +52,12 @@ public unsafe readonly struct V512 : ISimd<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Sqrt(V512 a) => new(Vector512.Sqrt(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 SelectGreater(V512 a, V512 b, V512 x, V512 y) => new(Vector512.ConditionalSelect(Vector512.GreaterThan(a._v, b._v), x._v, y._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 a) => Vector512.Sum(a._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreInterleaved(V512 even, V512 odd, float* p)
+    {
+        var order = Vector512.Create(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+        Vector512.Shuffle(Vector512.Create(even._v.GetLower(), odd._v.GetLower()), order).Store(p);
+        Vector512.Shuffle(Vector512.Create(even._v.GetUpper(), odd._v.GetUpper()), order).Store(p + 16);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(V512 a)
     {
         var m = Vector256.Max(a._v.GetLower(), a._v.GetUpper());
@@ -82,6 +90,12 @@ public unsafe readonly struct V256 : ISimd<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Sqrt(V256 a) => new(Vector256.Sqrt(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 SelectGreater(V256 a, V256 b, V256 x, V256 y) => new(Vector256.ConditionalSelect(Vector256.GreaterThan(a._v, b._v), x._v, y._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 a) => Vector256.Sum(a._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void StoreInterleaved(V256 even, V256 odd, float* p)
+    {
+        var order = Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7);
+        Vector256.Shuffle(Vector256.Create(even._v.GetLower(), odd._v.GetLower()), order).Store(p);
+        Vector256.Shuffle(Vector256.Create(even._v.GetUpper(), odd._v.GetUpper()), order).Store(p + 8);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(V256 a)
     {
         var q = Vector128.Max(a._v.GetLower(), a._v.GetUpper());
