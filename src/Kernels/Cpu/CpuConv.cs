@@ -102,6 +102,7 @@ public unsafe partial class CpuBackend
             case ConvAlgorithm.DepthwiseLoops: DepthwiseLoopsWeightGrad(s, xp, dyp, dwp, accumulate); break;
             case ConvAlgorithm.Lanes: WeightGradLanes(s, xp, dyp, dwp, accumulate); break;
             case ConvAlgorithm.Grid: GridWeightGrad(s, Grid(s), xp, dyp, dwp, accumulate); break;
+            case ConvAlgorithm.Winograd: WeightGradWinograd(s, xp, dyp, dwp, accumulate); break;
             case ConvAlgorithm.StridedPointwise:
                 var xs = SubsampleScratch(s);
                 Subsample(s, xp, xs.Pointer, scatter: false, accumulate: false);

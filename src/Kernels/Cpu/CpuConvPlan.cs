@@ -113,7 +113,7 @@ public static class ConvPlanner
             {
                 ConvPass.Forward => WinogradShape(s),
                 ConvPass.InputGrad => WinogradShape(s) && WinogradShape(Adjoint(s)),
-                _ => false,
+                _ => WinogradShape(s) && s.C % 16 == 0,
             },
             ConvAlgorithm.Depthwise => s.IsDepthwise && (s.Stride == 1 || s.Stride == 2),
             ConvAlgorithm.DepthwiseLoops => s.IsDepthwise,

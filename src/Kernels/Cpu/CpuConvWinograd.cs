@@ -190,4 +190,120 @@ public unsafe partial class CpuBackend
         f0 = TV.Add(TV.Add(m0, m1), m2);
         f1 = TV.Sub(TV.Sub(m1, m2), m3);
     }
+
+    void WeightGradWinograd(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate)
+    {
+        if (_use512) WeightGradWinograd<V512>(spec, xp, dyp, dwp, accumulate);
+        else WeightGradWinograd<V256>(spec, xp, dyp, dwp, accumulate);
+    }
+
+    /// <summary>dW = G^T S G with S_xi[k][c] = sum over images and tiles of (A^T-side transform of dy)_xi[k][tile]
+    /// (B^T d B)_xi[c][tile]: the adjoint of the forward's tile algebra. The input tiles are the forward's V; a dy
+    /// tile (2x2, from dy's phase planes: row 2r + a, column 2t + b is phase (a, b) at (r, t)) becomes
+    /// A g A^T with A = [1 0; 1 1; 1 -1; 0 -1]; the 16 reductions over tiles run on the grid's dot-product kernel
+    /// (both operands contiguous along the tiles). One S per image block, summed in block order.</summary>
+    void WeightGradWinograd<TV>(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate) where TV : struct, ISimd<TV>
+    {
+        int c = spec.C, k = spec.K, hw = spec.H * spec.W, ohw = spec.OutH * spec.OutW;
+        var (tileRows, tileCols) = WinogradTiles(spec);
+        int tiles = tileRows * tileCols;
+        int batch = Math.Clamp(10240 / ((c + k) * tiles), 1, 16);
+        int ld = (batch * tiles + TV.Count + 15) / 16 * 16;
+        if (_winogradOffsets.Length < c) _winogradOffsets = GC.AllocateArray<int>(c, pinned: true);
+        for (int i = 0; i < c; i++) _winogradOffsets[i] = i * ld;
+        var xSpec = new ConvSpec(spec.N, c, spec.H, spec.W, k, 3, 3, 2, 1);
+        var dySpec = new ConvSpec(spec.N, k, spec.OutH, spec.OutW, k, 1, 1, 2, 0);
+        ConvGrid xGrid = Grid(xSpec), dyGrid = Grid(dySpec);
+        long xSlot = (xGrid.ScratchSize + 15) / 16 * 16, dySlot = (dyGrid.ScratchSize + 15) / 16 * 16;
+        long vSize = 16L * c * ld, gSize = 16L * k * ld;
+        int sSize = 16 * c * k;
+        var imageBlocks = new ImageBlocks(spec.N, batch);
+        var partials = new float[imageBlocks.Count][];
+        ForImages(imageBlocks, (worker, blocks) =>
+        {
+            float* xPlanes = ColScratch(xSlot + dySlot + vSize + gSize, out _);
+            float* dyPlanes = xPlanes + xSlot, v = dyPlanes + dySlot, gt = v + vSize;
+            new Span<float>(xPlanes, (int)(xSlot + dySlot + vSize + gSize)).Clear();
+            fixed (int* offsets = _winogradOffsets)
+                while (blocks.Take(out int block, out int n0, out int n1))
+                    fixed (float* sp = partials[block] = BlockPartial(block, sSize))
+                        for (int n = n0; n < n1; n += batch)
+                        {
+                            int nb = Math.Min(batch, n1 - n), cols = nb * tiles;
+                            for (int b = 0; b < nb; b++)
+                            {
+                                xGrid.Fill(xSpec, xp + (long)(n + b) * c * hw, xPlanes);
+                                InputTransform<TV>(xGrid, xPlanes, c, tileRows, tileCols, v + (long)b * tiles, ld);
+                                dyGrid.Fill(dySpec, dyp + (long)(n + b) * k * ohw, dyPlanes);
+                                GradientTransform<TV>(dyGrid, dyPlanes, k, tileRows, tileCols, gt + (long)b * tiles, ld);
+                            }
+                            // Past the last tile V holds spilled (finite) values; zero dy's there so they add nothing.
+                            for (long rowStart = 0; rowStart < gSize; rowStart += ld) new Span<float>(gt + rowStart + cols, ld - cols).Clear();
+                            for (int xi = 0; xi < 16; xi++)
+                                ShiftedDots<TV>(v + (long)xi * c * ld, 0, offsets, gt + (long)xi * k * ld, ld, 1, k, c, sp + (long)xi * k * c);
+                        }
+        });
+        // Sum the block partials (block order per element), then dW = G^T S G per (k, c).
+        var sum = partials[0];
+        _parallel.For(sSize, partials.Length, (i0, i1) =>
+        {
+            fixed (float* a = sum)
+                for (int i = 1; i < partials.Length; i++)
+                    fixed (float* b = partials[i]) BinaryRun(BinaryOp.Add, a + i0, b + i0, a + i0, i1 - i0);
+        });
+        _parallel.For(k, (long)c * 64, (k0, k1) =>
+        {
+            Span<float> t = stackalloc float[12];
+            long step = (long)k * c;
+            for (int kk = k0; kk < k1; kk++)
+                for (int cc = 0; cc < c; cc++)
+                {
+                    long at = (long)kk * c + cc;
+                    for (int a = 0; a < 4; a++)   // t = S G, 4 x 3: G^T's columns are (1, 0, 0), (1/2, 1/2, 1/2), (1/2, -1/2, 1/2), (0, 0, 1)
+                    {
+                        float s0 = sum[at + (4 * a) * step], s1 = sum[at + (4 * a + 1) * step], s2 = sum[at + (4 * a + 2) * step], s3 = sum[at + (4 * a + 3) * step];
+                        t[3 * a] = s0 + 0.5f * (s1 + s2); t[3 * a + 1] = 0.5f * (s1 - s2); t[3 * a + 2] = 0.5f * (s1 + s2) + s3;
+                    }
+                    float* d = dwp + at * 9;
+                    for (int j = 0; j < 3; j++)   // G^T t, 3 x 3
+                    {
+                        float t0 = t[j], t1 = t[3 + j], t2 = t[6 + j], t3 = t[9 + j];
+                        float r0 = t0 + 0.5f * (t1 + t2), r1 = 0.5f * (t1 - t2), r2 = 0.5f * (t1 + t2) + t3;
+                        if (accumulate) { d[j] += r0; d[3 + j] += r1; d[6 + j] += r2; }
+                        else { d[j] = r0; d[3 + j] = r1; d[6 + j] = r2; }
+                    }
+                }
+        });
+    }
+
+    /// <summary>G_xi[k][tile] = (A g A^T)[xi] for one image's dy, A = [1 0; 1 1; 1 -1; 0 -1]: tile (r, t) is dy rows
+    /// 2r, 2r + 1 and columns 2t, 2t + 1, one vector over t from each of dy's four phase planes (zero past an odd
+    /// edge). Rows of tiles go in order, as in <see cref="InputTransform{TV}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void GradientTransform<TV>(ConvGrid grid, float* planes, int channels, int tileRows, int tileCols, float* g, int ld) where TV : struct, ISimd<TV>
+    {
+        int pw = grid.PhaseW;
+        long phase = (long)grid.PhaseH * pw, xiStride = (long)channels * ld;
+        for (int k = 0; k < channels; k++)
+        {
+            float* ee = planes + k * 4 * phase, eo = ee + phase, oe = eo + phase, oo = oe + phase;
+            for (int r = 0; r < tileRows; r++)
+                for (int t0 = 0; t0 < tileCols; t0 += TV.Count)
+                {
+                    long p = (long)r * pw + t0;
+                    TV g00 = TV.Load(ee + p), g01 = TV.Load(eo + p), g10 = TV.Load(oe + p), g11 = TV.Load(oo + p);
+                    // h = A g (4 x 2), then h A^T (4 x 4): columns (h0, h0 + h1, h0 - h1, -h1).
+                    TV h00 = g00, h01 = g01, h10 = TV.Add(g00, g10), h11 = TV.Add(g01, g11), h20 = TV.Sub(g00, g10), h21 = TV.Sub(g01, g11);
+                    TV h30 = TV.Sub(default, g10), h31 = TV.Sub(default, g11);
+                    float* o = g + (long)k * ld + (long)r * tileCols + t0;
+                    Row(h00, h01, o); Row(h10, h11, o + 4 * xiStride); Row(h20, h21, o + 8 * xiStride); Row(h30, h31, o + 12 * xiStride);
+                }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Row(TV a, TV b, float* o)
+        {
+            TV.Store(a, o); TV.Store(TV.Add(a, b), o + xiStride); TV.Store(TV.Sub(a, b), o + 2 * xiStride); TV.Store(TV.Sub(default, b), o + 3 * xiStride);
+        }
+    }
 }
