@@ -50,7 +50,7 @@ public sealed class CpuParallel
 static class SpinningWorkers
 {
     /// <summary>How long an idle worker polls for the next job before it sleeps: a third of a millisecond trained
-    /// ResNet-20 as fast as 2 ms (102.3 against 102.5 ms median, alternating) and costs parallel test fixtures less.</summary>
+    /// ResNet-20 as fast as 2 ms (102.3 against 102.5 ms median, alternating) and burns less CPU beside other work.</summary>
     static readonly long SpinTime = Stopwatch.Frequency / 3000;
 
     sealed class Job(Action<int> body, int chunks, int helpers, DenormalMode mode)
