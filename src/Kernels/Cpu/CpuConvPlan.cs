@@ -22,7 +22,8 @@ public enum ConvAlgorithm
     /// and 16-channel blocks): no wasted grid columns on small outputs.</summary>
     Lanes,
     /// <summary>Winograd F(2x2, 3x3): 3x3, stride 1, pad 1, ungrouped, 16-channel output blocks. 2.25x fewer
-    /// multiply-adds through transformed tiles; forward, and the input gradient as the forward of the flipped kernel.</summary>
+    /// multiply-adds through transformed tiles; forward, the input gradient as the forward of the flipped kernel,
+    /// and the weight gradient (checked, but slower than grid and lanes where measured, so never planned).</summary>
     Winograd,
     /// <summary>Depthwise, stride 1 or 2: all taps of a plane in registers over its grid (shifted slices).</summary>
     Depthwise,
@@ -113,7 +114,7 @@ public static class ConvPlanner
             {
                 ConvPass.Forward => WinogradShape(s),
                 ConvPass.InputGrad => WinogradShape(s) && WinogradShape(Adjoint(s)),
-                _ => WinogradShape(s) && s.C % 16 == 0,
+                _ => WinogradShape(s),
             },
             ConvAlgorithm.Depthwise => s.IsDepthwise && (s.Stride == 1 || s.Stride == 2),
             ConvAlgorithm.DepthwiseLoops => s.IsDepthwise,

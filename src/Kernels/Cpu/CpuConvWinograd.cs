@@ -31,20 +31,25 @@ public unsafe partial class CpuBackend
         return (lines % 2 == 0 ? lines + 1 : lines) * 16;
     }
 
-    /// <summary>Tiles per row and column: ceil(out / 2); the last tile of an odd size computes one dropped row or column.</summary>
-    static (int Rows, int Cols) WinogradTiles(in ConvSpec s) => ((s.OutH + 1) / 2, (s.OutW + 1) / 2);
+    /// <summary>The tiling both passes share: ceil(out / 2) tiles per row and column (the last tile of an odd size
+    /// computes one dropped row or column); as many images side by side in the GEMMs as keep the transformed tiles
+    /// (16 (C + K) floats per tile) within ~640 KB of L2; and the row stride of V, M and the transformed dy, past
+    /// the tiles by one vector (the transforms' last vector spills). Fills the per-channel row offsets into V.</summary>
+    (int TileRows, int TileCols, int Tiles, int Batch, int Ld) WinogradLayout<TV>(in ConvSpec s) where TV : struct, ISimd<TV>
+    {
+        int tileRows = (s.OutH + 1) / 2, tileCols = (s.OutW + 1) / 2, tiles = tileRows * tileCols;
+        int batch = Math.Clamp(10240 / ((s.C + s.K) * tiles), 1, 16);
+        int ld = WinogradStride(batch * tiles + TV.Count);
+        if (_winogradOffsets.Length < s.C) _winogradOffsets = GC.AllocateArray<int>(s.C, pinned: true);
+        for (int i = 0; i < s.C; i++) _winogradOffsets[i] = i * ld;
+        return (tileRows, tileCols, tiles, batch, ld);
+    }
 
     void ForwardWinograd<TV>(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate, double* rowStats) where TV : struct, ISimd<TV>
     {
         int c = spec.C, k = spec.K, outH = spec.OutH, outW = spec.OutW, hw = spec.H * spec.W, ohw = outH * outW;
-        var (tileRows, tileCols) = WinogradTiles(spec);
-        int tiles = tileRows * tileCols;
-        // Images side by side in the GEMMs, as many as keep V and M (16 (C + K) floats per tile) within ~640 KB of L2.
-        int batch = Math.Clamp(10240 / ((c + k) * tiles), 1, 16);
-        int ld = WinogradStride(batch * tiles + TV.Count);   // V and M row stride: the transforms' last vector spills past the tiles
+        var (tileRows, tileCols, tiles, batch, ld) = WinogradLayout<TV>(spec);
         WinogradWeights(c, k, wp);
-        if (_winogradOffsets.Length < c) _winogradOffsets = GC.AllocateArray<int>(c, pinned: true);
-        for (int i = 0; i < c; i++) _winogradOffsets[i] = i * ld;
         // The padded planes split into row/column phases are the stride-2 grid's layout.
         var phaseSpec = new ConvSpec(spec.N, c, spec.H, spec.W, k, 3, 3, 2, 1);
         var grid = Grid(phaseSpec);
@@ -214,12 +219,7 @@ public unsafe partial class CpuBackend
     void WeightGradWinograd<TV>(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate) where TV : struct, ISimd<TV>
     {
         int c = spec.C, k = spec.K, hw = spec.H * spec.W, ohw = spec.OutH * spec.OutW;
-        var (tileRows, tileCols) = WinogradTiles(spec);
-        int tiles = tileRows * tileCols;
-        int batch = Math.Clamp(10240 / ((c + k) * tiles), 1, 16);
-        int ld = WinogradStride(batch * tiles + TV.Count);
-        if (_winogradOffsets.Length < c) _winogradOffsets = GC.AllocateArray<int>(c, pinned: true);
-        for (int i = 0; i < c; i++) _winogradOffsets[i] = i * ld;
+        var (tileRows, tileCols, tiles, batch, ld) = WinogradLayout<TV>(spec);
         var xSpec = new ConvSpec(spec.N, c, spec.H, spec.W, k, 3, 3, 2, 1);
         var dySpec = new ConvSpec(spec.N, k, spec.OutH, spec.OutW, k, 1, 1, 2, 0);
         ConvGrid xGrid = Grid(xSpec), dyGrid = Grid(dySpec);
@@ -252,14 +252,7 @@ public unsafe partial class CpuBackend
                                 ShiftedDots<TV>(v + (long)xi * c * ld, 0, offsets, gt + (long)xi * k * ld, ld, 1, k, c, sp + (long)xi * k * c);
                         }
         });
-        // Sum the block partials (block order per element), then dW = G^T S G per (k, c).
-        var sum = partials[0];
-        _parallel.For(sSize, partials.Length, (i0, i1) =>
-        {
-            fixed (float* a = sum)
-                for (int i = 1; i < partials.Length; i++)
-                    fixed (float* b = partials[i]) BinaryRun(BinaryOp.Add, a + i0, b + i0, a + i0, i1 - i0);
-        });
+        var sum = SumPartials(partials, sSize);   // then dW = G^T S G per (k, c)
         _parallel.For(k, (long)c * 64, (k0, k1) =>
         {
             Span<float> t = stackalloc float[12];

@@ -97,7 +97,7 @@ static class SpinningWorkers
             var job = new Job(body, chunks, helpers, mode);
             lock (Gate)
             {
-                while (Workers.Count < helpers) StartWorker();
+                while (Workers.Count < helpers) StartWorker(s_generation);
                 s_job = job;
                 s_generation++;
                 Monitor.PulseAll(Gate);
@@ -110,17 +110,17 @@ static class SpinningWorkers
         finally { Volatile.Write(ref s_busy, 0); }
     }
 
-    static void StartWorker()
+    /// <summary>A worker that waits for the first job after generation seen (the one about to be published).</summary>
+    static void StartWorker(int seen)
     {
-        var t = new Thread(WorkerLoop) { IsBackground = true, Name = $"lskd-cpu-{Workers.Count + 1}" };
+        var t = new Thread(() => WorkerLoop(seen)) { IsBackground = true, Name = $"lskd-cpu-{Workers.Count + 1}" };
         Workers.Add(t);
         t.Start();
     }
 
-    static void WorkerLoop()
+    static void WorkerLoop(int seen)
     {
         t_isWorker = true;
-        int seen = Volatile.Read(ref s_generation);
         while (true)
         {
             long idleSince = Stopwatch.GetTimestamp();
