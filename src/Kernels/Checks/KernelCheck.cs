@@ -552,6 +552,11 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
             // than one vector of tiles on an odd height.
             yield return new ConvSpec(5, 32, 14, 14, 32, 3, 3, 1, 1);
             yield return new ConvSpec(2, 16, 9, 40, 16, 3, 3, 1, 1);
+            // Whole-image Winograd tiles (6x6 to 8x8 planes on 512-bit vectors): batches of three images with a
+            // remainder, square and oblong planes, even and odd sizes.
+            yield return new ConvSpec(5, 16, 8, 8, 32, 3, 3, 1, 1);
+            yield return new ConvSpec(4, 32, 6, 7, 16, 3, 3, 1, 1);
+            yield return new ConvSpec(7, 64, 7, 7, 64, 3, 3, 1, 1);
             // A grid whose image batches do not divide the images (the last batch is laid out differently).
             yield return new ConvSpec(6, 4, 28, 28, 8, 3, 3, 2, 1);
             yield return new ConvSpec(3, 8, 28, 28, 8, 3, 3, 2, 1, 8);

@@ -18,7 +18,8 @@ public unsafe partial class CpuBackend
 
     void ForwardWinograd(ConvSpec spec, float* xp, float* wp, float* yp, bool accumulate, double* rowStats)
     {
-        if (_use512) ForwardWinograd<V512>(spec, xp, wp, yp, accumulate, rowStats);
+        if (WinogradImageShape(spec)) ForwardWinogradImage(spec, xp, wp, yp, accumulate, rowStats);
+        else if (_use512) ForwardWinograd<V512>(spec, xp, wp, yp, accumulate, rowStats);
         else ForwardWinograd<V256>(spec, xp, wp, yp, accumulate, rowStats);
     }
 
