@@ -55,6 +55,7 @@ public unsafe partial class CpuBackend
         var phaseSpec = new ConvSpec(spec.N, c, spec.H, spec.W, k, 3, 3, 2, 1);
         var grid = Grid(phaseSpec);
         long slot = (grid.ScratchSize + 15) / 16 * 16, vSize = 16L * c * ld, mSize = 16L * k * ld;
+        var rowTiles = typeof(TV) == typeof(V512) && RowTilesShape(spec) ? RowTiles(spec.W) : null;
         ForImages(spec.N, batch, (worker, blocks) =>
         {
             float* planes = ColScratch(slot + vSize + mSize + 2 * TV.Count, out _);
@@ -69,8 +70,13 @@ public unsafe partial class CpuBackend
                         int nb = Math.Min(batch, n1 - n), cols = nb * tiles;
                         for (int b = 0; b < nb; b++)
                         {
-                            grid.Fill(phaseSpec, xp + (long)(n + b) * c * hw, planes);
-                            InputTransform<TV>(grid, planes, c, tileRows, tileCols, v + (long)b * tiles, ld);
+                            float* x = xp + (long)(n + b) * c * hw;
+                            if (rowTiles != null) InputTransformRows(x, spec.H, spec.W, c, tileRows, tileCols, rowTiles, v + (long)b * tiles, ld);
+                            else
+                            {
+                                grid.Fill(phaseSpec, x, planes);
+                                InputTransform<TV>(grid, planes, c, tileRows, tileCols, v + (long)b * tiles, ld);
+                            }
                         }
                         for (int xi = 0; xi < 16; xi++)
                         {

@@ -179,4 +179,91 @@ public unsafe partial class CpuBackend
             f1 = m1 - m2 - m3;
         }
     }
+
+    /// <summary>Column permutes for <see cref="InputTransformRows"/> at one row width: lane t of column vector j is
+    /// x[2t + j - 1] (Index), zero outside the row (Keep).</summary>
+    internal sealed class RowTileTables
+    {
+        public RowTileTables(int w)
+        {
+            W = w;
+            for (int j = 0; j < 4; j++)
+                for (int t = 0; t < 16; t++)
+                {
+                    int col = 2 * t + j - 1;
+                    bool inside = col >= 0 && col < w;
+                    Index[16 * j + t] = inside ? col : 0;
+                    Keep[16 * j + t] = inside ? -1 : 0;
+                }
+        }
+
+        public int W { get; }
+        public readonly int[] Index = GC.AllocateArray<int>(64, pinned: true);
+        public readonly int[] Keep = GC.AllocateArray<int>(64, pinned: true);
+    }
+
+    RowTileTables? _rowTiles;
+
+    /// <summary>Whether <see cref="InputTransformRows"/> applies: 512-bit permutes and rows of at most 32 floats (one
+    /// vector of tiles).</summary>
+    bool RowTilesShape(in ConvSpec s) => _use512 && Avx512F.IsSupported && s.W <= 32;
+
+    RowTileTables RowTiles(int w)
+    {
+        if (_rowTiles is not { } tab || tab.W != w) _rowTiles = tab = new RowTileTables(w);
+        return tab;
+    }
+
+    /// <summary>The row-of-tiles input transform (the layout of <see cref="InputTransform{TV}"/>) straight from the
+    /// NCHW image, for rows of up to 32 floats: each input row is read once by masked loads (nothing past the row
+    /// is touched), its four column vectors over the tiles (x[2t + j - 1]) come from two-source permutes, and its
+    /// row transform d B serves the two tile rows that share it. The padded phase planes the general path copies
+    /// the image into first cost as much as the transform itself on 14x14 and 28x28 planes (short rows: the copy
+    /// is loop overhead).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void InputTransformRows(float* x, int h, int w, int channels, int tileRows, int tileCols, RowTileTables tab, float* v, int ld)
+    {
+        long xiStride = (long)channels * ld;
+        int hw = h * w;
+        var lowMask = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(w)).AsSingle();
+        var highMask = Vector512.LessThan(Vector512.Create(16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31), Vector512.Create(w)).AsSingle();
+        fixed (int* index = tab.Index, keep = tab.Keep)
+        {
+            Vector512<int> i0 = Vector512.Load(index), i1 = Vector512.Load(index + 16), i2 = Vector512.Load(index + 32), i3 = Vector512.Load(index + 48);
+            Vector512<float> k0 = Vector512.Load(keep).AsSingle(), k1 = Vector512.Load(keep + 16).AsSingle(), k2 = Vector512.Load(keep + 32).AsSingle(), k3 = Vector512.Load(keep + 48).AsSingle();
+            for (int c = 0; c < channels; c++)
+            {
+                float* xc = x + (long)c * hw;
+                // Padded row 2r + i of tile row r is image row 2r + i - 1: rows a, b carry over from the last tile row.
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                Row(xc, 0, out var b0, out var b1, out var b2, out var b3);
+                for (int r = 0; r < tileRows; r++)
+                {
+                    Row(xc, 2 * r + 1, out var c0, out var c1, out var c2, out var c3);
+                    Row(xc, 2 * r + 2, out var d0, out var d1, out var d2, out var d3);
+                    float* o = v + (long)c * ld + (long)r * tileCols;
+                    (a0 - c0).Store(o); (a1 - c1).Store(o + xiStride); (a2 - c2).Store(o + 2 * xiStride); (a3 - c3).Store(o + 3 * xiStride);
+                    o += 4 * xiStride;
+                    (b0 + c0).Store(o); (b1 + c1).Store(o + xiStride); (b2 + c2).Store(o + 2 * xiStride); (b3 + c3).Store(o + 3 * xiStride);
+                    o += 4 * xiStride;
+                    (c0 - b0).Store(o); (c1 - b1).Store(o + xiStride); (c2 - b2).Store(o + 2 * xiStride); (c3 - b3).Store(o + 3 * xiStride);
+                    o += 4 * xiStride;
+                    (b0 - d0).Store(o); (b1 - d1).Store(o + xiStride); (b2 - d2).Store(o + 2 * xiStride); (b3 - d3).Store(o + 3 * xiStride);
+                    a0 = c0; a1 = c1; a2 = c2; a3 = c3;
+                    b0 = d0; b1 = d1; b2 = d2; b3 = d3;
+                }
+            }
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            void Row(float* xc, int row, out Vector512<float> e0, out Vector512<float> e1, out Vector512<float> e2, out Vector512<float> e3)
+            {
+                if (row >= h) { e0 = e1 = e2 = e3 = default; return; }
+                float* src = xc + (long)row * w;
+                Vector512<float> lo = Avx512F.MaskLoad(src, lowMask, default), hi = Avx512F.MaskLoad(src + 16, highMask, default);
+                Vector512<float> d0 = Avx512F.PermuteVar16x32x2(lo, i0, hi) & k0, d1 = Avx512F.PermuteVar16x32x2(lo, i1, hi) & k1;
+                Vector512<float> d2 = Avx512F.PermuteVar16x32x2(lo, i2, hi) & k2, d3 = Avx512F.PermuteVar16x32x2(lo, i3, hi) & k3;
+                e0 = d0 - d2; e1 = d1 + d2; e2 = d2 - d1; e3 = d1 - d3;
+            }
+        }
+    }
 }
