@@ -90,7 +90,8 @@ public unsafe partial class CpuBackend
                             float* y = yp + (long)(n + b) * k * ohw;
                             for (int kk = 0; kk < k; kk++)
                             {
-                                OutputTransform<TV>(m + (long)kk * ld + (long)b * tiles, (long)k * ld, tileRows, tileCols, outH, outW, y + (long)kk * ohw, y + (long)k * ohw, row, accumulate);
+                                if (rowTiles != null) OutputTransformRows(m + (long)kk * ld + (long)b * tiles, (long)k * ld, tileRows, tileCols, outH, outW, y + (long)kk * ohw, accumulate);
+                                else OutputTransform<TV>(m + (long)kk * ld + (long)b * tiles, (long)k * ld, tileRows, tileCols, outH, outW, y + (long)kk * ohw, y + (long)k * ohw, row, accumulate);
                                 if (rowStats != null) RowStats<TV>(y + (long)kk * ohw, ohw, rowStats + 2 * ((long)(n + b) * k + kk));
                             }
                         }

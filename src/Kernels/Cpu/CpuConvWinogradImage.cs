@@ -266,4 +266,50 @@ public unsafe partial class CpuBackend
             }
         }
     }
+
+    /// <summary>The row-of-tiles output transform (<see cref="OutputTransform{TV}"/>) for rows of up to 32 floats:
+    /// each output row's even and odd columns are interleaved by two two-source permutes and written (or added)
+    /// with masked stores of exactly the row, so no row spills or goes through scratch.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void OutputTransformRows(float* m, long xiStride, int tileRows, int tileCols, int outH, int outW, float* y, bool accumulate)
+    {
+        var lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var lowMask = Vector512.LessThan(lanes, Vector512.Create(outW)).AsSingle();
+        var highMask = Vector512.LessThan(lanes + Vector512.Create(16), Vector512.Create(outW)).AsSingle();
+        var lowOrder = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        var highOrder = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        bool twoVectors = outW > 16;
+        for (int r = 0; r < tileRows; r++)
+        {
+            float* p = m + (long)r * tileCols;
+            Vector512<float> f00, f01, f10, f11, f20, f21, f30, f31;
+            Columns(p, out f00, out f01);
+            Columns(p + 4 * xiStride, out f10, out f11);
+            Columns(p + 8 * xiStride, out f20, out f21);
+            Columns(p + 12 * xiStride, out f30, out f31);
+            float* dst = y + (long)2 * r * outW;
+            WriteRow(f00 + f10 + f20, f01 + f11 + f21, dst);
+            if (2 * r + 1 < outH) WriteRow(f10 - f20 - f30, f11 - f21 - f31, dst + outW);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Columns(float* p, out Vector512<float> f0, out Vector512<float> f1)
+        {
+            Vector512<float> m0 = Vector512.Load(p), m1 = Vector512.Load(p + xiStride), m2 = Vector512.Load(p + 2 * xiStride), m3 = Vector512.Load(p + 3 * xiStride);
+            f0 = m0 + m1 + m2;
+            f1 = m1 - m2 - m3;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void WriteRow(Vector512<float> even, Vector512<float> odd, float* dst)
+        {
+            var low = Avx512F.PermuteVar16x32x2(even, lowOrder, odd);
+            if (accumulate) low += Avx512F.MaskLoad(dst, lowMask, default);
+            Avx512F.MaskStore(dst, lowMask, low);
+            if (!twoVectors) return;
+            var high = Avx512F.PermuteVar16x32x2(even, highOrder, odd);
+            if (accumulate) high += Avx512F.MaskLoad(dst + 16, highMask, default);
+            Avx512F.MaskStore(dst + 16, highMask, high);
+        }
+    }
 }
