@@ -63,10 +63,12 @@ public class ConvPlanTests
         {
             bool wide = lanes == 16;
             yield return Case("stem", lanes, new ConvSpec(n, 1, 28, 28, 16, 3, 3, 1, 1), d, i, g);
-            yield return Case("ResNet stage 1", lanes, new ConvSpec(n, 16, 28, 28, 16, 3, 3, 1, 1), w, w, g);
-            yield return Case("ResNet stage 2", lanes, new ConvSpec(n, 32, 14, 14, 32, 3, 3, 1, 1), w, w, l);
-            // Whole-image Winograd tiles need 512-bit permutes in hardware.
-            var stage3 = wide && System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? w : l;
+            // Channels-last Winograd weight gradients need 512-bit permutes in hardware.
+            bool avx512 = wide && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
+            yield return Case("ResNet stage 1", lanes, new ConvSpec(n, 16, 28, 28, 16, 3, 3, 1, 1), w, w, avx512 ? w : g);
+            yield return Case("ResNet stage 2", lanes, new ConvSpec(n, 32, 14, 14, 32, 3, 3, 1, 1), w, w, avx512 ? w : l);
+            // Whole-image Winograd tiles need them too.
+            var stage3 = avx512 ? w : l;
             yield return Case("ResNet stage 3", lanes, new ConvSpec(n, 64, 7, 7, 64, 3, 3, 1, 1), stage3, stage3, l);
             yield return Case("ResNet stride 2", lanes, new ConvSpec(n, 16, 28, 28, 32, 3, 3, 2, 1), l, g, l);
             yield return Case("ResNet stride 2, 32 channels", lanes, new ConvSpec(n, 32, 14, 14, 64, 3, 3, 2, 1), l, l, l);

@@ -215,7 +215,8 @@ public unsafe partial class CpuBackend
 
     void WeightGradWinograd(ConvSpec spec, float* xp, float* dyp, float* dwp, bool accumulate)
     {
-        if (_use512) WeightGradWinograd<V512>(spec, xp, dyp, dwp, accumulate);
+        if (WinogradChannelsLastShape(spec)) WeightGradWinogradChannelsLast(spec, xp, dyp, dwp, accumulate);
+        else if (_use512) WeightGradWinograd<V512>(spec, xp, dyp, dwp, accumulate);
         else WeightGradWinograd<V256>(spec, xp, dyp, dwp, accumulate);
     }
 
@@ -260,7 +261,12 @@ public unsafe partial class CpuBackend
                                 ShiftedDots<TV>(v + (long)xi * c * ld, 0, offsets, gt + (long)xi * k * ld, ld, 1, k, c, sp + (long)xi * k * c);
                         }
         });
-        var sum = SumPartials(partials, sSize);   // then dW = G^T S G per (k, c)
+        WinogradWeightGradientFromS(SumPartials(partials, sSize), c, k, kMajor: true, dwp, accumulate);
+    }
+
+    /// <summary>dW (+)= G^T S_xi G per (k, c) from the 16 summed S blocks, each [K][C] (kMajor) or [C][K].</summary>
+    void WinogradWeightGradientFromS(float[] sum, int c, int k, bool kMajor, float* dwp, bool accumulate)
+    {
         _parallel.For(k, (long)c * 64, (k0, k1) =>
         {
             Span<float> t = stackalloc float[12];
@@ -268,13 +274,13 @@ public unsafe partial class CpuBackend
             for (int kk = k0; kk < k1; kk++)
                 for (int cc = 0; cc < c; cc++)
                 {
-                    long at = (long)kk * c + cc;
+                    long at = kMajor ? (long)kk * c + cc : (long)cc * k + kk;
                     for (int a = 0; a < 4; a++)   // t = S G, 4 x 3: G^T's columns are (1, 0, 0), (1/2, 1/2, 1/2), (1/2, -1/2, 1/2), (0, 0, 1)
                     {
                         float s0 = sum[at + (4 * a) * step], s1 = sum[at + (4 * a + 1) * step], s2 = sum[at + (4 * a + 2) * step], s3 = sum[at + (4 * a + 3) * step];
                         t[3 * a] = s0 + 0.5f * (s1 + s2); t[3 * a + 1] = 0.5f * (s1 - s2); t[3 * a + 2] = 0.5f * (s1 + s2) + s3;
                     }
-                    float* d = dwp + at * 9;
+                    float* d = dwp + ((long)kk * c + cc) * 9;
                     for (int j = 0; j < 3; j++)   // G^T t, 3 x 3
                     {
                         float t0 = t[j], t1 = t[3 + j], t2 = t[6 + j], t3 = t[9 + j];
