@@ -65,6 +65,48 @@ public class FusionTests
         Assert.That(gb.ToArray(), Is.EqualTo(eb.ToArray()));
     }
 
+    static IEnumerable<TestCaseData> ResidualCases() =>
+        from b in Backends.Names
+        from training in new[] { true, false }
+        select new TestCaseData(b, training).SetName($"batch norm + add-relu equals batch norm then add-relu ({(training ? "train" : "eval")}) on {b}");
+
+    /// <summary>The fused residual end gives the composed ops' output, running statistics and gradients (the same
+    /// float operations: equal to rounding), with the residual gradient written fresh and added to.</summary>
+    [TestCaseSource(nameof(ResidualCases))]
+    public void BatchNormAddReluEqualsTheComposition(string backendName, bool training)
+    {
+        var be = Backends.Get(backendName);
+        var spec = new BatchNormSpec(4, 3, 50);
+        int n = (int)spec.Size;
+        var rng = new Random(9);
+        float[] Rand(float scale) => Enumerable.Range(0, n).Select(_ => ((float)rng.NextDouble() * 2f - 1f) * scale).ToArray();
+        var x = Rand(2f); var r = Rand(1f); var dy = Rand(1f); var before = Rand(1f);
+        float[] gamma = [1f, 0.5f, 2f], beta = [0.25f, -0.125f, 0f], rvInit = [1f, 0.5f, 2f];
+        using var bx = Up(be, x); using var br = Up(be, r); using var bdy = Up(be, dy); using var bg = Up(be, gamma); using var bb = Up(be, beta);
+        using var rm1 = Up(be, new float[3]); using var rv1 = Up(be, rvInit); using var rm2 = Up(be, new float[3]); using var rv2 = Up(be, rvInit);
+        using var y1 = be.Allocate(n); using var m1 = be.Allocate(3); using var i1 = be.Allocate(3);
+        be.BatchNormAddRelu(spec, bx, bg, bb, br, y1, m1, i1, rm1, rv1, training);
+        using var h = be.Allocate(n); using var y2 = be.Allocate(n); using var m2 = be.Allocate(3); using var i2 = be.Allocate(3);
+        be.BatchNorm(spec, bx, bg, bb, h, m2, i2, rm2, rv2, training);
+        be.Binary(BinaryOp.AddRelu, h, br, y2, n, n);
+        var yh = y1.ToArray();
+        Assert.That(yh.Count(v => v == 0f), Is.InRange(n / 10, n - n / 10), "the data must exercise the mask");
+        Assert.That(yh, Is.EqualTo(y2.ToArray()).Within(1e-6f));
+        Assert.That(rv1.ToArray(), Is.EqualTo(rv2.ToArray()).Within(1e-6f));
+        foreach (bool accumulate in new[] { false, true })
+        {
+            using var dx1 = Up(be, before); using var dr1 = Up(be, before); using var dg1 = be.Allocate(3); using var db1 = be.Allocate(3);
+            be.BatchNormAddReluBackward(spec, bx, y1, bdy, bg, m1, i1, dx1, dr1, dg1, db1, training, accumulate, accumulate);
+            using var dh = be.Allocate(n); using var dx2 = Up(be, before); using var dr2 = Up(be, before); using var dg2 = be.Allocate(3); using var db2 = be.Allocate(3);
+            be.AddReluBackward(y2, bdy, dh, dr2, n, accumulateA: false, accumulateB: accumulate);
+            be.BatchNormBackward(spec, bx, dh, bg, m2, i2, dx2, dg2, db2, training, accumulate);
+            Assert.That(dx1.ToArray(), Is.EqualTo(dx2.ToArray()).Within(1e-5f), $"dx, accumulate {accumulate}");
+            Assert.That(dr1.ToArray(), Is.EqualTo(dr2.ToArray()).Within(1e-6f), $"dResidual, accumulate {accumulate}");
+            Assert.That(dg1.ToArray(), Is.EqualTo(dg2.ToArray()).Within(1e-4f));
+            Assert.That(db1.ToArray(), Is.EqualTo(db2.ToArray()).Within(1e-4f));
+        }
+    }
+
     static IEnumerable<TestCaseData> ConvBnCases() =>
         from b in Backends.Names
         from k in new[] { (16, 28), (64, 7), (8, 5) }

@@ -81,6 +81,30 @@ public partial class GradientCheckTests
         rm.Buffer.Dispose(); rv.Buffer.Dispose();
     }
 
+    static IEnumerable<TestCaseData> BatchNormAddReluCases() => ForBackends("train", "eval");
+
+    /// <summary>relu(batchnorm(x) + r), the fused residual end: gradients of x, gamma, beta and the residual.</summary>
+    [TestCaseSource(nameof(BatchNormAddReluCases))]
+    public void BatchNormAddRelu(string backend, string kind)
+    {
+        bool training = kind == "train";
+        int n = 3, c = 4, spatial = 6;
+        int[] xs = [n, c, 2, 3];
+        var be = Backends.Get(backend);
+        var rmHost = Rand(c, 52, 0.3f); var rvHost = Rand(c, 53, 0.3f, 1f);
+        var rm = Tensor.FromArray(be, rmHost, [c]); var rv = Tensor.FromArray(be, rvHost, [c]);
+        Check(backend, [xs, [c], [c], xs], t =>
+        {
+            rm.Buffer.Upload(rmHost); rv.Buffer.Upload(rvHost);
+            return Weighted(Ops.BatchNormAddRelu(t[0], t[3], t[1], t[2], rm, rv, training));
+        }, x =>
+        {
+            var y = BatchNormD(x[0], x[1], x[2], n, c, spatial, training, rmHost.Select(v => (double)v).ToArray(), rvHost.Select(v => (double)v).ToArray());
+            return Weighted(y.Select((v, i) => Math.Max(v + x[3][i], 0)).ToArray());
+        });
+        rm.Buffer.Dispose(); rv.Buffer.Dispose();
+    }
+
     static IEnumerable<TestCaseData> PoolCases() => ForBackends("max-2x2", "max-3x3-stride2-pad1", "avg-2x2", "avg-3x3-stride2-pad1", "global-avg", "dropout");
 
     [TestCaseSource(nameof(PoolCases))]

@@ -65,6 +65,43 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>relu(batchnorm(x) + residual), the end of a residual block, as one op (one pass over memory forward,
+    /// two backward, the masked gradient never a tensor of its own); the same float operations as
+    /// <c>AddRelu(BatchNorm(x), residual)</c>, so results are identical.</summary>
+    public static Tensor BatchNormAddRelu(Tensor x, Tensor residual, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, bool training,
+        float epsilon = 1e-5f, float momentum = 0.1f, string layer = "batchnorm")
+    {
+        CheckSameBackend(x, residual, layer);
+        if (x.Rank < 2 || x.Shape[1] != gamma.Size)
+            throw new ArgumentException($"{layer}: expected input [N, {gamma.Size}, ...], got {Tensor.ShapeString(x.Shape)}");
+        if (!x.Shape.SequenceEqual(residual.Shape))
+            throw new ArgumentException($"{layer}: the residual {Tensor.ShapeString(residual.Shape)} differs from the input {Tensor.ShapeString(x.Shape)}");
+        if (ReferenceEquals(x, residual)) return AddRelu(BatchNorm(x, gamma, beta, runningMean, runningVar, training, epsilon, momentum, layer), residual);
+        var spec = new BatchNormSpec(x.Shape[0], x.Shape[1], x.Size / Math.Max(1, x.Shape[0] * x.Shape[1]), epsilon, momentum);
+        var be = x.Backend;
+        var y = Output(x, x.Shape, x, gamma, beta, residual);
+        var mean = T.NewTransient(be, [spec.C], false);
+        var invStd = T.NewTransient(be, [spec.C], false);
+        var given = training && x.ChannelStats is { } st && st.Size == 2 * spec.C ? st.Buffer : null;
+        be.BatchNormAddRelu(spec, x.Buffer, gamma.Buffer, beta.Buffer, residual.Buffer, y.Buffer, mean.Buffer, invStd.Buffer, runningMean.Buffer, runningVar.Buffer, training, given);
+        T.Record(y, [x, gamma, beta, residual], o =>
+        {
+            var dGamma = T.Pool.Rent(be, spec.C);
+            var dBeta = T.Pool.Rent(be, spec.C);
+            // An input that needs no gradient still gets one, in scratch: the kernel writes both.
+            bool freshX = true, freshR = true;
+            var dx = x.RequiresGrad ? x.EnsureGrad(out freshX) : T.Pool.Rent(be, x.Size);
+            var dr = residual.RequiresGrad ? residual.EnsureGrad(out freshR) : T.Pool.Rent(be, x.Size);
+            be.BatchNormAddReluBackward(spec, x.Buffer, y.Buffer, o.Grad!, gamma.Buffer, mean.Buffer, invStd.Buffer, dx, dr, dGamma, dBeta, training, !freshX, !freshR);
+            AccumulateFrom(gamma, dGamma);
+            AccumulateFrom(beta, dBeta);
+            T.Pool.Return(dGamma); T.Pool.Return(dBeta);
+            if (!x.RequiresGrad) T.Pool.Return(dx);
+            if (!residual.RequiresGrad) T.Pool.Return(dr);
+        });
+        return y;
+    }
+
     public static Tensor MaxPool2d(Tensor x, int kernel, int stride, int pad = 0) => Pool(PoolOp.Max, x, kernel, stride, pad);
     public static Tensor AvgPool2d(Tensor x, int kernel, int stride, int pad = 0) => Pool(PoolOp.Average, x, kernel, stride, pad);
 

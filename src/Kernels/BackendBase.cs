@@ -296,6 +296,60 @@ public abstract partial class BackendBase : IBackend
         if (spec.Size > 0) BatchNormBackwardCore(spec, x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulate, beta);
     }
 
+    public void BatchNormAddRelu(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> residual,
+        DeviceBuffer<float> y, DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar,
+        bool training, DeviceBuffer<float>? channelStats = null)
+    {
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"BatchNorm {spec.C} x {spec.Spatial} + AddRelu" : "");
+        CheckBatchNorm(spec, training);
+        CheckNoActivation(spec);
+        Fits(this, x, spec.Size, "x"); Fits(this, residual, spec.Size, "residual"); Fits(this, y, spec.Size, "y");
+        Fits(this, gamma, spec.C, "gamma"); Fits(this, beta, spec.C, "beta"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
+        Fits(this, runningMean, spec.C, "runningMean"); Fits(this, runningVar, spec.C, "runningVar");
+        if (channelStats != null) Fits(this, channelStats, 2L * spec.C, "channelStats");
+        if (spec.Size > 0) BatchNormAddReluCore(spec, x, gamma, beta, residual, y, saveMean, saveInvStd, runningMean, runningVar, training, training ? channelStats : null);
+    }
+
+    public void BatchNormAddReluBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dResidual, DeviceBuffer<float> dGamma,
+        DeviceBuffer<float> dBeta, bool training, bool accumulateDx, bool accumulateResidual)
+    {
+        using var profile = OpProfiler.Scope(this, OpProfiler.Enabled ? $"BatchNormBackward {spec.C} x {spec.Spatial} + AddRelu" : "");
+        CheckBatchNorm(spec, training);
+        CheckNoActivation(spec);
+        Fits(this, x, spec.Size, "x"); Fits(this, y, spec.Size, "y"); Fits(this, dy, spec.Size, "dy"); Fits(this, dx, spec.Size, "dx");
+        Fits(this, dResidual, spec.Size, "dResidual");
+        Fits(this, gamma, spec.C, "gamma"); Fits(this, saveMean, spec.C, "saveMean"); Fits(this, saveInvStd, spec.C, "saveInvStd");
+        Fits(this, dGamma, spec.C, "dGamma"); Fits(this, dBeta, spec.C, "dBeta");
+        if (spec.Size > 0) BatchNormAddReluBackwardCore(spec, x, y, dy, gamma, saveMean, saveInvStd, dx, dResidual, dGamma, dBeta, training, accumulateDx, accumulateResidual);
+    }
+
+    static void CheckNoActivation(in BatchNormSpec s)
+    {
+        if (s.Activation != NormActivation.None)
+            throw new ArgumentException($"batch-norm + add-relu: the activation is the ReLU after the sum; spec.Activation must be None, got {s.Activation}");
+    }
+
+    /// <summary>The composed form, for backends without a fused kernel: batch norm into y, then y = relu(y + residual).</summary>
+    protected virtual void BatchNormAddReluCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> residual,
+        DeviceBuffer<float> y, DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar,
+        bool training, DeviceBuffer<float>? channelStats)
+    {
+        BatchNormCore(spec, x, gamma, beta, y, saveMean, saveInvStd, runningMean, runningVar, training, channelStats);
+        BinaryCore(BinaryOp.AddRelu, y, residual, y, (int)spec.Size, (int)spec.Size, 1);
+    }
+
+    /// <summary>The composed form: the add-relu backward into a scratch gradient and dResidual, then the batch-norm
+    /// backward of the scratch.</summary>
+    protected virtual void BatchNormAddReluBackwardCore(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dResidual, DeviceBuffer<float> dGamma,
+        DeviceBuffer<float> dBeta, bool training, bool accumulateDx, bool accumulateResidual)
+    {
+        using var g = Allocate((int)spec.Size);
+        AddReluBackwardCore(y, dy, g, dResidual, (int)spec.Size, false, accumulateResidual);
+        BatchNormBackwardCore(spec, x, g, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, training, accumulateDx, null);
+    }
+
     static void CheckBatchNorm(in BatchNormSpec s, bool training)
     {
         NonNegative(s.N, "N"); Positive(s.C, "channels"); Positive(s.Spatial, "spatial");

@@ -122,6 +122,20 @@ public interface IBackend : IDisposable
         DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta,
         bool training, bool accumulate, DeviceBuffer<float>? beta = null);
 
+    /// <summary>y = relu(batchnorm(x) + residual), the end of a residual block, in one pass over memory (a separate
+    /// batch norm and <see cref="BinaryOp.AddRelu"/> write and re-read the normalised tensor). spec.Activation must
+    /// be None; everything else is as in <see cref="BatchNorm"/>, and the result is the same float operations.</summary>
+    void BatchNormAddRelu(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> residual,
+        DeviceBuffer<float> y, DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar,
+        bool training, DeviceBuffer<float>? channelStats = null);
+
+    /// <summary>Backward of <see cref="BatchNormAddRelu"/>: g = dy where y &gt; 0, else 0; dResidual (+)= g, and dx (+)=
+    /// the batch-norm backward of g, with dGamma and dBeta (overwritten) as in <see cref="BatchNormBackward"/>. The
+    /// masked gradient is never a separate tensor: a fresh dResidual holds it for the second pass.</summary>
+    void BatchNormAddReluBackward(in BatchNormSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dResidual, DeviceBuffer<float> dGamma,
+        DeviceBuffer<float> dBeta, bool training, bool accumulateDx, bool accumulateResidual);
+
     /// <summary>Max or average pooling; for max pooling, argMax (when given) receives the index h * W + w of the
     /// chosen input in its plane (first maximum wins).</summary>
     void Pool2d(in PoolSpec spec, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<int>? argMax);

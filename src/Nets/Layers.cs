@@ -94,6 +94,10 @@ public sealed class BatchNorm2d : Module
 
     public override Tensor Forward(Tensor x) => Ops.BatchNorm(x, Gamma, Beta, RunningMean, RunningVar, Training, Epsilon, Momentum, Name);
 
+    /// <summary>relu(batchnorm(x) + residual) in one pass: the end of a residual block.</summary>
+    public Tensor ForwardAddRelu(Tensor x, Tensor residual) =>
+        Ops.BatchNormAddRelu(x, residual, Gamma, Beta, RunningMean, RunningVar, Training, Epsilon, Momentum, Name);
+
     /// <summary>Batch norm followed by an activation in the same pass (ReLU or ReLU6 after a convolution).</summary>
     public Tensor Forward(Tensor x, NormActivation activation) =>
         Ops.BatchNorm(x, Gamma, Beta, RunningMean, RunningVar, Training, Epsilon, Momentum, Name, activation);

@@ -43,10 +43,9 @@ public sealed class BasicBlock : Module
 
     public override Tensor Forward(Tensor x)
     {
-        var h = _bn1.Forward(_conv1.Forward(x), NormActivation.Relu);
-        h = _bn2.Forward(_conv2.Forward(h));
+        var h = _conv2.Forward(_bn1.Forward(_conv1.Forward(x), NormActivation.Relu));
         var shortcut = _projection == null ? x : _projectionBn!.Forward(_projection.Forward(x));
-        return Ops.AddRelu(h, shortcut);
+        return _bn2.ForwardAddRelu(h, shortcut);
     }
 }
 

@@ -708,6 +708,39 @@ public sealed partial class KernelCheck(IBackend backend, bool small = false)
                 Compare("batchnorm", "gamma grad " + name, gg.ToArray(), e.DGamma, 1e-5 * spec.N * spec.Spatial, 1e-4);
                 Compare("batchnorm", "beta grad " + name, gb.ToArray(), e.DBeta, 1e-5 * spec.N * spec.Spatial, 1e-4);
             }
+        foreach (var spec in specs)
+            foreach (bool training in new[] { true, false })
+                BatchNormAddRelu(spec, training);
+    }
+
+    /// <summary>The fused residual end relu(batchnorm(x) + r) against the float64 batch norm plus add-relu, forward
+    /// and backward, with each gradient written or added to.</summary>
+    void BatchNormAddRelu(BatchNormSpec spec, bool training)
+    {
+        var x = Random((int)spec.Size, 96, 2f, 0.5f); var res = Random((int)spec.Size, 97); var dyh = Random((int)spec.Size, 98);
+        var gamma = Random(spec.C, 92, 0.5f, 1f); var beta = Random(spec.C, 93);
+        var rm = Random(spec.C, 94, 0.2f); var rv = Random(spec.C, 95, 0.3f, 1f);
+        using var dx = Up(x); using var dres = Up(res); using var dg = Up(gamma); using var db = Up(beta); using var y = backend.Allocate(x.Length);
+        using var mean = backend.Allocate(spec.C); using var inv = backend.Allocate(spec.C); using var drm = Up(rm); using var drv = Up(rv);
+        backend.BatchNormAddRelu(spec, dx, dg, db, dres, y, mean, inv, drm, drv, training);
+        var r = ReferenceOps.BatchNorm(spec, x, gamma, beta, rm, rv, training);
+        var ey = r.Y.Select((v, i) => Math.Max(v + res[i], 0)).ToArray();
+        string name = $"N={spec.N} C={spec.C} spatial={spec.Spatial} {(training ? "train" : "eval")} + residual + relu";
+        Compare("batchnorm", "y " + name, y.ToArray(), ey, 1e-5, 1e-4);
+        Compare("batchnorm", "running var " + name, drv.ToArray(), r.RunVar, 1e-6, 1e-5);
+        var g = dyh.Select((v, i) => ey[i] > 0 ? v : 0f).ToArray();
+        var e = ReferenceOps.BatchNormBackward(spec, x, g, gamma, rm, rv, training, beta);
+        var before = Random((int)spec.Size, 99);
+        foreach (var (accX, accR) in new[] { (false, false), (true, true), (false, true), (true, false) })
+        {
+            using var gy = Up(dyh); using var gx = Up(before); using var gr = Up(before); using var gg = backend.Allocate(spec.C); using var gb = backend.Allocate(spec.C);
+            backend.BatchNormAddReluBackward(spec, dx, y, gy, dg, mean, inv, gx, gr, gg, gb, training, accX, accR);
+            string tag = $"{name}{(accX ? ", dx added" : "")}{(accR ? ", dr added" : "")}";
+            Compare("batchnorm", "input grad " + tag, gx.ToArray(), e.Dx.Select((v, i) => v + (accX ? before[i] : 0)).ToArray(), 1e-5, 1e-4);
+            Compare("batchnorm", "residual grad " + tag, gr.ToArray(), g.Select((v, i) => (double)v + (accR ? before[i] : 0)).ToArray(), 1e-6, 1e-5);
+            Compare("batchnorm", "gamma grad " + tag, gg.ToArray(), e.DGamma, 1e-5 * spec.N * spec.Spatial, 1e-4);
+            Compare("batchnorm", "beta grad " + tag, gb.ToArray(), e.DBeta, 1e-5 * spec.N * spec.Spatial, 1e-4);
+        }
     }
 
     void Pool()

@@ -10,8 +10,19 @@ public unsafe partial class CpuBackend
         DeviceBuffer<float>? channelStats)
     {
         float* sp = channelStats == null ? null : P(channelStats);
-        if (_use512) BatchNormForward<V512>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training, sp);
-        else BatchNormForward<V256>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training, sp);
+        if (_use512) BatchNormForward<V512>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training, sp, null);
+        else BatchNormForward<V256>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training, sp, null);
+    }
+
+    /// <summary>The fused residual end: the output pass forms relu(fma(x, a, b) + r) (the same float operations as a
+    /// batch norm followed by AddRelu) without writing the normalised tensor.</summary>
+    protected override void BatchNormAddReluCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> residual,
+        DeviceBuffer<float> y, DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> runningMean, DeviceBuffer<float> runningVar,
+        bool training, DeviceBuffer<float>? channelStats)
+    {
+        float* sp = channelStats == null ? null : P(channelStats);
+        if (_use512) BatchNormForward<V512>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training, sp, P(residual));
+        else BatchNormForward<V256>(s, P(x), P(gamma), P(beta), P(y), P(saveMean), P(saveInvStd), P(runningMean), P(runningVar), training, sp, P(residual));
     }
 
     /// <summary>With stats (training only), the batch mean and variance come from the convolution that wrote x.</summary>
@@ -19,7 +30,8 @@ public unsafe partial class CpuBackend
     /// as one stream: split over channels, a 7x7 plane's 128 rows of 196 bytes lie 12.5 KB apart and each row waited
     /// on memory. Row results go to an [N, C] table and are summed per channel in image order, the same float64 sums
     /// as per channel, whatever the thread count.</remarks>
-    void BatchNormForward<TV>(BatchNormSpec spec, float* xp, float* gp, float* bp, float* yp, float* mp, float* ip, float* rmp, float* rvp, bool training, float* stats)
+    void BatchNormForward<TV>(BatchNormSpec spec, float* xp, float* gp, float* bp, float* yp, float* mp, float* ip, float* rmp, float* rvp, bool training, float* stats,
+        float* residual)
         where TV : struct, ISimd<TV>
     {
         int n = spec.N, ch = spec.C, sp = spec.Spatial;
@@ -76,7 +88,8 @@ public unsafe partial class CpuBackend
                 {
                     float a = gp[c] * ip[c], b = bp[c] - mp[c] * a;
                     long o = ((long)i * ch + c) * sp;
-                    ScaleShift<TV>(xp + o, yp + o, a, b, sp, cap);
+                    if (residual != null) ScaleShiftAddRelu<TV>(xp + o, residual + o, yp + o, a, b, sp);
+                    else ScaleShift<TV>(xp + o, yp + o, a, b, sp, cap);
                 }
         });
     }
@@ -106,6 +119,58 @@ public unsafe partial class CpuBackend
         var vcap = TV.Splat(cap);
         for (; i <= n - TV.Count; i += TV.Count) TV.Store(TV.Min(TV.Max(TV.Fma(TV.Load(x + i), va, vb), default), vcap), y + i);
         for (; i < n; i++) y[i] = Math.Min(Math.Max(MathF.FusedMultiplyAdd(x[i], a, b), 0f), cap);
+    }
+
+    /// <summary>y = max(fma(x, a, b) + r, 0).</summary>
+    static void ScaleShiftAddRelu<TV>(float* x, float* r, float* y, float a, float b, int n) where TV : struct, ISimd<TV>
+    {
+        int i = 0;
+        var va = TV.Splat(a); var vb = TV.Splat(b);
+        for (; i <= n - TV.Count; i += TV.Count) TV.Store(TV.Max(TV.Add(TV.Fma(TV.Load(x + i), va, vb), TV.Load(r + i)), default), y + i);
+        for (; i < n; i++) { float v = MathF.FusedMultiplyAdd(x[i], a, b) + r[i]; y[i] = v > 0f ? v : 0f; }
+    }
+
+    /// <summary>(sum g, sum g (x - mean)) over one row for g = dy where y &gt; 0 (the add-relu mask), writing (or
+    /// adding) g into dr as it goes.</summary>
+    static (double, double) ResidualGradSums<TV>(float* dy, float* y, float* x, float* dr, int n, float mean, bool accumulate) where TV : struct, ISimd<TV>
+    {
+        int i = 0;
+        TV sg = default, sx = default; var vm = TV.Splat(mean);
+        for (; i <= n - TV.Count; i += TV.Count)
+        {
+            var gv = TV.SelectGreater(TV.Load(y + i), default, TV.Load(dy + i), default);
+            TV.Store(accumulate ? TV.Add(TV.Load(dr + i), gv) : gv, dr + i);
+            sg = TV.Add(sg, gv);
+            sx = TV.Fma(gv, TV.Sub(TV.Load(x + i), vm), sx);
+        }
+        double a = TV.Sum(sg), b = TV.Sum(sx);
+        for (; i < n; i++)
+        {
+            float gi = y[i] > 0f ? dy[i] : 0f;
+            dr[i] = accumulate ? dr[i] + gi : gi;
+            a += gi; b += gi * (x[i] - mean);
+        }
+        return (a, b);
+    }
+
+    /// <summary>dx (+)= g a1 + x a2 + a3 for g = dy where y &gt; 0 (when dr was added to, so it does not hold g alone).</summary>
+    static void ResidualGradRow<TV>(float* dy, float* y, float* x, float* dx, int n, float a1, float a2, float a3, bool accumulate) where TV : struct, ISimd<TV>
+    {
+        int i = 0;
+        var v1 = TV.Splat(a1); var v2 = TV.Splat(a2); var v3 = TV.Splat(a3);
+        for (; i <= n - TV.Count; i += TV.Count)
+        {
+            var gv = TV.SelectGreater(TV.Load(y + i), default, TV.Load(dy + i), default);
+            var v = TV.Fma(gv, v1, TV.Fma(TV.Load(x + i), v2, v3));
+            if (accumulate) v = TV.Add(v, TV.Load(dx + i));
+            TV.Store(v, dx + i);
+        }
+        for (; i < n; i++)
+        {
+            float gi = y[i] > 0f ? dy[i] : 0f;
+            float v = gi * a1 + x[i] * a2 + a3;
+            dx[i] = accumulate ? dx[i] + v : v;
+        }
     }
 
     /// <summary>dy where the fused activation passed its input (0 &lt; z &lt; cap for the pre-activation z), else 0.</summary>
@@ -164,14 +229,25 @@ public unsafe partial class CpuBackend
         DeviceBuffer<float>? beta)
     {
         float* bp = beta == null ? null : P(beta);
-        if (_use512) BatchNormBackward<V512>(s, P(x), P(dy), P(gamma), bp, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulate);
-        else BatchNormBackward<V256>(s, P(x), P(dy), P(gamma), bp, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulate);
+        if (_use512) BatchNormBackward<V512>(s, P(x), P(dy), P(gamma), bp, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulate, null, null, false);
+        else BatchNormBackward<V256>(s, P(x), P(dy), P(gamma), bp, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulate, null, null, false);
+    }
+
+    /// <summary>The fused residual backward: the first pass masks dy by y &gt; 0 and writes the masked gradient into
+    /// dResidual while it sums; the second reads it back from there (when dResidual was written, not added to)
+    /// instead of dy and y. Four tensor passes fewer than an add-relu backward followed by a batch-norm backward.</summary>
+    protected override void BatchNormAddReluBackwardCore(in BatchNormSpec s, DeviceBuffer<float> x, DeviceBuffer<float> y, DeviceBuffer<float> dy, DeviceBuffer<float> gamma,
+        DeviceBuffer<float> saveMean, DeviceBuffer<float> saveInvStd, DeviceBuffer<float> dx, DeviceBuffer<float> dResidual, DeviceBuffer<float> dGamma,
+        DeviceBuffer<float> dBeta, bool training, bool accumulateDx, bool accumulateResidual)
+    {
+        if (_use512) BatchNormBackward<V512>(s, P(x), P(dy), P(gamma), null, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulateDx, P(y), P(dResidual), accumulateResidual);
+        else BatchNormBackward<V256>(s, P(x), P(dy), P(gamma), null, P(saveMean), P(saveInvStd), P(dx), P(dGamma), P(dBeta), training, accumulateDx, P(y), P(dResidual), accumulateResidual);
     }
 
     /// <summary>Backward over images like the forward: per-row sums into an [N, C, 2] table, summed per channel in
     /// image order, then dx row by row.</summary>
     void BatchNormBackward<TV>(BatchNormSpec spec, float* xp, float* gp, float* gam, float* betap, float* mp, float* ip, float* dxp, float* dgp, float* dbp,
-        bool training, bool accumulate) where TV : struct, ISimd<TV>
+        bool training, bool accumulate, float* residualY, float* dResidual, bool accumulateResidual) where TV : struct, ISimd<TV>
     {
         bool masked = spec.Activation != NormActivation.None;
         float cap = spec.Cap;
@@ -193,7 +269,9 @@ public unsafe partial class CpuBackend
                 for (int c = 0; c < ch; c++)
                 {
                     long o = ((long)i * ch + c) * sp;
-                    var (a, b) = GradSums<TV>(gp + o, xp + o, sp, mp[c], coef[c], coef[ch + c], cap, masked);
+                    var (a, b) = residualY != null
+                        ? ResidualGradSums<TV>(gp + o, residualY + o, xp + o, dResidual + o, sp, mp[c], accumulateResidual)
+                        : GradSums<TV>(gp + o, xp + o, sp, mp[c], coef[c], coef[ch + c], cap, masked);
                     rows[2 * ((long)i * ch + c)] = a; rows[2 * ((long)i * ch + c) + 1] = b;
                 }
         });
@@ -218,7 +296,12 @@ public unsafe partial class CpuBackend
                 for (int c = 0; c < ch; c++)
                 {
                     long o = ((long)i * ch + c) * sp;
-                    BatchNormGradRow<TV>(gp + o, xp + o, dxp + o, sp, coef[2 * ch + c], coef[3 * ch + c], coef[4 * ch + c], coef[c], coef[ch + c], cap, masked, accumulate);
+                    if (residualY != null && accumulateResidual)
+                        ResidualGradRow<TV>(gp + o, residualY + o, xp + o, dxp + o, sp, coef[2 * ch + c], coef[3 * ch + c], coef[4 * ch + c], accumulate);
+                    else if (residualY != null)   // dResidual holds the masked gradient
+                        BatchNormGradRow<TV>(dResidual + o, xp + o, dxp + o, sp, coef[2 * ch + c], coef[3 * ch + c], coef[4 * ch + c], 0f, 0f, cap, false, accumulate);
+                    else
+                        BatchNormGradRow<TV>(gp + o, xp + o, dxp + o, sp, coef[2 * ch + c], coef[3 * ch + c], coef[4 * ch + c], coef[c], coef[ch + c], cap, masked, accumulate);
                 }
         });
     }
