@@ -167,10 +167,9 @@ public static class ConvPlanner
                 // (1.6-4x the GEMM per image); on 7x7 planes the 512-bit GEMM is faster.
                 if (IsStridedPointwise(s)) return OnGrid(s) ? ConvAlgorithm.Grid : ConvAlgorithm.StridedPointwise;
                 if (IsPointwise(s)) return SmallPlane(s) && lanes == 16 ? ConvAlgorithm.Pointwise : ConvAlgorithm.Grid;
-                // Winograd with channels in the lanes on 512-bit vectors from 14x14 up (stage 1: 1.4-1.7 ms against
-                // 1.9-2.0 for the grid; stage 2: 1.10 against 1.59 for lanes); at 7x7 its transposes and transforms
-                // cost more than the 2.25x fewer multiply-adds save (1.9 against 1.6).
-                if (lanes == 16 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && WinogradShape(s) && s.C % 16 == 0 && s.OutH * s.OutW >= 196)
+                // Winograd with channels in the lanes on 512-bit vectors from 7x7 up (stage 1: 1.4-1.7 ms against
+                // 1.9-2.0 for the grid; stage 2: 1.05-1.10 against 1.59 for lanes; stage 3: 1.05 against 1.42 for lanes).
+                if (lanes == 16 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && WinogradShape(s) && s.C % 16 == 0 && s.OutH * s.OutW >= 49)
                     return ConvAlgorithm.Winograd;
                 // 3x3 lanes weight gradients up to 14x14 outputs; at 28x28 the grid measured as fast.
                 if (Supports(ConvAlgorithm.Lanes, s, pass) && (s.Stride == 1 || s.Stride == 2) && s.OutH * s.OutW <= 196) return ConvAlgorithm.Lanes;

@@ -36,6 +36,11 @@ public unsafe partial class CpuBackend
     /// computes one dropped row or column); as many images side by side in the GEMMs as keep the transformed tiles
     /// (16 (C + K) floats per tile) within ~640 KB of L2; and the row stride of V, M and the transformed dy, past
     /// the tiles by one vector (the transforms' last vector spills). Fills the per-channel row offsets into V.</summary>
+    /// <summary>The stride of one tile position's plane of rows rows of ld floats: one cache line past the rows, so
+    /// that the 16 planes the transforms touch together do not fall on the same L1 sets (64 channels at 7x7 made
+    /// them exactly 12 KB apart).</summary>
+    static long WinogradPlane(int rows, int ld) => (long)rows * ld + 16;
+
     (int TileRows, int TileCols, int Tiles, int Batch, int Ld) WinogradLayout<TV>(in ConvSpec s) where TV : struct, ISimd<TV>
     {
         int tileRows = (s.OutH + 1) / 2, tileCols = (s.OutW + 1) / 2, tiles = tileRows * tileCols;
@@ -54,7 +59,10 @@ public unsafe partial class CpuBackend
         // The padded planes split into row/column phases are the stride-2 grid's layout.
         var phaseSpec = new ConvSpec(spec.N, c, spec.H, spec.W, k, 3, 3, 2, 1);
         var grid = Grid(phaseSpec);
-        long slot = (grid.ScratchSize + 15) / 16 * 16, vSize = 16L * c * ld, mSize = 16L * k * ld;
+        // Planes of the 16 tile positions one cache line apart past whole 4 KB multiples: the transforms touch all 16
+        // at once, and planes a multiple of 4 KB apart share their L1 sets.
+        long vPlane = WinogradPlane(c, ld), mPlane = WinogradPlane(k, ld);
+        long slot = (grid.ScratchSize + 15) / 16 * 16, vSize = 16 * vPlane, mSize = 16 * mPlane;
         var rowTiles = typeof(TV) == typeof(V512) && RowTilesShape(spec) ? RowTiles(spec.W) : null;
         ForImages(spec.N, batch, (worker, blocks) =>
         {
@@ -71,16 +79,16 @@ public unsafe partial class CpuBackend
                         for (int b = 0; b < nb; b++)
                         {
                             float* x = xp + (long)(n + b) * c * hw;
-                            if (rowTiles != null) InputTransformRows(x, spec.H, spec.W, c, tileRows, tileCols, rowTiles, v + (long)b * tiles, ld);
+                            if (rowTiles != null) InputTransformRows(x, spec.H, spec.W, c, tileRows, tileCols, rowTiles, v + (long)b * tiles, ld, vPlane);
                             else
                             {
                                 grid.Fill(phaseSpec, x, planes);
-                                InputTransform<TV>(grid, planes, c, tileRows, tileCols, v + (long)b * tiles, ld);
+                                InputTransform<TV>(grid, planes, c, tileRows, tileCols, v + (long)b * tiles, ld, vPlane);
                             }
                         }
                         for (int xi = 0; xi < 16; xi++)
                         {
-                            float* at = u + (long)xi * c * k, vx = v + (long)xi * c * ld, mx = m + (long)xi * k * ld;
+                            float* at = u + (long)xi * c * k, vx = v + xi * vPlane, mx = m + xi * mPlane;
                             int j0 = 0;
                             for (; j0 + 3 * TV.Count <= cols; j0 += 3 * TV.Count) DirectRows8x3<TV>(at, k, c, vx, offsets, j0, mx, ld);
                             for (; j0 < cols; j0 += TV.Count) DirectChunk<TV>(at, k, c, vx, offsets, j0, mx, ld);
@@ -90,8 +98,8 @@ public unsafe partial class CpuBackend
                             float* y = yp + (long)(n + b) * k * ohw;
                             for (int kk = 0; kk < k; kk++)
                             {
-                                if (rowTiles != null) OutputTransformRows(m + (long)kk * ld + (long)b * tiles, (long)k * ld, tileRows, tileCols, outH, outW, y + (long)kk * ohw, accumulate);
-                                else OutputTransform<TV>(m + (long)kk * ld + (long)b * tiles, (long)k * ld, tileRows, tileCols, outH, outW, y + (long)kk * ohw, y + (long)k * ohw, row, accumulate);
+                                if (rowTiles != null) OutputTransformRows(m + (long)kk * ld + (long)b * tiles, mPlane, tileRows, tileCols, outH, outW, y + (long)kk * ohw, accumulate);
+                                else OutputTransform<TV>(m + (long)kk * ld + (long)b * tiles, mPlane, tileRows, tileCols, outH, outW, y + (long)kk * ohw, y + (long)k * ohw, row, accumulate);
                                 if (rowStats != null) RowStats<TV>(y + (long)kk * ohw, ohw, rowStats + 2 * ((long)(n + b) * k + kk));
                             }
                         }
@@ -134,10 +142,10 @@ public unsafe partial class CpuBackend
     /// contiguous vector. Rows of tiles go in order: the lanes past the last tile of a row land on the next row's
     /// first tiles and are overwritten by it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void InputTransform<TV>(ConvGrid grid, float* planes, int channels, int tileRows, int tileCols, float* v, int ld) where TV : struct, ISimd<TV>
+    static void InputTransform<TV>(ConvGrid grid, float* planes, int channels, int tileRows, int tileCols, float* v, int ld, long xiStride) where TV : struct, ISimd<TV>
     {
         int pw = grid.PhaseW;
-        long phase = (long)grid.PhaseH * pw, xiStride = (long)channels * ld;
+        long phase = (long)grid.PhaseH * pw;
         for (int c = 0; c < channels; c++)
         {
             float* ee = planes + c * 4 * phase, eo = ee + phase, oe = eo + phase, oo = oe + phase;   // (row, column) parity
@@ -251,7 +259,7 @@ public unsafe partial class CpuBackend
                             for (int b = 0; b < nb; b++)
                             {
                                 xGrid.Fill(xSpec, xp + (long)(n + b) * c * hw, xPlanes);
-                                InputTransform<TV>(xGrid, xPlanes, c, tileRows, tileCols, v + (long)b * tiles, ld);
+                                InputTransform<TV>(xGrid, xPlanes, c, tileRows, tileCols, v + (long)b * tiles, ld, (long)c * ld);
                                 dyGrid.Fill(dySpec, dyp + (long)(n + b) * k * ohw, dyPlanes);
                                 GradientTransform<TV>(dyGrid, dyPlanes, k, tileRows, tileCols, gt + (long)b * tiles, ld);
                             }

@@ -26,7 +26,7 @@ public unsafe partial class CpuBackend
         int xRows = 2 * tileRows + 2, xCols = 2 * tileCols + 2, dyRows = 2 * tileRows, dyCols = 2 * tileCols;
         long xPlane = (long)xRows * xCols * c, dyPlane = (long)dyRows * dyCols * k;
         int batch = Math.Clamp(10240 / ((c + k) * tiles), 1, 16);
-        long vSize = 16L * batch * tiles * c, gSize = 16L * batch * tiles * k;
+        long vPlane = WinogradPlane(batch * tiles, c), gPlane = WinogradPlane(batch * tiles, k), vSize = 16 * vPlane, gSize = 16 * gPlane;
         int sSize = 16 * c * k;
         var imageBlocks = new ImageBlocks(spec.N, batch);
         var partials = new float[imageBlocks.Count][];
@@ -49,14 +49,14 @@ public unsafe partial class CpuBackend
                                 {
                                     long tile = (long)b * tiles + r * tileCols + t;
                                     for (int cg = 0; cg < c; cg += 16)
-                                        InputTileChannels(xT + ((long)2 * r * xCols + 2 * t) * c + cg, (long)xCols * c, c, vt + tile * c + cg, (long)batch * tiles * c);
+                                        InputTileChannels(xT + ((long)2 * r * xCols + 2 * t) * c + cg, (long)xCols * c, c, vt + tile * c + cg, vPlane);
                                     for (int kg = 0; kg < k; kg += 16)
-                                        GradientTileChannels(dyT + ((long)2 * r * dyCols + 2 * t) * k + kg, (long)dyCols * k, k, gt + tile * k + kg, (long)batch * tiles * k);
+                                        GradientTileChannels(dyT + ((long)2 * r * dyCols + 2 * t) * k + kg, (long)dyCols * k, k, gt + tile * k + kg, gPlane);
                                 }
                         }
                         for (int xi = 0; xi < 16; xi++)
                         {
-                            float* vx = vt + (long)xi * batch * tiles * c, gx = gt + (long)xi * batch * tiles * k, sx = sp + (long)xi * c * k;
+                            float* vx = vt + xi * vPlane, gx = gt + xi * gPlane, sx = sp + (long)xi * c * k;
                             for (int k0 = 0; k0 < k; )
                                 if (k - k0 >= 32)
                                 {

@@ -77,7 +77,7 @@ public unsafe partial class CpuBackend
         int ld = WinogradStride(batch * 16);
         if (_winogradOffsets.Length < c) _winogradOffsets = GC.AllocateArray<int>(c, pinned: true);
         for (int i = 0; i < c; i++) _winogradOffsets[i] = i * ld;
-        long vSize = 16L * c * ld, mSize = 16L * k * ld;
+        long vPlane = WinogradPlane(c, ld), mPlane = WinogradPlane(k, ld), vSize = 16 * vPlane, mSize = 16 * mPlane;
         ForImages(spec.N, batch, (worker, blocks) =>
         {
             float* v = ColScratch(vSize + mSize, out _), m = v + vSize;
@@ -92,11 +92,11 @@ public unsafe partial class CpuBackend
                         {
                             float* x = xp + (long)(n + b) * c * hw;
                             for (int cc = 0; cc < c; cc++)
-                                ImageInputTransform(x + (long)cc * hw, hw, inIndex, inHigh, inKeep, v + (long)cc * ld + 16 * b, (long)c * ld);
+                                ImageInputTransform(x + (long)cc * hw, hw, inIndex, inHigh, inKeep, v + (long)cc * ld + 16 * b, vPlane);
                         }
                         for (int xi = 0; xi < 16; xi++)
                         {
-                            float* at = u + (long)xi * c * k, vx = v + (long)xi * c * ld, mx = m + (long)xi * k * ld;
+                            float* at = u + (long)xi * c * k, vx = v + xi * vPlane, mx = m + xi * mPlane;
                             int j0 = 0;
                             for (; j0 + 48 <= cols; j0 += 48) DirectRows8x3<V512>(at, k, c, vx, offsets, j0, mx, ld);
                             for (; j0 < cols; j0 += 16) DirectChunk<V512>(at, k, c, vx, offsets, j0, mx, ld);
@@ -105,7 +105,7 @@ public unsafe partial class CpuBackend
                             for (int kk = 0; kk < k; kk++)
                             {
                                 float* y = yp + ((long)(n + b) * k + kk) * hw;
-                                ImageOutputTransform(m + (long)kk * ld + 16 * b, (long)k * ld, tab.OutVectors, outStart, outIndex, outOdd, outNew, y, accumulate);
+                                ImageOutputTransform(m + (long)kk * ld + 16 * b, mPlane, tab.OutVectors, outStart, outIndex, outOdd, outNew, y, accumulate);
                                 if (rowStats != null) RowStats<V512>(y, hw, rowStats + 2 * ((long)(n + b) * k + kk));
                             }
                     }
@@ -221,9 +221,8 @@ public unsafe partial class CpuBackend
     /// the image into first cost as much as the transform itself on 14x14 and 28x28 planes (short rows: the copy
     /// is loop overhead).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void InputTransformRows(float* x, int h, int w, int channels, int tileRows, int tileCols, RowTileTables tab, float* v, int ld)
+    static void InputTransformRows(float* x, int h, int w, int channels, int tileRows, int tileCols, RowTileTables tab, float* v, int ld, long xiStride)
     {
-        long xiStride = (long)channels * ld;
         int hw = h * w;
         var lowMask = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(w)).AsSingle();
         var highMask = Vector512.LessThan(Vector512.Create(16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31), Vector512.Create(w)).AsSingle();
