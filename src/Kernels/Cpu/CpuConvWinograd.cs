@@ -64,6 +64,7 @@ public unsafe partial class CpuBackend
         long vPlane = WinogradPlane(c, ld), mPlane = WinogradPlane(k, ld);
         long slot = (grid.ScratchSize + 15) / 16 * 16, vSize = 16 * vPlane, mSize = 16 * mPlane;
         var rowTiles = typeof(TV) == typeof(V512) && RowTilesShape(spec) ? RowTiles(spec.W) : null;
+        var rowPairs = rowTiles != null && spec.W <= 16 ? RowPairs(spec.W) : null;   // two rows of tiles a vector
         ForImages(spec.N, batch, (worker, blocks) =>
         {
             float* planes = ColScratch(slot + vSize + mSize + 2 * TV.Count, out _);
@@ -79,7 +80,8 @@ public unsafe partial class CpuBackend
                         for (int b = 0; b < nb; b++)
                         {
                             float* x = xp + (long)(n + b) * c * hw;
-                            if (rowTiles != null) InputTransformRows(x, spec.H, spec.W, c, tileRows, tileCols, rowTiles, v + (long)b * tiles, ld, vPlane);
+                            if (rowPairs != null) InputTransformRowPairs(x, spec.H, spec.W, c, tileRows, tileCols, rowPairs, v + (long)b * tiles, ld, vPlane);
+                            else if (rowTiles != null) InputTransformRows(x, spec.H, spec.W, c, tileRows, tileCols, rowTiles, v + (long)b * tiles, ld, vPlane);
                             else
                             {
                                 grid.Fill(phaseSpec, x, planes);
@@ -98,7 +100,8 @@ public unsafe partial class CpuBackend
                             float* y = yp + (long)(n + b) * k * ohw;
                             for (int kk = 0; kk < k; kk++)
                             {
-                                if (rowTiles != null) OutputTransformRows(m + (long)kk * ld + (long)b * tiles, mPlane, tileRows, tileCols, outH, outW, y + (long)kk * ohw, accumulate);
+                                if (rowPairs != null) OutputTransformRowPairs(m + (long)kk * ld + (long)b * tiles, mPlane, tileRows, tileCols, outH, outW, rowPairs, y + (long)kk * ohw, accumulate);
+                                else if (rowTiles != null) OutputTransformRows(m + (long)kk * ld + (long)b * tiles, mPlane, tileRows, tileCols, outH, outW, y + (long)kk * ohw, accumulate);
                                 else OutputTransform<TV>(m + (long)kk * ld + (long)b * tiles, mPlane, tileRows, tileCols, outH, outW, y + (long)kk * ohw, y + (long)k * ohw, row, accumulate);
                                 if (rowStats != null) RowStats<TV>(y + (long)kk * ohw, ohw, rowStats + 2 * ((long)(n + b) * k + kk));
                             }
