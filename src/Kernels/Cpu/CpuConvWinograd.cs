@@ -88,8 +88,10 @@ public unsafe partial class CpuBackend
                                 InputTransform<TV>(grid, planes, c, tileRows, tileCols, v + (long)b * tiles, ld, vPlane);
                             }
                         }
+                        int nextBatch = Math.Min(batch, spec.N - (n + nb));   // fetched into L2 during the GEMMs
                         for (int xi = 0; xi < 16; xi++)
                         {
+                            if (nextBatch > 0) PrefetchPart(xp + (long)(n + nb) * c * hw, (long)nextBatch * c * hw, xi, 16);
                             float* at = u + (long)xi * c * k, vx = v + xi * vPlane, mx = m + xi * mPlane;
                             int j0 = 0;
                             for (; j0 + 3 * TV.Count <= cols; j0 += 3 * TV.Count) DirectRows8x3<TV>(at, k, c, vx, offsets, j0, mx, ld);

@@ -94,8 +94,10 @@ public unsafe partial class CpuBackend
                             for (int cc = 0; cc < c; cc++)
                                 ImageInputTransform(x + (long)cc * hw, hw, inIndex, inHigh, inKeep, v + (long)cc * ld + 16 * b, vPlane);
                         }
+                        int nextBatch = Math.Min(batch, spec.N - (n + nb));   // fetched into L2 during the GEMMs
                         for (int xi = 0; xi < 16; xi++)
                         {
+                            if (nextBatch > 0) PrefetchPart(xp + (long)(n + nb) * c * hw, (long)nextBatch * c * hw, xi, 16);
                             float* at = u + (long)xi * c * k, vx = v + xi * vPlane, mx = m + xi * mPlane;
                             int j0 = 0;
                             for (; j0 + 48 <= cols; j0 += 48) DirectRows8x3<V512>(at, k, c, vx, offsets, j0, mx, ld);
