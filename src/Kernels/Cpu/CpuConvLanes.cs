@@ -43,6 +43,8 @@ public unsafe partial class CpuBackend
                 for (int n = n0; n < n1; n++)
                     for (int g = 0; g < spec.Groups; g++)
                     {
+                        // The next image comes from memory: fetched into L2 while this one computes.
+                        if (g == 0 && n + 1 < spec.N) PrefetchPart(xp + (long)(n + 1) * spec.C * hw, (long)spec.C * hw, 0, 1);
                         float* xg = xp + ((long)n * spec.C + g * cg) * hw;
                         for (int c = 0; c < cg; c++)
                             for (int i = 0; i < spec.H; i++)
@@ -202,6 +204,11 @@ public unsafe partial class CpuBackend
                 for (int n = n0; n < n1; n++)
                     for (int g = 0; g < spec.Groups; g++)
                     {
+                        if (g == 0 && n + 1 < spec.N)   // the next image and its dy, fetched into L2 while this one computes
+                        {
+                            PrefetchPart(xp + (long)(n + 1) * spec.C * hw, (long)spec.C * hw, 0, 1);
+                            PrefetchPart(dyp + (long)(n + 1) * spec.K * ohw, (long)spec.K * ohw, 0, 1);
+                        }
                         float* xg = xp + ((long)n * spec.C + g * cg) * hw, dyg = dyp + ((long)n * spec.K + g * kg) * ohw;
                         for (int c = 0; c < cg; c++)
                             for (int i = 0; i < spec.H; i++)
@@ -329,6 +336,7 @@ public unsafe partial class CpuBackend
                     for (int g = 0; g < spec.Groups; g++)
                     {
                         new Span<float>(dxT, (int)dxSize).Clear();
+                        if (g == 0 && n + 1 < spec.N) PrefetchPart(dyp + (long)(n + 1) * spec.K * ohw, (long)spec.K * ohw, 0, 1);
                         float* dyg = dyp + ((long)n * spec.K + g * kg) * ohw;
                         for (int oh = 0; oh < outH; oh++)
                             for (int ow = 0; ow < outW; ow += 7)
