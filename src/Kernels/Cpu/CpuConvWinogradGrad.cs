@@ -203,13 +203,7 @@ public unsafe partial class CpuBackend
         Row(x + 2 * rowStride, out c0, out c1, out c2, out c3);
         Row(x + 3 * rowStride, out d0, out d1, out d2, out d3);
         float* o = v;
-        (a0 - c0).Store(o); (a1 - c1).Store(o + xiStride); (a2 - c2).Store(o + 2 * xiStride); (a3 - c3).Store(o + 3 * xiStride);
-        o += 4 * xiStride;
-        (b0 + c0).Store(o); (b1 + c1).Store(o + xiStride); (b2 + c2).Store(o + 2 * xiStride); (b3 + c3).Store(o + 3 * xiStride);
-        o += 4 * xiStride;
-        (c0 - b0).Store(o); (c1 - b1).Store(o + xiStride); (c2 - b2).Store(o + 2 * xiStride); (c3 - b3).Store(o + 3 * xiStride);
-        o += 4 * xiStride;
-        (b0 - d0).Store(o); (b1 - d1).Store(o + xiStride); (b2 - d2).Store(o + 2 * xiStride); (b3 - d3).Store(o + 3 * xiStride);
+        StoreInputColumns(o, xiStride, a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3);
 
         void Row(float* p, out Vector512<float> e0, out Vector512<float> e1, out Vector512<float> e2, out Vector512<float> e3)
         {

@@ -114,6 +114,22 @@ public unsafe partial class CpuBackend
         });
     }
 
+    /// <summary>V = B^T (d B) from the row-transformed tile rows a, b, c, d (4 vectors each): the 16 tile positions
+    /// stored at o + xi xiStride. Shared by every 512-bit input transform.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreInputColumns(float* o, long xiStride,
+        Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, Vector512<float> b0, Vector512<float> b1, Vector512<float> b2, Vector512<float> b3,
+        Vector512<float> c0, Vector512<float> c1, Vector512<float> c2, Vector512<float> c3, Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3)
+    {
+        (a0 - c0).Store(o); (a1 - c1).Store(o + xiStride); (a2 - c2).Store(o + 2 * xiStride); (a3 - c3).Store(o + 3 * xiStride);
+        o += 4 * xiStride;
+        (b0 + c0).Store(o); (b1 + c1).Store(o + xiStride); (b2 + c2).Store(o + 2 * xiStride); (b3 + c3).Store(o + 3 * xiStride);
+        o += 4 * xiStride;
+        (c0 - b0).Store(o); (c1 - b1).Store(o + xiStride); (c2 - b2).Store(o + 2 * xiStride); (c3 - b3).Store(o + 3 * xiStride);
+        o += 4 * xiStride;
+        (b0 - d0).Store(o); (b1 - d1).Store(o + xiStride); (b2 - d2).Store(o + 2 * xiStride); (b3 - d3).Store(o + 3 * xiStride);
+    }
+
     /// <summary>V[xi] = (B^T d B)[xi] for the 16 tiles of one channel (x, hw floats), one vector per xi at
     /// v + xi xiStride.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -126,13 +142,7 @@ public unsafe partial class CpuBackend
         Row(8, out c0, out c1, out c2, out c3);
         Row(12, out d0, out d1, out d2, out d3);
         float* o = v;   // columns: B^T (d B)
-        (a0 - c0).Store(o); (a1 - c1).Store(o + xiStride); (a2 - c2).Store(o + 2 * xiStride); (a3 - c3).Store(o + 3 * xiStride);
-        o += 4 * xiStride;
-        (b0 + c0).Store(o); (b1 + c1).Store(o + xiStride); (b2 + c2).Store(o + 2 * xiStride); (b3 + c3).Store(o + 3 * xiStride);
-        o += 4 * xiStride;
-        (c0 - b0).Store(o); (c1 - b1).Store(o + xiStride); (c2 - b2).Store(o + 2 * xiStride); (c3 - b3).Store(o + 3 * xiStride);
-        o += 4 * xiStride;
-        (b0 - d0).Store(o); (b1 - d1).Store(o + xiStride); (b2 - d2).Store(o + 2 * xiStride); (b3 - d3).Store(o + 3 * xiStride);
+        StoreInputColumns(o, xiStride, a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         void Row(int xi, out Vector512<float> e0, out Vector512<float> e1, out Vector512<float> e2, out Vector512<float> e3)
@@ -243,13 +253,7 @@ public unsafe partial class CpuBackend
                     Row(xc, 2 * r + 1, out var c0, out var c1, out var c2, out var c3);
                     Row(xc, 2 * r + 2, out var d0, out var d1, out var d2, out var d3);
                     float* o = v + (long)c * ld + (long)r * tileCols;
-                    (a0 - c0).Store(o); (a1 - c1).Store(o + xiStride); (a2 - c2).Store(o + 2 * xiStride); (a3 - c3).Store(o + 3 * xiStride);
-                    o += 4 * xiStride;
-                    (b0 + c0).Store(o); (b1 + c1).Store(o + xiStride); (b2 + c2).Store(o + 2 * xiStride); (b3 + c3).Store(o + 3 * xiStride);
-                    o += 4 * xiStride;
-                    (c0 - b0).Store(o); (c1 - b1).Store(o + xiStride); (c2 - b2).Store(o + 2 * xiStride); (c3 - b3).Store(o + 3 * xiStride);
-                    o += 4 * xiStride;
-                    (b0 - d0).Store(o); (b1 - d1).Store(o + xiStride); (b2 - d2).Store(o + 2 * xiStride); (b3 - d3).Store(o + 3 * xiStride);
+                    StoreInputColumns(o, xiStride, a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3);
                     a0 = c0; a1 = c1; a2 = c2; a3 = c3;
                     b0 = d0; b1 = d1; b2 = d2; b3 = d3;
                 }
@@ -378,13 +382,7 @@ public unsafe partial class CpuBackend
                     Transform(q2, q4, out var c0, out var c1, out var c2, out var c3);
                     Transform(q3, q5, out var d0, out var d1, out var d2, out var d3);
                     float* o = v + (long)c * ld + (long)r * tileCols;
-                    (a0 - c0).Store(o); (a1 - c1).Store(o + xiStride); (a2 - c2).Store(o + 2 * xiStride); (a3 - c3).Store(o + 3 * xiStride);
-                    o += 4 * xiStride;
-                    (b0 + c0).Store(o); (b1 + c1).Store(o + xiStride); (b2 + c2).Store(o + 2 * xiStride); (b3 + c3).Store(o + 3 * xiStride);
-                    o += 4 * xiStride;
-                    (c0 - b0).Store(o); (c1 - b1).Store(o + xiStride); (c2 - b2).Store(o + 2 * xiStride); (c3 - b3).Store(o + 3 * xiStride);
-                    o += 4 * xiStride;
-                    (b0 - d0).Store(o); (b1 - d1).Store(o + xiStride); (b2 - d2).Store(o + 2 * xiStride); (b3 - d3).Store(o + 3 * xiStride);
+                    StoreInputColumns(o, xiStride, a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3);
                 }
             }
 
